@@ -1,0 +1,99 @@
+# accessd developer entry points. `make demo` needs only Python 3.11; `make test` also needs
+# root (or the packages already installed) for the system services in tests/services.sh.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# Resolved before PATH below puts the venv first.
+ifndef PYTHON
+PYTHON := $(shell command -v python3.11 || command -v python3)
+endif
+export PYTHON
+VENV := .venv
+BIN := $(VENV)/bin
+
+# Stamps: reinstall only when pyproject.toml changes (or the venv is new).
+VENV_STAMP := $(VENV)/.created
+CORE_STAMP := $(VENV)/.installed-core
+DEV_STAMP := $(VENV)/.installed-dev
+
+# The venv's commands (accessd) first for the tests; Debian installs mosquitto and pcscd in
+# sbin, which a non-login shell may not have. Once only, not again in each sub-make.
+ifeq ($(MAKELEVEL),0)
+export PATH := $(CURDIR)/$(BIN):$(PATH):/usr/sbin:/sbin
+endif
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help venv install demo services dev lint format typecheck pytest test clean
+
+help:
+	@echo "make demo       run the demo on http://127.0.0.1:8000 (SQLite, sample data)"
+	@echo "make test       services + dev install + ruff + mypy + pytest (what CI runs)"
+	@echo "make services   install/start PostgreSQL, mosquitto, pcscd+vpcd (tests/services.sh)"
+	@echo "make lint       ruff check and ruff format --check"
+	@echo "make format     ruff format and ruff check --fix"
+	@echo "make typecheck  mypy (strict, configured in pyproject.toml)"
+	@echo "make pytest     the test suite alone"
+	@echo "make venv       create $(VENV) and upgrade pip"
+	@echo "make clean      remove $(VENV) and caches"
+
+venv: $(VENV_STAMP)
+
+# Debian's python3 has no ensurepip without the python3-venv package.
+$(VENV_STAMP):
+	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV) || { \
+	    echo "error: '$(PYTHON) -m venv' failed; on Debian: apt-get install python3-venv" >&2; \
+	    exit 1; }
+	$(BIN)/python -m pip install --upgrade pip
+	touch $@
+
+install: $(CORE_STAMP)
+
+$(CORE_STAMP): pyproject.toml $(VENV_STAMP)
+	$(BIN)/python -m pip install -e .
+	touch $@
+
+dev: $(DEV_STAMP)
+
+# pyscard (in the dev extra) ships only an sdist and compiles against libpcsclite with swig.
+$(DEV_STAMP): pyproject.toml $(VENV_STAMP)
+	@test -f /usr/include/PCSC/winscard.h && command -v swig >/dev/null || { \
+	    echo "error: pyscard needs libpcsclite-dev, swig and gcc: run 'make services'" >&2; \
+	    exit 1; }
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $@ $(CORE_STAMP)
+
+demo: $(CORE_STAMP)
+	$(BIN)/accessd demo
+
+services:
+	bash tests/services.sh
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(DEV_STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy
+
+# No `|| true` or exit-code mapping: pytest's 5 ("no tests collected") fails the build.
+pytest: $(DEV_STAMP)
+	$(BIN)/pytest
+
+# Sequential on purpose: the dev install needs the packages that services.sh installs.
+test:
+	$(MAKE) --no-print-directory services
+	$(MAKE) --no-print-directory dev
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory typecheck
+	$(MAKE) --no-print-directory pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
+	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

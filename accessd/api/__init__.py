@@ -1,0 +1,1 @@
+"""The HTTP API: FastAPI app factory, dependencies, problem responses, one router a resource."""

@@ -1,0 +1,68 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from accessd import __version__
+from accessd.api import problems
+from accessd.api.limits import BodyLimit
+from accessd.api.metrics import ApiMetrics
+from accessd.api.routes import audit, auth, credentials, facilities, health, operators, people
+from accessd.api.state import AppState
+from accessd.config import Settings
+from accessd.db.engine import make_engine, make_sessionmaker
+from accessd.events import EventBus, session_info
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Physical-access control and PIV credential management.
+
+Authenticate with `POST /v1/auth/token` and send `Authorization: Bearer <token>`.
+Updates need `If-Match` with the ETag you read, so a concurrent change is never lost.
+Errors are RFC 9457 problem details (`application/problem+json`).
+"""
+
+
+def create_app(
+    settings: Settings, *, engine: AsyncEngine | None = None, bus: EventBus | None = None
+) -> FastAPI:
+    """Builds the app; the engine is made from settings unless one is handed in (tests)."""
+    owns_engine = engine is None
+    the_engine = engine if engine is not None else make_engine(settings.database_url)
+    the_bus = bus or EventBus()
+    sessions = make_sessionmaker(the_engine)
+    sessions.configure(info=session_info(the_bus))
+    state = AppState(settings, the_engine, sessions, the_bus, ApiMetrics())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_engine:
+            await the_engine.dispose()
+
+    app = FastAPI(
+        title="accessd",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.accessd = state
+    problems.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(people.router)
+    app.include_router(people.alerts_router)
+    app.include_router(credentials.router)
+    for router in facilities.routers:
+        app.include_router(router)
+    app.include_router(operators.router)
+    app.include_router(audit.router)
+    return app

@@ -1,0 +1,90 @@
+"""Dependencies: the app state, a database session, the acting operator, versions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accessd.api.state import AppState
+from accessd.auth.permissions import Permission
+from accessd.errors import AuthenticationFailed, InvalidInput, PermissionDenied
+from accessd.services.actors import Actor
+from accessd.services.operators import actor_of, authenticate
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.accessd
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    async with state.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="Token from POST /v1/auth/token")
+
+
+async def current_actor(
+    session: SessionDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    if creds is None or creds.scheme.lower() != "bearer":
+        raise AuthenticationFailed("send Authorization: Bearer <token>", code="no_token")
+    op = await authenticate(session, creds.credentials)
+    return actor_of(op)
+
+
+ActorDep = Annotated[Actor, Depends(current_actor)]
+
+
+def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Actor]]:
+    """A dependency that yields the actor when their roles grant `permission`."""
+
+    async def dependency(actor: ActorDep) -> Actor:
+        if permission not in actor.permissions:
+            raise PermissionDenied(
+                f"this needs the {permission.value} permission, which none of your roles "
+                f"({', '.join(sorted(actor.roles)) or 'none'}) grants",
+                permission=permission.value,
+            )
+        return actor
+
+    dependency.__name__ = f"require_{permission.name.lower()}"
+    return dependency
+
+
+_ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
+
+
+def parse_if_match(
+    if_match: Annotated[
+        str | None,
+        Header(description='The ETag of the version you read, e.g. "3"; required to update'),
+    ] = None,
+) -> int | None:
+    if if_match is None:
+        return None
+    m = _ETAG.match(if_match)
+    if m is None:
+        raise InvalidInput(
+            'If-Match must be the ETag of one version, e.g. "3"', code="bad_if_match"
+        )
+    return int(m.group(1))
+
+
+IfMatchDep = Annotated[int | None, Depends(parse_if_match)]
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'

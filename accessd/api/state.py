@@ -1,0 +1,20 @@
+"""What the running app holds: typed, built once in the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from accessd.api.metrics import ApiMetrics
+from accessd.config import Settings
+from accessd.events import EventBus
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    metrics: ApiMetrics

@@ -1,0 +1,1 @@
+"""Operator authentication (argon2id passwords, bearer tokens) and role permissions."""

@@ -1,0 +1,83 @@
+"""Service configuration: `ACCESSD_*` environment variables over an optional TOML file.
+
+The file is named by `ACCESSD_CONFIG` (or `accessd --config`); environment variables win over
+it, and built-in defaults give a quick start on a local SQLite file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./accessd.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ACCESSD_", extra="forbid")
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://…",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    trust_anchors: list[Path] = Field(default_factory=list)
+    token_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
+    log_level: str = "info"
+    #: Largest request body the API reads; bigger bodies are refused with 413.
+    max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    config_file: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        # Accept the plain scheme people paste from psql and pick the async driver for them.
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            return "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if value.startswith("sqlite:///"):
+            return "sqlite+aiosqlite:///" + value.split(":///", 1)[1]
+        if not (value.startswith("postgresql+asyncpg://") or value.startswith("sqlite+aiosqlite")):
+            raise ValueError("database_url must be a sqlite or postgresql URL")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.lower()
+        if value not in {"debug", "info", "warning", "error", "critical"}:
+            raise ValueError("log_level must be debug, info, warning, error or critical")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = os.environ.get("ACCESSD_CONFIG")
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Builds settings; a config file given here is read like ACCESSD_CONFIG."""
+    if config_file is not None:
+        if not config_file.is_file():
+            raise FileNotFoundError(f"configuration file not found: {config_file}")
+        os.environ["ACCESSD_CONFIG"] = str(config_file)
+    return Settings(**overrides)

@@ -1,0 +1,102 @@
+"""The in-process event bus: lifecycle changes that decision caches and panels follow.
+
+Events are staged on the database session and published only after its transaction
+commits, so a subscriber never sees a change that was rolled back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from accessd.db.base import utcnow
+
+log = logging.getLogger(__name__)
+
+_STAGED = "accessd.staged_events"
+_BUS = "accessd.event_bus"
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialStateChanged:
+    credential_id: int
+    person_id: int
+    from_state: str | None
+    to_state: str
+    #: Whether the credential may still open doors after the change.
+    usable: bool
+    reason: str
+    at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsRevoked:
+    """Every listed credential of a person stopped being usable at once (vetting, adjudication)."""
+
+    person_id: int
+    credential_ids: tuple[int, ...]
+    reason: str
+    at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonChanged:
+    person_id: int
+    fields: tuple[str, ...]
+    at: datetime = field(default_factory=utcnow)
+
+
+DomainEvent = CredentialStateChanged | CredentialsRevoked | PersonChanged
+Handler = Callable[[DomainEvent], None]
+
+
+class EventBus:
+    """Synchronous fan-out on the event loop thread; a failing subscriber is logged, not fatal."""
+
+    def __init__(self) -> None:
+        self._handlers: list[Handler] = []
+        self.published = 0
+
+    def subscribe(self, handler: Handler) -> Callable[[], None]:
+        self._handlers.append(handler)
+        return lambda: self._handlers.remove(handler)
+
+    def publish(self, ev: DomainEvent) -> None:
+        self.published += 1
+        for handler in list(self._handlers):
+            try:
+                handler(ev)
+            except Exception:
+                log.exception("event subscriber %r failed on %s", handler, type(ev).__name__)
+
+
+def session_info(bus: EventBus) -> dict[str, Any]:
+    """`info` for a sessionmaker whose sessions publish to `bus` after commit."""
+    return {_BUS: bus}
+
+
+def stage(session: Session | AsyncSession, ev: DomainEvent) -> None:
+    """Queues `ev` to be published when `session` commits (dropped on rollback)."""
+    session.info.setdefault(_STAGED, []).append(ev)
+
+
+@event.listens_for(Session, "after_commit")
+def _publish_after_commit(session: Session) -> None:
+    staged: list[DomainEvent] = session.info.pop(_STAGED, [])
+    bus: EventBus | None = session.info.get(_BUS)
+    if bus is None:
+        return
+    for ev in staged:
+        bus.publish(ev)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session: Session) -> None:
+    session.info.pop(_STAGED, None)

@@ -1,0 +1,80 @@
+"""Facilities, their areas (SP 800-116 classes), doors, readers and panels."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, ForeignKey, Integer, SmallInteger, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from accessd.db.base import Base, Versioned
+from accessd.models.enums import AreaClass, PanelTransport, ReaderDirection
+
+
+class Facility(Versioned, Base):
+    __tablename__ = "facilities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    timezone: Mapped[str] = mapped_column(String(64))
+    #: ISC facility security level, 1 (I) to 5 (V).
+    security_level: Mapped[int] = mapped_column(SmallInteger)
+    address: Mapped[str] = mapped_column(String(400), default="")
+
+
+class Area(Versioned, Base):
+    __tablename__ = "areas"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    facility_id: Mapped[int] = mapped_column(
+        ForeignKey("facilities.id", ondelete="RESTRICT"), index=True
+    )
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="RESTRICT"))
+    name: Mapped[str] = mapped_column(String(200))
+    area_class: Mapped[AreaClass] = mapped_column(String(16))
+    is_scif: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (UniqueConstraint("facility_id", "name"),)
+
+
+class Panel(Versioned, Base):
+    __tablename__ = "panels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    facility_id: Mapped[int] = mapped_column(
+        ForeignKey("facilities.id", ondelete="RESTRICT"), index=True
+    )
+    #: The panel's name on the wire (MQTT topic segment, OSDP bus name).
+    name: Mapped[str] = mapped_column(String(64))
+    transport: Mapped[PanelTransport] = mapped_column(String(8))
+
+    __table_args__ = (UniqueConstraint("facility_id", "name"),)
+
+
+class Door(Versioned, Base):
+    __tablename__ = "doors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The area this door leads into: its class decides what the door must demand.
+    area_id: Mapped[int] = mapped_column(ForeignKey("areas.id", ondelete="RESTRICT"), index=True)
+    #: The area on the other side, None for the outside.
+    from_area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="RESTRICT"))
+    panel_id: Mapped[int | None] = mapped_column(ForeignKey("panels.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (UniqueConstraint("area_id", "name"),)
+
+
+class Reader(Versioned, Base):
+    __tablename__ = "readers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    door_id: Mapped[int] = mapped_column(ForeignKey("doors.id", ondelete="RESTRICT"), index=True)
+    panel_id: Mapped[int | None] = mapped_column(ForeignKey("panels.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200))
+    direction: Mapped[ReaderDirection] = mapped_column(String(4))
+    contact: Mapped[bool] = mapped_column(Boolean, default=False)
+    contactless: Mapped[bool] = mapped_column(Boolean, default=True)
+    pin_pad: Mapped[bool] = mapped_column(Boolean, default=False)
+    biometric: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: OSDP bus address (0-126) when the reader hangs on an OSDP panel.
+    osdp_address: Mapped[int | None] = mapped_column(SmallInteger)

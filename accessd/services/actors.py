@@ -1,0 +1,29 @@
+"""Who is acting: an authenticated operator, or the system itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from accessd.auth.permissions import Permission, permissions_of
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    operator_id: int | None
+    username: str
+    roles: frozenset[str]
+    person_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        """How the audit log names this actor."""
+        return f"operator:{self.username}" if self.operator_id is not None else self.username
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        return permissions_of(self.roles)
+
+
+#: Changes made by the service on its own (vetting-driven suspension, imports from the CLI
+#: record the operator who ran them instead).
+SYSTEM = Actor(operator_id=None, username="system", roles=frozenset())

@@ -1,0 +1,219 @@
+"""Appending to and verifying the hash-chained audit log."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accessd.db.base import utcnow
+from accessd.models import AuditEntry, AuditHead
+
+GENESIS_HASH = "0" * 64
+_HEAD_KEY = "accessd.audit_head"
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset | tuple):
+        return sorted(value) if isinstance(value, set | frozenset) else list(value)
+    raise TypeError(f"not JSON serialisable in an audit record: {type(value).__name__}")
+
+
+def normalise(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON form stored and hashed, so a read-back hashes the same."""
+    result: dict[str, Any] = json.loads(json.dumps(data, default=_json_default))
+    return result
+
+
+def entry_hash(
+    prev_hash: str,
+    seq: int,
+    at: datetime,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str,
+    data: Mapping[str, Any],
+) -> str:
+    body = json.dumps(
+        {
+            "seq": seq,
+            "at": at.isoformat(timespec="microseconds"),
+            "actor": actor,
+            "action": action,
+            "entity": entity,
+            "entity_id": entity_id,
+            "data": data,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(f"{prev_hash}\n{body}".encode()).hexdigest()
+
+
+async def _head(session: AsyncSession) -> AuditHead:
+    """Locks the chain head for this transaction (FOR UPDATE on PostgreSQL; SQLite's
+    BEGIN IMMEDIATE already serialises writers)."""
+    head: AuditHead | None = session.info.get(_HEAD_KEY)
+    if head is not None and head in session:
+        return head
+    found = await session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+    if found is None:
+        found = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
+        session.add(found)
+    session.info[_HEAD_KEY] = found
+    return found
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: object,
+    data: Mapping[str, Any] | None = None,
+) -> AuditEntry:
+    """Appends one entry in the caller's transaction."""
+    head = await _head(session)
+    at = utcnow()
+    clean = normalise(data or {})
+    seq = head.seq + 1
+    digest = entry_hash(head.hash, seq, at, actor, action, entity, str(entity_id), clean)
+    row = AuditEntry(
+        seq=seq,
+        at=at,
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=str(entity_id),
+        data=clean,
+        prev_hash=head.hash,
+        hash=digest,
+    )
+    session.add(row)
+    head.seq, head.hash = seq, digest
+    return row
+
+
+async def record_many(
+    session: AsyncSession,
+    *,
+    actor: str,
+    action: str,
+    entity: str,
+    items: Iterable[tuple[object, Mapping[str, Any]]],
+    batch: int = 5000,
+) -> int:
+    """Appends many entries with bulk inserts (imports); same chain as `record`."""
+    head = await _head(session)
+    await session.flush()
+    at = utcnow()
+    seq, prev = head.seq, head.hash
+    rows: list[dict[str, Any]] = []
+    count = 0
+    for entity_id, data in items:
+        seq += 1
+        clean = normalise(data)
+        digest = entry_hash(prev, seq, at, actor, action, entity, str(entity_id), clean)
+        rows.append(
+            {
+                "seq": seq,
+                "at": at,
+                "actor": actor,
+                "action": action,
+                "entity": entity,
+                "entity_id": str(entity_id),
+                "data": clean,
+                "prev_hash": prev,
+                "hash": digest,
+            }
+        )
+        prev = digest
+        count += 1
+        if len(rows) >= batch:
+            await session.execute(insert(AuditEntry), rows)
+            rows = []
+    if rows:
+        await session.execute(insert(AuditEntry), rows)
+    head.seq, head.hash = seq, prev
+    return count
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    ok: bool
+    entries: int
+    first_broken_seq: int | None = None
+    problem: str | None = None
+
+
+async def verify(session: AsyncSession, *, batch: int = 5000) -> VerifyResult:
+    """Walks the chain in order; names the first entry that was altered, removed or added."""
+    expected_seq, prev = 1, GENESIS_HASH
+    checked = 0
+    last_seq = 0
+    while True:
+        rows = (
+            await session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.seq >= expected_seq)
+                .order_by(AuditEntry.seq)
+                .limit(batch)
+            )
+        ).all()
+        if not rows:
+            break
+        for row in rows:
+            if row.seq != expected_seq:
+                return VerifyResult(
+                    False, checked, expected_seq, f"entry {expected_seq} is missing"
+                )
+            if row.prev_hash != prev:
+                return VerifyResult(
+                    False, checked, row.seq, f"entry {row.seq} does not link to entry {row.seq - 1}"
+                )
+            digest = entry_hash(
+                row.prev_hash,
+                row.seq,
+                row.at,
+                row.actor,
+                row.action,
+                row.entity,
+                row.entity_id,
+                row.data,
+            )
+            if digest != row.hash:
+                return VerifyResult(
+                    False, checked, row.seq, f"entry {row.seq} was altered after it was written"
+                )
+            prev, last_seq = row.hash, row.seq
+            expected_seq += 1
+            checked += 1
+        session.expunge_all()
+    head = await session.scalar(select(AuditHead).where(AuditHead.id == 1))
+    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+    if head_seq != last_seq or head_hash != prev:
+        missing = last_seq + 1
+        return VerifyResult(
+            False,
+            checked,
+            missing,
+            f"the chain head names entry {head_seq} but the log ends at entry {last_seq}",
+        )
+    stray = await session.scalar(select(func.count()).where(AuditEntry.seq < 1))
+    if stray:
+        return VerifyResult(False, checked, 0, "entries with sequence numbers below 1 exist")
+    return VerifyResult(True, checked)
