@@ -53,7 +53,16 @@ class PersonChanged:
     at: datetime = field(default_factory=utcnow)
 
 
-DomainEvent = CredentialStateChanged | CredentialsRevoked | PersonChanged
+@dataclass(frozen=True, slots=True)
+class PeopleImported:
+    """A bulk import added these people and credentials (caches rebuild rather than patch)."""
+
+    person_ids: tuple[int, ...]
+    credential_ids: tuple[int, ...]
+    at: datetime = field(default_factory=utcnow)
+
+
+DomainEvent = CredentialStateChanged | CredentialsRevoked | PersonChanged | PeopleImported
 Handler = Callable[[DomainEvent], None]
 
 

@@ -55,7 +55,7 @@ class BodyLimit:
             state.metrics.rejected.labels(reason="body_too_large").inc()
         body = json.dumps(
             {
-                "type": "https://accessd.dev/problems/body_too_large",
+                "type": "urn:accessd:problem:body_too_large",
                 "title": "Content too large",
                 "status": 413,
                 "detail": f"request bodies are limited to {self.max_bytes} bytes",

@@ -17,7 +17,8 @@ from accessd.errors import AccessdError
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-TYPE_BASE = "https://accessd.dev/problems/"
+# A URN, not a URL: nothing is served there, and clients match on the code.
+TYPE_BASE = "urn:accessd:problem:"
 
 
 def problem(
