@@ -131,13 +131,13 @@ def cmd_operators(args: argparse.Namespace) -> int:
                     await session.commit()
                     print(f"operator {op.username} (id {op.id}) with roles {', '.join(op.roles)}")
                 elif args.op_command == "token":
-                    op = await session.scalar(
+                    found = await session.scalar(
                         select(Operator).where(Operator.username == args.username)
                     )
-                    if op is None:
+                    if found is None:
                         raise SystemExit(f"accessd: no operator {args.username!r}")
                     ttl = args.ttl or settings.token_ttl_seconds
-                    token, _ = await operators.issue_token(session, op, ttl)
+                    token, _ = await operators.issue_token(session, found, ttl)
                     await session.commit()
                     print(token)
                 else:

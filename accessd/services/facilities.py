@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
@@ -18,6 +18,7 @@ from accessd.services.actors import Actor
 from accessd.services.records import apply_changes, check_version, get_or_404
 
 SiteRecord = Facility | Area | Door | Reader | Panel
+R = TypeVar("R", Facility, Area, Door, Reader, Panel)
 
 
 async def _ref(session: AsyncSession, model: type[Any], key: int | None, field: str) -> Any:
@@ -87,8 +88,8 @@ def _name(model: type[Base]) -> str:
 
 
 async def create(
-    session: AsyncSession, actor: Actor, model: type[SiteRecord], fields: Mapping[str, Any]
-) -> SiteRecord:
+    session: AsyncSession, actor: Actor, model: type[R], fields: Mapping[str, Any]
+) -> R:
     obj = model(**fields)
     await _validate(session, obj)
     session.add(obj)
@@ -107,11 +108,11 @@ async def create(
 async def update(
     session: AsyncSession,
     actor: Actor,
-    model: type[SiteRecord],
+    model: type[R],
     key: int,
     changes: Mapping[str, Any],
     expected_version: int | None,
-) -> SiteRecord:
+) -> R:
     obj = await get_or_404(session, model, key)
     check_version(obj, expected_version)
     diff = apply_changes(obj, changes)

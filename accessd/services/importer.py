@@ -316,6 +316,8 @@ async def _check_database(session: AsyncSession, p: _Plan, chunk: int = 5000) ->
             part = values[start : start + chunk]
             taken = await session.scalars(select(column).where(column.in_(part)))
             for value in taken:
+                if value is None:
+                    continue
                 p.error(p.seen[kind][value], f"{kind} {_show(kind, value)} exists already")
 
 

@@ -13,7 +13,7 @@ from accessd.auth.permissions import Permission
 from accessd.models import Area, Door, Facility, Panel, Reader
 from accessd.services import facilities
 from accessd.services.actors import Actor
-from accessd.services.facilities import SiteRecord
+from accessd.services.facilities import R
 from accessd.services.records import get_or_404
 
 Reading = Annotated[Actor, Depends(require(Permission.FACILITIES_READ))]
@@ -23,7 +23,7 @@ Handler = Callable[..., Coroutine[Any, Any, Any]]
 
 def crud_router(
     path: str,
-    model: type[SiteRecord],
+    model: type[R],
     create_schema: type[BaseModel],
     update_schema: type[Update],
     public_schema: type[BaseModel],
