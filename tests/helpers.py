@@ -1,0 +1,92 @@
+"""Small helpers the API tests share."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+
+TODAY = date.today()
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, (response.status_code, response.text)
+    return response.json() if response.content else None
+
+
+def problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+async def make_person(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    *,
+    affiliation: str = "employee",
+    external_id: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    body = {"given_name": "Pat", "family_name": "Doe", "affiliation": affiliation, **extra}
+    if external_id:
+        body["external_id"] = external_id
+    result: dict[str, Any] = ok(await client.post("/v1/people", json=body, headers=headers), 201)
+    return result
+
+
+async def adjudicate(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    person_id: int,
+    outcome: str = "favorable",
+) -> dict[str, Any]:
+    current = await client.get(f"/v1/people/{person_id}/security", headers=headers)
+    version = ok(current)["version"]
+    result: dict[str, Any] = ok(
+        await client.patch(
+            f"/v1/people/{person_id}/security",
+            json={"adjudication": outcome},
+            headers={**headers, "If-Match": f'"{version}"'},
+        )
+    )
+    return result
+
+
+async def sponsor(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    person_id: int,
+    *,
+    kind: str = "piv",
+    days: int = 365 * 5,
+    **extra: Any,
+) -> dict[str, Any]:
+    body = {
+        "person_id": person_id,
+        "kind": kind,
+        "valid_from": TODAY.isoformat(),
+        "valid_until": (TODAY + timedelta(days=days)).isoformat(),
+        **extra,
+    }
+    result: dict[str, Any] = ok(
+        await client.post("/v1/credentials", json=body, headers=headers), 201
+    )
+    return result
+
+
+async def act(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    credential_id: int,
+    action: str,
+    reason: str = "",
+) -> httpx.Response:
+    return await client.post(
+        f"/v1/credentials/{credential_id}/{action}", json={"reason": reason}, headers=headers
+    )

@@ -1,0 +1,48 @@
+"""The service answers on both databases: health, login, one person."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.conftest import PASSWORD, Operators
+from tests.helpers import make_person, ok, problem
+
+
+async def test_healthz_reports_database_ok(client: httpx.AsyncClient) -> None:
+    body = ok(await client.get("/healthz"))
+    assert body["status"] == "ok" and body["database"] == "ok"
+
+
+async def test_login_issues_token_that_authenticates(
+    client: httpx.AsyncClient, ops: Operators
+) -> None:
+    await ops.make("sponsor", name="alice")
+    token = ok(
+        await client.post("/v1/auth/token", json={"username": "alice", "password": PASSWORD})
+    )
+    me = ok(
+        await client.get(
+            "/v1/auth/me", headers={"Authorization": f"Bearer {token['access_token']}"}
+        )
+    )
+    assert me["username"] == "alice" and me["roles"] == ["sponsor"]
+
+
+async def test_wrong_password_is_401(client: httpx.AsyncClient, ops: Operators) -> None:
+    await ops.make("sponsor", name="bob")
+    r = await client.post("/v1/auth/token", json={"username": "bob", "password": "wrong password!"})
+    problem(r, 401, "bad_credentials")
+
+
+async def test_logout_revokes_the_token(client: httpx.AsyncClient, ops: Operators) -> None:
+    headers = await ops.headers("sponsor")
+    ok(await client.post("/v1/auth/logout", headers=headers), 204)
+    problem(await client.get("/v1/auth/me", headers=headers), 401, "bad_token")
+
+
+async def test_person_round_trip(client: httpx.AsyncClient, ops: Operators) -> None:
+    headers = await ops.headers("sponsor")
+    created = await make_person(client, headers, external_id="E-1")
+    got = await client.get(f"/v1/people/{created['id']}", headers=headers)
+    assert ok(got)["external_id"] == "E-1"
+    assert got.headers["etag"] == '"1"'
