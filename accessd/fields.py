@@ -11,6 +11,12 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 LongName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ExternalId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Organization = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+#: A pragmatic address check (one @, a dot in the domain, no spaces): the registrar's data,
+#: not a mail system; email-validator cost 90 µs a row in bulk imports.
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+]
 #: FASC-N as the 50 hex digits of its 25 bytes (SP 800-73-4 CHUID tag 30).
 FascN = Annotated[
     str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[0-9a-f]{50}$")

@@ -18,14 +18,23 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TextIO
 
-from pydantic import BaseModel, ConfigDict, EmailStr, ValidationError, field_validator
-from sqlalchemy import insert, select
+from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accessd.db import bulk
 from accessd.db.base import utcnow
 from accessd.errors import AccessdError
 from accessd.events import PeopleImported, stage
-from accessd.fields import BadgeNumber, CardUUID, ExternalId, FascN, Name, Organization, Sha256
+from accessd.fields import (
+    BadgeNumber,
+    CardUUID,
+    Email,
+    ExternalId,
+    FascN,
+    Name,
+    Organization,
+    Sha256,
+)
 from accessd.models import (
     Credential,
     CredentialCertificate,
@@ -91,7 +100,7 @@ class _Row(BaseModel):
     external_id: ExternalId
     given_name: Name
     family_name: Name
-    email: EmailStr | None = None
+    email: Email | None = None
     affiliation: Affiliation
     organization: Organization = ""
     investigation_tier: InvestigationTier = InvestigationTier.NONE
@@ -109,11 +118,6 @@ class _Row(BaseModel):
     valid_until: date | None = None
     cert_9a_sha256: Sha256 | None = None
     cert_9e_sha256: Sha256 | None = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _empty_is_none(cls, value: object) -> object:
-        return None if value == "" else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +211,7 @@ def plan(stream: TextIO, *, today: date, progress: Progress | None = None) -> _P
     """Checks every row and builds the inserts; touches no database."""
     p = _Plan()
     index_of: dict[str, int] = {}
+    first_rows: dict[str, dict[str, str]] = {}
     for line, raw in read_rows(stream):
         p.rows += 1
         if progress and p.rows % 5000 == 0:
@@ -214,8 +219,15 @@ def plan(stream: TextIO, *, today: date, progress: Progress | None = None) -> _P
         if "__extra__" in raw:
             p.error(line, "more fields than columns in the header")
             continue
+        first_raw = first_rows.get((raw.get("external_id") or "").strip())
+        if first_raw is not None:
+            # Later rows of a person may leave the person's columns empty.
+            for c in PERSON_COLUMNS + SECURITY_COLUMNS:
+                if not raw.get(c):
+                    raw[c] = first_raw.get(c) or ""
         try:
-            row = _Row.model_validate(raw)
+            # An empty cell means "not given": the column's default applies.
+            row = _Row.model_validate({k: v for k, v in raw.items() if v})
         except ValidationError as exc:
             p.error(line, _messages(exc))
             continue
@@ -229,9 +241,11 @@ def plan(stream: TextIO, *, today: date, progress: Progress | None = None) -> _P
                 | {"cv_enrolled_on": today if row.cv_enrolled else None}
             )
             p.person_line[row.external_id] = line
+            first_rows[row.external_id] = raw
         else:
-            first = p.people[idx]
-            clash = [c for c in PERSON_COLUMNS if raw.get(c) and first[c] != person[c]]
+            first = p.people[idx] | p.security[idx]
+            mine = person | {c: getattr(row, c) for c in SECURITY_COLUMNS}
+            clash = [c for c in PERSON_COLUMNS + SECURITY_COLUMNS if first[c] != mine[c]]
             if clash:
                 p.error(
                     line,
@@ -301,7 +315,7 @@ def _credential_refusal(
     return None
 
 
-async def _check_database(session: AsyncSession, p: _Plan, chunk: int = 5000) -> None:
+async def _check_database(session: AsyncSession, p: _Plan) -> None:
     """Reports identifiers that already exist in the database, by the line that repeats them."""
     columns = {
         "external_id": Person.external_id,
@@ -311,14 +325,8 @@ async def _check_database(session: AsyncSession, p: _Plan, chunk: int = 5000) ->
         "certificate": CredentialCertificate.sha256,
     }
     for kind, column in columns.items():
-        values = list(p.seen.get(kind, {}))
-        for start in range(0, len(values), chunk):
-            part = values[start : start + chunk]
-            taken = await session.scalars(select(column).where(column.in_(part)))
-            for value in taken:
-                if value is None:
-                    continue
-                p.error(p.seen[kind][value], f"{kind} {_show(kind, value)} exists already")
+        for value in await bulk.existing(session, column, list(p.seen.get(kind, {}))):
+            p.error(p.seen[kind][value], f"{kind} {_show(kind, value)} exists already")
 
 
 async def import_csv(
@@ -339,77 +347,63 @@ async def import_csv(
         p.errors.sort(key=lambda e: e.line)
         raise ImportFailed(p.errors, p.error_count)
 
-    total = len(p.people) + len(p.credentials)
-    done = 0
     now = utcnow()
-    person_ids: list[int] = []
-    for start in range(0, len(p.people), batch):
-        rows = [
-            dict(r, status="active", version=1, created_at=now, updated_at=now)
-            for r in p.people[start : start + batch]
-        ]
-        result = await session.execute(
-            insert(Person).returning(Person.id, sort_by_parameter_order=True), rows
-        )
-        person_ids.extend(result.scalars())
-        sec = [
-            dict(
-                s,
-                person_id=pid,
-                version=1,
-                created_at=now,
-                updated_at=now,
-                eligibility_suspended=False,
-                adjudicated_on=s["adjudicated_on"]
-                or (today if s["adjudication"] is not Adjudication.PENDING else None),
-            )
-            for s, pid in zip(
-                p.security[start : start + batch], person_ids[start : start + batch], strict=True
-            )
-        ]
-        await session.execute(insert(SecurityRecord), sec)
-        done += len(rows)
-        if progress:
-            progress("write", done, total)
+    person_ids = await bulk.allocate_ids(session, Person, len(p.people))
+    cred_ids = await bulk.allocate_ids(session, Credential, len(p.credentials))
+    total = len(p.people) + len(p.credentials)
+    stamp = {"version": 1, "created_at": now, "updated_at": now}
 
-    cred_ids: list[int] = []
-    for start in range(0, len(p.credentials), batch):
-        part = p.credentials[start : start + batch]
-        rows = [
-            dict(c, person_id=person_ids[i], version=1, created_at=now, updated_at=now)
-            for i, c, _ in part
-        ]
-        result = await session.execute(
-            insert(Credential).returning(Credential.id, sort_by_parameter_order=True), rows
-        )
-        ids = list(result.scalars())
-        cred_ids.extend(ids)
-        await session.execute(
-            insert(CredentialTransition),
-            [
-                {
-                    "credential_id": cid,
-                    "action": "import",
-                    "from_state": None,
-                    "to_state": c["state"],
-                    "actor_id": actor.operator_id,
-                    "at": now,
-                    "reason": f"imported from {source} line {line}",
+    def people_rows() -> Iterator[dict[str, Any]]:
+        for n, (pid, person) in enumerate(zip(person_ids, p.people, strict=True), 1):
+            if progress and n % batch == 0:
+                progress("write", n, total)
+            yield person | stamp | {"id": pid, "status": "active"}
+
+    def security_rows() -> Iterator[dict[str, Any]]:
+        for pid, sec in zip(person_ids, p.security, strict=True):
+            judged = sec["adjudication"] is not Adjudication.PENDING
+            yield (
+                sec
+                | stamp
+                | {
+                    "person_id": pid,
+                    "eligibility_suspended": False,
+                    "adjudicated_on": sec["adjudicated_on"] or (today if judged else None),
                 }
-                for cid, (_, c, line) in zip(ids, part, strict=True)
-            ],
-        )
-        done += len(part)
-        if progress:
-            progress("write", done, total)
-    for start in range(0, len(p.certs), batch):
-        await session.execute(
-            insert(CredentialCertificate),
-            [
-                {"credential_id": cred_ids[ci], "slot": slot, "sha256": sha}
-                for ci, slot, sha in p.certs[start : start + batch]
-            ],
-        )
+            )
+
+    def credential_rows() -> Iterator[dict[str, Any]]:
+        for n, (cid, (pi, cred, _)) in enumerate(zip(cred_ids, p.credentials, strict=True), 1):
+            if progress and n % batch == 0:
+                progress("write", len(p.people) + n, total)
+            yield cred | stamp | {"id": cid, "person_id": person_ids[pi]}
+
+    await bulk.insert_rows(session, Person, people_rows())
+    await bulk.insert_rows(session, SecurityRecord, security_rows())
+    await bulk.insert_rows(session, Credential, credential_rows())
+    await bulk.insert_rows(
+        session,
+        CredentialTransition,
+        (
+            {
+                "credential_id": cid,
+                "action": "import",
+                "from_state": None,
+                "to_state": c["state"],
+                "actor_id": actor.operator_id,
+                "at": now,
+                "reason": f"imported from {source} line {line}",
+            }
+            for cid, (_, c, line) in zip(cred_ids, p.credentials, strict=True)
+        ),
+    )
+    await bulk.insert_rows(
+        session,
+        CredentialCertificate,
+        ({"credential_id": cred_ids[ci], "slot": slot, "sha256": sha} for ci, slot, sha in p.certs),
+    )
+    if progress:
+        progress("write", total, total)
 
     creds_of: dict[int, list[int]] = {}
     for (pi, _, _), cid in zip(p.credentials, cred_ids, strict=True):

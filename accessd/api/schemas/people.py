@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated
 
-from pydantic import EmailStr, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
 from accessd.api.schemas.common import Input, Public, Update, VersionedPublic
-from accessd.fields import ExternalId, Name, Organization
+from accessd.fields import Email, ExternalId, Name, Organization
 from accessd.models.enums import (
     Adjudication,
     Affiliation,
@@ -43,7 +43,7 @@ class PersonCreate(Input):
     external_id: ExternalId | None = None
     given_name: Name
     family_name: Name
-    email: EmailStr | None = None
+    email: Email | None = None
     affiliation: Affiliation
     organization: Organization = ""
 
@@ -54,7 +54,7 @@ class PersonUpdate(Update):
     external_id: ExternalId | None = None
     given_name: Name | None = None
     family_name: Name | None = None
-    email: EmailStr | None = None
+    email: Email | None = None
     affiliation: Affiliation | None = None
     organization: Organization | None = None
     status: PersonStatus | None = None

@@ -1,0 +1,126 @@
+"""Bulk writes for imports: ids taken from the table's sequence, rows sent with COPY on
+PostgreSQL (about 20x faster than multi-row INSERT … RETURNING through the ORM here) and
+with executemany on SQLite. Runs in the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import JSON, Table, any_, bindparam, cast, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accessd.db.base import Base
+
+
+async def allocate_ids(session: AsyncSession, model: type[Base], count: int) -> Sequence[int]:
+    """Reserves `count` primary keys. On SQLite the write lock (BEGIN IMMEDIATE) is held
+    for the whole transaction, so max(id) cannot move underneath."""
+    if count == 0:
+        return []
+    table = _table(model)
+    pk = next(iter(table.primary_key.columns))
+    if _is_postgresql(session):
+        rows = await session.execute(
+            text("SELECT nextval(pg_get_serial_sequence(:t, :c)) FROM generate_series(1, :n)"),
+            {"t": table.name, "c": pk.name, "n": count},
+        )
+        return [r[0] for r in rows]
+    top = await session.scalar(select(func.coalesce(func.max(pk), 0)))
+    start = int(top or 0) + 1
+    return range(start, start + count)
+
+
+def _is_postgresql(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def _column_defaults(table: Table) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for col in table.columns:
+        default = col.default
+        if default is not None and getattr(default, "is_scalar", False):
+            out[col.name] = default.arg  # type: ignore[attr-defined]
+    return out
+
+
+async def insert_rows(
+    session: AsyncSession,
+    model: type[Base],
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    batch: int = 10_000,
+) -> int:
+    """Inserts plain rows (column name -> value); missing columns get scalar defaults or
+    the database's own default (a sequence for an omitted primary key)."""
+    await session.flush()
+    table = _table(model)
+    defaults = _column_defaults(table)
+    count = 0
+    chunk: list[dict[str, Any]] = []
+    for row in rows:
+        chunk.append({**defaults, **row})
+        if len(chunk) >= batch:
+            count += await _write(session, table, chunk)
+            chunk = []
+    if chunk:
+        count += await _write(session, table, chunk)
+    return count
+
+
+async def _write(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> int:
+    """Every row carries the same keys (insert_rows fills defaults)."""
+    if not _is_postgresql(session):
+        await session.execute(table.insert(), rows)
+        return len(rows)
+    columns = list(rows[0])
+    # asyncpg takes str subclasses (StrEnum), dates and aware datetimes as they are; only
+    # JSON columns need encoding, so the common case is a plain tuple per row.
+    json_at = [i for i, c in enumerate(columns) if isinstance(table.columns[c].type, JSON)]
+    if json_at:
+        records = []
+        for r in rows:
+            values = [r[c] for c in columns]
+            for i in json_at:
+                values[i] = json.dumps(values[i], separators=(",", ":"), ensure_ascii=False)
+            records.append(tuple(values))
+    else:
+        records = [tuple(r[c] for c in columns) for r in rows]
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    await driver.copy_records_to_table(table.name, records=records, columns=columns)
+    return len(rows)
+
+
+async def existing(
+    session: AsyncSession, column: Any, values: Sequence[Any], *, chunk: int = 5000
+) -> list[Any]:
+    """The given values already present in `column` (for duplicate reports)."""
+    if not values:
+        return []
+    if await session.scalar(select(column).limit(1)) is None:
+        return []  # an empty table: the usual first import pays nothing
+    found: list[Any] = []
+    if _is_postgresql(session):
+        # One array parameter instead of thousands of expanded IN parameters.
+        result = await session.scalars(
+            select(column).where(
+                column == any_(cast(bindparam("v", list(values)), ARRAY(column.type)))
+            )
+        )
+        return list(result)
+    for start in range(0, len(values), chunk):
+        found.extend(
+            await session.scalars(select(column).where(column.in_(values[start : start + chunk])))
+        )
+    return found
