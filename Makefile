@@ -44,8 +44,15 @@ venv: $(VENV_STAMP)
 $(VENV_STAMP):
 	@test -n "$(PYTHON)" || { echo "error: no python3.11 or python3 on PATH" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV) || { \
-	    echo "error: '$(PYTHON) -m venv' failed; on Debian: apt-get install python3-venv" >&2; \
-	    exit 1; }
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        echo "installing python3-venv (Debian's python3 has no ensurepip without it)"; \
+	        rm -rf $(VENV); apt-get update -qq && \
+	        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv && \
+	        $(PYTHON) -m venv $(VENV); \
+	    else \
+	        echo "error: '$(PYTHON) -m venv' failed; on Debian: apt-get install python3-venv" >&2; \
+	        exit 1; \
+	    fi; }
 	$(BIN)/python -m pip install --upgrade pip
 	touch $@
 
