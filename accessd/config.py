@@ -36,7 +36,6 @@ class Settings(BaseSettings):
     log_level: str = "info"
     #: Largest request body the API reads; bigger bodies are refused with 413.
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
-    config_file: Path | None = Field(default=None, exclude=True)
 
     @field_validator("database_url")
     @classmethod
@@ -68,16 +67,20 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        path = os.environ.get("ACCESSD_CONFIG")
+        path = settings_cls.model_config.get("toml_file") or os.environ.get("ACCESSD_CONFIG")
         if path:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(str(path))))
         return tuple(sources)
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Builds settings; a config file given here is read like ACCESSD_CONFIG."""
-    if config_file is not None:
-        if not config_file.is_file():
-            raise FileNotFoundError(f"configuration file not found: {config_file}")
-        os.environ["ACCESSD_CONFIG"] = str(config_file)
-    return Settings(**overrides)
+    """Builds settings; a config file given here takes the place of ACCESSD_CONFIG."""
+    if config_file is None:
+        return Settings(**overrides)
+    if not config_file.is_file():
+        raise FileNotFoundError(f"configuration file not found: {config_file}")
+
+    class FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=config_file)
+
+    return FileSettings(**overrides)

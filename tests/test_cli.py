@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import PASSWORD
 
@@ -177,3 +178,20 @@ def test_serve_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     proc = run("serve", db=f"sqlite:///{tmp_path / 'empty.db'}")
     assert proc.returncode != 0
     assert "accessd db upgrade" in proc.stderr
+
+
+def test_the_deploy_example_configuration_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    from accessd.config import load_settings
+
+    for key in [k for k in os.environ if k.startswith("ACCESSD_")]:
+        monkeypatch.delenv(key)
+    example = Path(__file__).resolve().parent.parent / "deploy" / "accessd.example.toml"
+    settings = load_settings(example)
+    assert settings.database_url.startswith("postgresql+asyncpg://")
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+
+
+def test_the_systemd_unit_migrates_then_serves() -> None:
+    unit = (Path(__file__).resolve().parent.parent / "deploy" / "accessd.service").read_text()
+    assert "ExecStartPre=/opt/accessd/venv/bin/accessd db upgrade" in unit
+    assert "ExecStart=/opt/accessd/venv/bin/accessd serve" in unit
