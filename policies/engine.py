@@ -8,6 +8,8 @@ and set probes, so the cost does not grow with the number of people or credentia
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from policies.decision import AccessRequest, Decision, Reason
 from policies.factors import factors_of, missing
 from policies.presence import Presence
@@ -220,10 +222,10 @@ def _area_rules(e: _Eval, snap: Snapshot, presence: Presence) -> Decision:
     demanded = snap.demanded_factors(door, area)
     proved = factors_of(e.req.evidence)
     lacking = missing(demanded, proved)
-    klass = area.area_class.value if area else "outside"
+    klass = area.area_class if area else "outside"
     if lacking:
         e.trail.append(f"{klass} demands {_join(demanded)}; evidence proves {_join(proved)}")
-        return e.decide(False, Reason.FACTORS_MISSING, required=tuple(f.value for f in lacking))
+        return e.decide(False, Reason.FACTORS_MISSING, required=lacking)
     if demanded:
         e.trail.append(f"{klass} demands {_join(demanded)}: proved")
 
@@ -306,5 +308,6 @@ def _in_unlock_schedule(snap: Snapshot, door: DoorPolicy, local: LocalTime) -> b
     return schedule is not None and schedule.active(local, snap.holidays)
 
 
+@lru_cache(maxsize=64)
 def _join(factors: frozenset[object]) -> str:
     return "+".join(sorted(str(f) for f in factors)) or "nothing"

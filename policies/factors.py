@@ -7,7 +7,7 @@ factors (FIPS 201-3 removed CHUID authentication).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from functools import lru_cache
 
 from policies.vocabulary import AreaClass, Factor, Mechanism
 
@@ -33,9 +33,10 @@ FACTORS_BY_COUNT: tuple[frozenset[Factor], ...] = (
 )
 
 
-def factors_of(evidence: Iterable[Mechanism]) -> frozenset[Factor]:
+@lru_cache(maxsize=256)
+def factors_of(evidence: frozenset[Mechanism]) -> frozenset[Factor]:
     """The factors a set of verified mechanisms proves."""
-    ev = frozenset(evidence)
+    ev = evidence
     if not ev & _CARD_AUTH:
         return frozenset()
     got = {Factor.HAVE}
@@ -46,5 +47,20 @@ def factors_of(evidence: Iterable[Mechanism]) -> frozenset[Factor]:
     return frozenset(got)
 
 
-def missing(required: frozenset[Factor], proved: frozenset[Factor]) -> tuple[Factor, ...]:
-    return tuple(f for f in FACTOR_ORDER if f in required and f not in proved)
+@lru_cache(maxsize=256)
+def missing(required: frozenset[Factor], proved: frozenset[Factor]) -> tuple[str, ...]:
+    """The factors still to prove, by name, in the order a reader should ask for them."""
+    return tuple(f.value for f in FACTOR_ORDER if f in required and f not in proved)
+
+
+@lru_cache(maxsize=256)
+def demanded(area_class: AreaClass | None, pin_mode: bool, min_factors: int) -> frozenset[Factor]:
+    """What a door demands: its area's class, a card-and-PIN mode and the threat level's
+    minimum (which applies only where the area demands something already: nobody needs
+    three factors to walk out into the street)."""
+    need = AREA_FACTORS[area_class] if area_class is not None else frozenset()
+    if pin_mode:
+        need = need | {Factor.HAVE, Factor.KNOW}
+    if need and min_factors > len(need):
+        need = need | FACTORS_BY_COUNT[min(min_factors, 3)]
+    return need

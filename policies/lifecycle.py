@@ -86,22 +86,27 @@ USABLE_STATES = frozenset({S.ACTIVE})
 #: States from which there is no way back to a usable credential.
 FINAL_STATES = frozenset({S.TERMINATED, S.LOST, S.STOLEN, S.DAMAGED, S.DESTROYED})
 
-#: FIPS 201-3 §2.9.1: a PIV card expires no later than six years after issuance. HSPD-12
-#: covers people who need access for six months or more, so shorter stays get temporary
-#: badges, limited here to 180 days.
-MAX_VALIDITY: dict[CredentialKind, timedelta] = {
-    CredentialKind.PIV: timedelta(days=6 * 365 + 1),
-    CredentialKind.PIV_I: timedelta(days=6 * 365 + 1),
-    CredentialKind.LOCAL_BADGE: timedelta(days=6 * 365 + 1),
-    CredentialKind.LAW_ENFORCEMENT: timedelta(days=6 * 365 + 1),
-    CredentialKind.TEMPORARY: timedelta(days=180),
+#: FIPS 201-3 §2.9.1: a PIV card expires no later than six years after issuance, counted in
+#: calendar years (six years hold one or two 29 Februarys, so no fixed number of days fits).
+MAX_VALIDITY_YEARS: dict[CredentialKind, int] = {
+    CredentialKind.PIV: 6,
+    CredentialKind.PIV_I: 6,
+    CredentialKind.LOCAL_BADGE: 6,
+    CredentialKind.LAW_ENFORCEMENT: 6,
 }
+#: HSPD-12 covers people who need access for six months or more, so shorter stays get
+#: temporary badges, limited here to 180 days.
+MAX_VALIDITY_DAYS: dict[CredentialKind, int] = {CredentialKind.TEMPORARY: 180}
 
 #: Kinds that carry no background-investigation requirement (escorted or short stays).
 NO_ADJUDICATION_KINDS = frozenset({CredentialKind.TEMPORARY})
 
 #: Actions an operator may not take on their own credential: only reporting loss is allowed.
 _SELF_ALLOWED = frozenset({Action.REPORT_LOST, Action.REPORT_STOLEN, Action.REPORT_DAMAGED})
+#: Actions that bring a credential closer to opening doors: none for a person who has left.
+_TOWARDS_USE = frozenset(
+    {Action.ENROLL, Action.ADJUDICATE, Action.ISSUE, Action.ACTIVATE, Action.REINSTATE}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +122,8 @@ class CredentialFacts:
     adjudicator_id: int | None
     holder_adjudication: Adjudication
     holder_eligibility_suspended: bool
+    #: The holder's person record says they have separated from the organization.
+    holder_separated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,13 +154,24 @@ def validity_refusal(kind: CredentialKind, valid_from: date, valid_until: date) 
     """Checks a validity window against the kind's maximum."""
     if valid_until < valid_from:
         return Refusal("validity_inverted", "valid_until is before valid_from")
-    limit = MAX_VALIDITY[kind]
-    if valid_until - valid_from > limit:
+    if valid_until > latest_valid_until(kind, valid_from):
+        years = MAX_VALIDITY_YEARS.get(kind)
+        limit = f"{years} years" if years else f"{MAX_VALIDITY_DAYS[kind]} days"
         return Refusal(
-            "validity_too_long",
-            f"a {kind.value} credential may be valid for at most {limit.days} days",
+            "validity_too_long", f"a {kind.value} credential may be valid for at most {limit}"
         )
     return None
+
+
+def latest_valid_until(kind: CredentialKind, valid_from: date) -> date:
+    """The last valid_until the kind allows for a credential valid from `valid_from`."""
+    years = MAX_VALIDITY_YEARS.get(kind)
+    if years is None:
+        return valid_from + timedelta(days=MAX_VALIDITY_DAYS[kind])
+    try:
+        return valid_from.replace(year=valid_from.year + years)
+    except ValueError:  # valid from 29 February, and that year has none
+        return valid_from.replace(year=valid_from.year + years, day=28)
 
 
 def check_action(
@@ -176,7 +194,15 @@ def check_action(
         )
     if actor_person_id == facts.holder_person_id and action not in _SELF_ALLOWED:
         return Refusal("self_dealing", "an operator may not act on their own credential")
-    needs_adjudication = facts.kind not in NO_ADJUDICATION_KINDS
+    if facts.holder_separated and action in _TOWARDS_USE:
+        return Refusal(
+            "person_separated", "the holder has separated; the credential can only be revoked"
+        )
+    # Kinds without an investigation requirement go ahead while it is pending, but a person
+    # found unsuitable gets no credential of any kind.
+    adjudication_ok = facts.holder_adjudication is Adjudication.FAVORABLE or (
+        facts.kind in NO_ADJUDICATION_KINDS and facts.holder_adjudication is Adjudication.PENDING
+    )
     if action is Action.ADJUDICATE and facts.holder_adjudication is not Adjudication.FAVORABLE:
         return Refusal(
             "adjudication_not_favorable",
@@ -191,7 +217,7 @@ def check_action(
             return Refusal(
                 "separation_of_duties", "the adjudicator of a credential may not also issue it"
             )
-        if needs_adjudication and facts.holder_adjudication is not Adjudication.FAVORABLE:
+        if not adjudication_ok:
             return Refusal(
                 "adjudication_not_favorable",
                 "a credential is issued only after a favorable adjudication",
@@ -204,11 +230,7 @@ def check_action(
                 "eligibility_suspended",
                 "the holder's eligibility is suspended by an open vetting alert",
             )
-        if (
-            action is not Action.ISSUE
-            and needs_adjudication
-            and facts.holder_adjudication is not Adjudication.FAVORABLE
-        ):
+        if action is not Action.ISSUE and not adjudication_ok:
             return Refusal(
                 "adjudication_not_favorable",
                 f"the holder's adjudication is {facts.holder_adjudication.value}",

@@ -49,9 +49,22 @@ class LocalTime:
     minute: int
 
 
+_LOCAL_CACHE: dict[tuple[str, int], LocalTime] = {}
+
+
 def local_time(now: datetime, tz: ZoneInfo) -> LocalTime:
+    """Local date, weekday and minute of an aware instant; memoised per UTC minute, since
+    every decision in the same minute at the same facility asks the same question."""
+    key = (tz.key, int(now.timestamp()) // 60)
+    hit = _LOCAL_CACHE.get(key)
+    if hit is not None:
+        return hit
     local = now.astimezone(tz)
-    return LocalTime(local.date(), local.weekday(), local.hour * 60 + local.minute)
+    result = LocalTime(local.date(), local.weekday(), local.hour * 60 + local.minute)
+    if len(_LOCAL_CACHE) > 4096:
+        _LOCAL_CACHE.clear()
+    _LOCAL_CACHE[key] = result
+    return result
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from policies.factors import AREA_FACTORS, FACTORS_BY_COUNT
+from policies.factors import AREA_FACTORS, demanded
 from policies.schedules import ALWAYS, HolidayIndex, Schedule
 from policies.vocabulary import (
     Affiliation,
@@ -185,13 +185,11 @@ class Snapshot:
 
     def demanded_factors(self, door: DoorPolicy, area: AreaPolicy | None) -> frozenset[Factor]:
         """Factors this door demands now: the area's class, the door's mode, the threat."""
-        demanded = area.factors if area is not None else frozenset()
-        if door.mode is DoorMode.CARD_AND_PIN:
-            demanded = demanded | {Factor.HAVE, Factor.KNOW}
-        rule = self.facilities[door.facility_id].rule
-        if rule.min_factors > len(demanded):
-            demanded = demanded | FACTORS_BY_COUNT[min(rule.min_factors, 3)]
-        return demanded
+        return demanded(
+            area.area_class if area is not None else None,
+            door.mode is DoorMode.CARD_AND_PIN,
+            self.facilities[door.facility_id].rule.min_factors,
+        )
 
     # -- changes ------------------------------------------------------------------------
 
