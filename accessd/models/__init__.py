@@ -6,8 +6,24 @@ from accessd.models.credentials import Credential, CredentialCertificate, Creden
 from accessd.models.facilities import Area, Door, Facility, Panel, Reader
 from accessd.models.operators import ApiToken, Operator
 from accessd.models.people import Person, SecurityRecord, VettingAlert
+from accessd.models.policy import (
+    AccessGrant,
+    AccessLevel,
+    AccessLevelDoor,
+    DecisionEvent,
+    GroupMember,
+    Holiday,
+    HolidayCalendar,
+    PersonGroup,
+    PolicyVersion,
+    ProgramReadIn,
+    Schedule,
+)
 
 __all__ = [
+    "AccessGrant",
+    "AccessLevel",
+    "AccessLevelDoor",
     "ApiToken",
     "Area",
     "AuditEntry",
@@ -16,12 +32,20 @@ __all__ = [
     "Credential",
     "CredentialCertificate",
     "CredentialTransition",
+    "DecisionEvent",
     "Door",
     "Facility",
+    "GroupMember",
+    "Holiday",
+    "HolidayCalendar",
     "Operator",
     "Panel",
     "Person",
+    "PersonGroup",
+    "PolicyVersion",
+    "ProgramReadIn",
     "Reader",
+    "Schedule",
     "SecurityRecord",
     "VettingAlert",
 ]

@@ -1,33 +1,37 @@
-"""Enumerations of the personnel, facility and operator domain (lifecycle ones live in
-`policies.lifecycle`, which the decision logic shares)."""
+"""Enumerations of the personnel, facility and operator domain. Those the decision logic
+shares live in `policies` (lifecycle, vocabulary) and are re-exported here."""
 
 from __future__ import annotations
 
 import enum
 
 from policies.lifecycle import Adjudication, CredentialKind, CredentialState
+from policies.vocabulary import (
+    Affiliation,
+    AntiPassback,
+    AreaClass,
+    DoorMode,
+    Eligibility,
+    ThreatLevel,
+)
 
 __all__ = [
     "Adjudication",
     "Affiliation",
     "AlertStatus",
+    "AntiPassback",
     "AreaClass",
     "CredentialKind",
     "CredentialState",
+    "DoorMode",
     "Eligibility",
     "InvestigationTier",
     "PanelTransport",
     "PersonStatus",
     "ReaderDirection",
     "Role",
+    "ThreatLevel",
 ]
-
-
-class Affiliation(enum.StrEnum):
-    EMPLOYEE = "employee"
-    CONTRACTOR = "contractor"
-    LAW_ENFORCEMENT = "law_enforcement"
-    VISITOR = "visitor"
 
 
 class PersonStatus(enum.StrEnum):
@@ -46,26 +50,10 @@ class InvestigationTier(enum.StrEnum):
     TIER5 = "tier5"
 
 
-class Eligibility(enum.StrEnum):
-    NONE = "none"
-    SECRET = "secret"
-    TOP_SECRET = "top_secret"
-    TS_SCI = "ts_sci"
-
-
 class AlertStatus(enum.StrEnum):
     OPEN = "open"
     CLEARED = "cleared"
     UPHELD = "upheld"
-
-
-class AreaClass(enum.StrEnum):
-    """SP 800-116 Rev 1 security areas."""
-
-    UNRESTRICTED = "unrestricted"
-    CONTROLLED = "controlled"
-    LIMITED = "limited"
-    EXCLUSION = "exclusion"
 
 
 class ReaderDirection(enum.StrEnum):

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, ForeignKey, Integer, SmallInteger, String, UniqueConstraint
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, SmallInteger, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from accessd.db.base import Base, Versioned
-from accessd.models.enums import AreaClass, PanelTransport, ReaderDirection
+from accessd.models.enums import (
+    AntiPassback,
+    AreaClass,
+    DoorMode,
+    Eligibility,
+    PanelTransport,
+    ReaderDirection,
+    ThreatLevel,
+)
 
 
 class Facility(Versioned, Base):
@@ -19,6 +29,9 @@ class Facility(Versioned, Base):
     #: ISC facility security level, 1 (I) to 5 (V).
     security_level: Mapped[int] = mapped_column(SmallInteger)
     address: Mapped[str] = mapped_column(String(400), default="")
+    threat_level: Mapped[ThreatLevel] = mapped_column(String(16), default=ThreatLevel.NORMAL)
+    #: {level: {"min_factors": n, "only_groups": [group names] | null}}; None: the defaults.
+    threat_rules: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Area(Versioned, Base):
@@ -32,6 +45,17 @@ class Area(Versioned, Base):
     name: Mapped[str] = mapped_column(String(200))
     area_class: Mapped[AreaClass] = mapped_column(String(16))
     is_scif: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Clearance gate: eligibility the person must hold, programs they must be read into.
+    min_eligibility: Mapped[Eligibility] = mapped_column(String(16), default=Eligibility.NONE)
+    programs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: Two-person rule: seconds within which a second authorized person must badge; 0 = off.
+    two_person_window_s: Mapped[int] = mapped_column(Integer, default=0)
+    escort_required: Mapped[bool] = mapped_column(Boolean, default=True)
+    escort_window_s: Mapped[int] = mapped_column(Integer, default=30)
+    anti_passback: Mapped[AntiPassback] = mapped_column(String(8), default=AntiPassback.NONE)
+    #: Seconds after which a person's location is forgotten (timed reset); 0 = never.
+    apb_reset_s: Mapped[int] = mapped_column(Integer, default=0)
+    occupancy_limit: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (UniqueConstraint("facility_id", "name"),)
 
@@ -60,6 +84,11 @@ class Door(Versioned, Base):
     from_area_id: Mapped[int | None] = mapped_column(ForeignKey("areas.id", ondelete="RESTRICT"))
     panel_id: Mapped[int | None] = mapped_column(ForeignKey("panels.id", ondelete="SET NULL"))
     name: Mapped[str] = mapped_column(String(200))
+    mode: Mapped[DoorMode] = mapped_column(String(24), default=DoorMode.CARD_ONLY)
+    unlock_schedule_id: Mapped[int | None] = mapped_column(
+        ForeignKey("schedules.id", ondelete="RESTRICT")
+    )
+    unlock_seconds: Mapped[int] = mapped_column(Integer, default=5)
 
     __table_args__ = (UniqueConstraint("area_id", "name"),)
 
