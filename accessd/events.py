@@ -62,7 +62,19 @@ class PeopleImported:
     at: datetime = field(default_factory=utcnow)
 
 
-DomainEvent = CredentialStateChanged | CredentialsRevoked | PersonChanged | PeopleImported
+@dataclass(frozen=True, slots=True)
+class PolicyChanged:
+    """Door policy changed (a policy file applied, a level, schedule or group edited, a threat
+    level set): decision caches reload what `scope` names ("all", "threat", "levels", …)."""
+
+    scope: str
+    facility_id: int | None = None
+    at: datetime = field(default_factory=utcnow)
+
+
+DomainEvent = (
+    CredentialStateChanged | CredentialsRevoked | PersonChanged | PeopleImported | PolicyChanged
+)
 Handler = Callable[[DomainEvent], None]
 
 
