@@ -89,6 +89,9 @@ class Door(Versioned, Base):
         ForeignKey("schedules.id", ondelete="RESTRICT")
     )
     unlock_seconds: Mapped[int] = mapped_column(Integer, default=5)
+    #: Mechanisms its readers can verify (pki_cak, pki_auth, bio, …): what the SP 800-116
+    #: compliance check weighs against the area's class.
+    accepts: Mapped[list[str]] = mapped_column(JSON, default=list)
 
     __table_args__ = (UniqueConstraint("area_id", "name"),)
 

@@ -243,6 +243,7 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("unlock_seconds", sa.Integer(), nullable=False, server_default="5")
         )
+        batch_op.add_column(sa.Column("accepts", sa.JSON(), nullable=False, server_default="[]"))
         batch_op.create_foreign_key(
             batch_op.f("fk_doors_unlock_schedule_id_schedules"),
             "schedules",
@@ -267,6 +268,7 @@ def downgrade() -> None:
         batch_op.drop_constraint(
             batch_op.f("fk_doors_unlock_schedule_id_schedules"), type_="foreignkey"
         )
+        batch_op.drop_column("accepts")
         batch_op.drop_column("unlock_seconds")
         batch_op.drop_column("unlock_schedule_id")
         batch_op.drop_column("mode")
