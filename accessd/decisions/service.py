@@ -1,0 +1,217 @@
+"""The decision path: one per process, shared by the HTTP API and the panel gateways.
+
+The snapshot is loaded at start and then kept current two ways: the in-process event bus
+(a revocation is applied synchronously, before the revoking request even returns) and the
+audit log as a change feed, polled for writes made by other processes (the CLI, other
+service instances).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from accessd.decisions import loader
+from accessd.decisions.store import DecisionStore
+from accessd.events import (
+    CredentialsRevoked,
+    CredentialStateChanged,
+    DomainEvent,
+    EventBus,
+    PeopleImported,
+    PersonChanged,
+    PolicyChanged,
+)
+from accessd.models import AuditEntry, AuditHead
+from policies.decision import AccessRequest, Decision
+from policies.engine import evaluate
+from policies.presence import Presence
+from policies.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+#: Audit entities whose change means the policy part of the snapshot must be reloaded.
+_POLICY_ENTITIES = frozenset(
+    {
+        "facility",
+        "area",
+        "door",
+        "reader",
+        "panel",
+        "schedule",
+        "holiday_calendar",
+        "group",
+        "access_level",
+        "policy",
+    }
+)
+
+
+class DecisionService:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        bus: EventBus,
+        *,
+        poll_interval: float = 1.0,
+        store: DecisionStore | None = None,
+    ) -> None:
+        self._sessions = sessions
+        self._bus = bus
+        self._poll_interval = poll_interval
+        self.store = store or DecisionStore(sessions)
+        self.snapshot = Snapshot()
+        self.presence = Presence()
+        self._feed_seq = 0
+        self._pending_people: set[int] = set()
+        self._pending_credentials: set[int] = set()
+        self._pending_policy = False
+        self._dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._unsubscribe: list[object] = []
+        self.decisions = 0
+        self.build_seconds = 0.0
+
+    async def start(self) -> None:
+        started = time.perf_counter()
+        async with self._sessions() as session:
+            # The feed position is read first: a change made while the snapshot loads is
+            # applied again afterwards rather than missed.
+            self._feed_seq = int(await session.scalar(select(AuditHead.seq)) or 0)
+            self.snapshot = await loader.load_snapshot(session)
+        self.build_seconds = time.perf_counter() - started
+        log.info(
+            "policy snapshot: %d people, %d credentials, %d doors in %.2f s",
+            len(self.snapshot.people),
+            len(self.snapshot.credentials),
+            len(self.snapshot.doors),
+            self.build_seconds,
+        )
+        self._unsubscribe.append(self._bus.subscribe(self._on_event))
+        self.store.start()
+        self._tasks = [
+            asyncio.create_task(self._apply_loop(), name="snapshot-updates"),
+            asyncio.create_task(self._poll_loop(), name="audit-feed"),
+        ]
+
+    async def stop(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()  # type: ignore[operator]
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await self.store.stop()
+
+    def decide(self, request: AccessRequest, *, source: str = "api") -> Decision:
+        decision = evaluate(request, self.snapshot, self.presence)
+        day = None
+        if decision.door_id is not None:
+            facility = self.snapshot.facilities[self.snapshot.doors[decision.door_id].facility_id]
+            day = request.at.astimezone(facility.tz).date()
+        self.presence.record(decision, request.at, day)
+        self.store.add(decision, request, source)
+        self.decisions += 1
+        return decision
+
+    # -- keeping the snapshot current -------------------------------------------------------
+
+    def _on_event(self, ev: DomainEvent) -> None:
+        snap = self.snapshot
+        if isinstance(ev, CredentialStateChanged):
+            # Synchronously: the very next request already sees it.
+            snap.set_credential_usable(ev.credential_id, ev.usable, ev.to_state)
+            self._pending_credentials.add(ev.credential_id)
+        elif isinstance(ev, CredentialsRevoked):
+            for cid in ev.credential_ids:
+                snap.set_credential_usable(cid, False, "suspended")
+            self._pending_people.add(ev.person_id)
+        elif isinstance(ev, PersonChanged):
+            self._pending_people.add(ev.person_id)
+        elif isinstance(ev, PeopleImported):
+            self._pending_people.update(ev.person_ids)
+            self._pending_credentials.update(ev.credential_ids)
+        elif isinstance(ev, PolicyChanged):
+            self._pending_policy = True
+        self._dirty.set()
+
+    async def refresh(self) -> None:
+        """Applies every pending change now (callers that must see their own write)."""
+        people, creds, policy = self._take_pending()
+        if not (people or creds or policy):
+            return
+        async with self._sessions() as session:
+            if policy:
+                self.snapshot.adopt_policy(await loader.load_policy(session))
+            if people:
+                await loader.reload_people(session, self.snapshot, people)
+                await loader.reload_credentials_of(session, self.snapshot, people)
+            if creds:
+                await loader.reload_credentials(session, self.snapshot, creds)
+
+    def _take_pending(self) -> tuple[set[int], set[int], bool]:
+        people, self._pending_people = self._pending_people, set()
+        creds, self._pending_credentials = self._pending_credentials, set()
+        policy, self._pending_policy = self._pending_policy, False
+        return people, creds, policy
+
+    async def _apply_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self.refresh()
+            except Exception:
+                log.exception("updating the policy snapshot failed; retrying")
+                self._pending_policy = True
+                await asyncio.sleep(self._poll_interval)
+                self._dirty.set()
+
+    async def _poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll_interval)
+            try:
+                await self.poll_feed()
+            except Exception:
+                log.exception("reading the audit feed failed")
+
+    async def poll_feed(self, limit: int = 10_000) -> int:
+        """Queues reloads for what other processes changed; returns entries read."""
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(AuditEntry.seq, AuditEntry.entity, AuditEntry.entity_id, AuditEntry.data)
+                    .where(AuditEntry.seq > self._feed_seq)
+                    .order_by(AuditEntry.seq)
+                    .limit(limit)
+                )
+            ).all()
+        for seq, entity, entity_id, data in rows:
+            self._feed_seq = seq
+            self._note(entity, entity_id, data)
+        if rows:
+            self._dirty.set()
+        return len(rows)
+
+    def _note(self, entity: str, entity_id: str, data: dict[str, object]) -> None:
+        if entity in _POLICY_ENTITIES:
+            self._pending_policy = True
+        elif entity == "credential" and entity_id.isdigit():
+            self._pending_credentials.add(int(entity_id))
+        elif entity == "person" and entity_id.isdigit():
+            self._pending_people.add(int(entity_id))
+            ids = data.get("credential_ids")
+            if isinstance(ids, list):
+                self._pending_credentials.update(_ints(ids))
+
+
+def _ints(values: Iterable[object]) -> set[int]:
+    return {v for v in values if isinstance(v, int)}
