@@ -5,8 +5,12 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from policies.vocabulary import Direction, Mechanism
+
+#: One line of a decision's explanation: a str.format template and its arguments.
+Step = tuple[Any, ...]
 
 
 class Reason(enum.StrEnum):
@@ -51,8 +55,9 @@ class Decision:
     #: "second_person".
     required: tuple[str, ...] = ()
     unlock_seconds: int = 0
-    #: The rules that decided, in the order they were checked.
-    trail: tuple[str, ...] = ()
+    #: The rules that decided, in the order they were checked, as (format, *arguments):
+    #: formatted only when someone reads `trail`, which most decisions never need.
+    steps: tuple[Step, ...] = ()
     reader_id: int | None = None
     door_id: int | None = None
     #: The area the person would enter (None: the outside).
@@ -70,3 +75,8 @@ class Decision:
     #: The person may escort a visitor who badges at this door within the window.
     may_escort: bool = False
     at: datetime | None = field(default=None, compare=False)
+
+    @property
+    def trail(self) -> tuple[str, ...]:
+        """The rules that decided, in words."""
+        return tuple(fmt.format(*args) for fmt, *args in self.steps)

@@ -1,16 +1,17 @@
 """evaluate(request, snapshot, presence) -> Decision: the access decision, explained.
 
 Pure: it reads the snapshot and the presence state and returns a decision; the caller
-records the decision into the presence state. Checks run cheapest and most decisive first,
-and every step that decided something leaves a line in the trail. Lookups are dictionary
-and set probes, so the cost does not grow with the number of people or credentials.
+records the decision into the presence state. Checks run cheapest and most decisive first.
+Every step that decided something leaves a (template, arguments) line, formatted only when
+someone reads the decision's trail. Lookups are dictionary and set probes, so the cost does
+not grow with the number of people or credentials.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 
-from policies.decision import AccessRequest, Decision, Reason
+from policies.decision import AccessRequest, Decision, Reason, Step
 from policies.factors import factors_of, missing
 from policies.presence import Presence
 from policies.schedules import LocalTime, local_time
@@ -32,11 +33,17 @@ from policies.vocabulary import (
     ThreatLevel,
 )
 
+_IN = Direction.IN
+_LOCKED, _LOCKDOWN, _PIN = DoorMode.LOCKED, DoorMode.LOCKDOWN, DoorMode.CARD_AND_PIN
+_FREE_MODES = frozenset({DoorMode.UNLOCKED_BY_SCHEDULE, DoorMode.FIRST_PERSON_IN})
+_THREAT_LOCKDOWN = ThreatLevel.LOCKDOWN
+_OFF_SCHEDULE = "access level {} {!r} is outside its schedule"
+
 
 class _Eval:
     """One evaluation's facts, gathered as the checks go."""
 
-    __slots__ = ("area", "cred", "door", "local", "person", "reader", "req", "trail")
+    __slots__ = ("area", "cred", "door", "local", "person", "reader", "req", "steps")
 
     def __init__(
         self,
@@ -51,7 +58,7 @@ class _Eval:
         self.door = door
         self.area = area
         self.local = local
-        self.trail: list[str] = []
+        self.steps: list[Step] = []
         self.cred: CredentialPolicy | None = None
         self.person: PersonPolicy | None = None
 
@@ -66,23 +73,24 @@ class _Eval:
         starts_free_access: bool = False,
         may_escort: bool = False,
     ) -> Decision:
+        area, person, cred = self.area, self.person, self.cred
         return Decision(
-            granted=granted,
-            reason=reason,
-            required=required,
-            trail=tuple(self.trail),
-            unlock_seconds=self.door.unlock_seconds if granted else 0,
-            reader_id=self.reader.id,
-            door_id=self.door.id,
-            area_id=self.area.id if self.area else None,
-            direction=self.reader.direction,
-            person_id=self.person.id if self.person else None,
-            credential_id=self.cred.id if self.cred else None,
-            violation=violation,
-            companions=companions,
-            starts_free_access=starts_free_access,
-            may_escort=may_escort,
-            at=self.req.at,
+            granted,
+            reason,
+            required,
+            self.door.unlock_seconds if granted else 0,
+            tuple(self.steps),
+            self.reader.id,
+            self.door.id,
+            area.id if area else None,
+            self.reader.direction,
+            person.id if person else None,
+            cred.id if cred else None,
+            violation,
+            companions,
+            starts_free_access,
+            may_escort,
+            self.req.at,
         )
 
 
@@ -93,17 +101,24 @@ def evaluate(req: AccessRequest, snap: Snapshot, presence: Presence) -> Decision
             False,
             Reason.UNKNOWN_READER,
             reader_id=req.reader_id,
-            trail=(f"reader {req.reader_id} unknown",),
+            steps=(("reader {} unknown", req.reader_id),),
             at=req.at,
         )
     door = snap.doors[reader.door_id]
     facility = snap.facilities[door.facility_id]
-    entered = door.area_id if reader.direction is Direction.IN else door.from_area_id
+    entered = door.area_id if reader.direction is _IN else door.from_area_id
     area = snap.areas.get(entered) if entered is not None else None
     e = _Eval(req, reader, door, area, local_time(req.at, facility.tz))
-    e.trail.append(
-        f"door {door.id} {door.name!r} {reader.direction.value}, mode "
-        f"{door.mode.value}, threat {facility.threat.value}"
+    steps = e.steps
+    steps.append(
+        (
+            "door {} {!r} {}, mode {}, threat {}",
+            door.id,
+            door.name,
+            reader.direction,
+            door.mode,
+            facility.threat,
+        )
     )
 
     refusal = _credential_and_person(e, snap)
@@ -112,54 +127,51 @@ def evaluate(req: AccessRequest, snap: Snapshot, presence: Presence) -> Decision
     person = e.person
     assert person is not None
 
-    if door.mode is DoorMode.LOCKED:
-        e.trail.append("door is locked")
+    if door.mode is _LOCKED:
+        steps.append(("door is locked",))
         return e.decide(False, Reason.DOOR_LOCKED)
-    lockdown = door.mode is DoorMode.LOCKDOWN or facility.threat is ThreatLevel.LOCKDOWN
-    rule = facility.threat_rules.get(ThreatLevel.LOCKDOWN) if lockdown else facility.rule
+    lockdown = door.mode is _LOCKDOWN or facility.threat is _THREAT_LOCKDOWN
+    rule = facility.threat_rules.get(_THREAT_LOCKDOWN) if lockdown else facility.rule
     if rule is not None and rule.only_groups is not None and not person.groups & rule.only_groups:
-        e.trail.append("the threat level admits only " + _names(snap, rule.only_groups))
+        steps.append(("the threat level admits only {}", _names(snap, rule.only_groups)))
         return e.decide(False, Reason.DOOR_LOCKDOWN if lockdown else Reason.THREAT_LEVEL_RESTRICTED)
 
-    free = _free_access(snap, door, e.local, presence)
-    if free:
-        e.trail.append("door unlocked by its schedule")
+    if door.mode in _FREE_MODES and _free_access(snap, door, e.local, presence):
+        steps.append(("door unlocked by its schedule",))
         return e.decide(True, Reason.GRANTED_FREE_ACCESS)
 
     level, why = _level_for(snap, person, door.id, e.local)
+    steps.append(why)
     if level is None:
-        e.trail.append(why)
-        return e.decide(
-            False, Reason.OUTSIDE_SCHEDULE if "outside" in why else Reason.NO_ACCESS_LEVEL
-        )
-    e.trail.append(why)
+        off = why[0] is _OFF_SCHEDULE
+        return e.decide(False, Reason.OUTSIDE_SCHEDULE if off else Reason.NO_ACCESS_LEVEL)
     return _area_rules(e, snap, presence)
 
 
 def _credential_and_person(e: _Eval, snap: Snapshot) -> Reason | None:
-    req = e.req
+    req, steps = e.req, e.steps
     cred = e.cred = snap.credential_by(req.id_kind, req.id_value)
     if cred is None:
-        e.trail.append(f"no credential has this {req.id_kind}")
+        steps.append(("no credential has this {}", req.id_kind))
         return Reason.UNKNOWN_CREDENTIAL
     person = e.person = snap.people.get(cred.person_id)
     if not cred.usable:
-        e.trail.append(f"credential {cred.id} is {cred.state}")
+        steps.append(("credential {} is {}", cred.id, cred.state))
         return Reason.CREDENTIAL_NOT_ACTIVE
     day = e.local.day
     if day > cred.valid_until:
-        e.trail.append(f"credential {cred.id} expired on {cred.valid_until.isoformat()}")
+        steps.append(("credential {} expired on {}", cred.id, cred.valid_until))
         return Reason.CREDENTIAL_EXPIRED
     if day < cred.valid_from:
-        e.trail.append(f"credential {cred.id} is valid from {cred.valid_from.isoformat()}")
+        steps.append(("credential {} is valid from {}", cred.id, cred.valid_from))
         return Reason.CREDENTIAL_NOT_YET_VALID
     if person is None or not person.active:
-        e.trail.append(f"person {cred.person_id} is not active")
+        steps.append(("person {} is not active", cred.person_id))
         return Reason.PERSON_INACTIVE
     if person.eligibility_suspended:
-        e.trail.append(f"person {person.id}: eligibility suspended by continuous vetting")
+        steps.append(("person {}: eligibility suspended by continuous vetting", person.id))
         return Reason.ELIGIBILITY_SUSPENDED
-    e.trail.append(f"credential {cred.id} of person {person.id} active")
+    steps.append(("credential {} of person {} active", cred.id, person.id))
     return None
 
 
@@ -168,31 +180,39 @@ def _names(snap: Snapshot, groups: frozenset[int]) -> str:
 
 
 def _free_access(snap: Snapshot, door: DoorPolicy, local: LocalTime, presence: Presence) -> bool:
-    if door.mode is not DoorMode.UNLOCKED_BY_SCHEDULE and door.mode is not DoorMode.FIRST_PERSON_IN:
-        return False
-    schedule = snap.schedules.get(door.unlock_schedule_id or -1)
-    if schedule is None or not schedule.active(local, snap.holidays):
+    if not _in_unlock_schedule(snap, door, local):
         return False
     if door.mode is DoorMode.UNLOCKED_BY_SCHEDULE:
         return True
     return presence.free_access.get(door.id) == local.day
 
 
+def _in_unlock_schedule(snap: Snapshot, door: DoorPolicy, local: LocalTime) -> bool:
+    schedule = snap.schedules.get(door.unlock_schedule_id or -1)
+    return schedule is not None and schedule.active(local, snap.holidays)
+
+
 def _level_for(
     snap: Snapshot, person: PersonPolicy, door_id: int, local: LocalTime
-) -> tuple[AccessLevel | None, str]:
+) -> tuple[AccessLevel | None, Step]:
     off_schedule: AccessLevel | None = None
+    levels, schedules = snap.levels, snap.schedules
     for level_id in snap.levels_of(person):
-        level = snap.levels.get(level_id)
+        level = levels.get(level_id)
         if level is None or door_id not in level.doors:
             continue
-        schedule = snap.schedules.get(level.schedule_id)
+        schedule = schedules.get(level.schedule_id)
         if schedule is not None and schedule.active(local, snap.holidays):
-            return level, f"access level {level.id} {level.name!r}, schedule {schedule.name!r}"
+            return level, (
+                "access level {} {!r}, schedule {!r}",
+                level.id,
+                level.name,
+                schedule.name,
+            )
         off_schedule = level
     if off_schedule is not None:
-        return None, f"access level {off_schedule.id} {off_schedule.name!r} is outside its schedule"
-    return None, "no access level of this person includes the door"
+        return None, (_OFF_SCHEDULE, off_schedule.id, off_schedule.name)
+    return None, ("no access level of this person includes the door",)
 
 
 def _is_visitor(e: _Eval) -> bool:
@@ -201,46 +221,55 @@ def _is_visitor(e: _Eval) -> bool:
 
 
 def _area_rules(e: _Eval, snap: Snapshot, presence: Presence) -> Decision:
-    person, area, door, now = e.person, e.area, e.door, e.req.at
+    person, area, door, now, steps = e.person, e.area, e.door, e.req.at, e.steps
     assert person is not None
 
     # Clearance and program read-in gate the area entered (ancestors folded in).
     if area is not None:
         if person.eligibility.rank < area.min_eligibility.rank:
-            e.trail.append(
-                f"area {area.name!r} needs {area.min_eligibility.value} eligibility, "
-                f"person has {person.eligibility.value}"
+            steps.append(
+                (
+                    "area {!r} needs {} eligibility, person has {}",
+                    area.name,
+                    area.min_eligibility,
+                    person.eligibility,
+                )
             )
             return e.decide(False, Reason.INSUFFICIENT_CLEARANCE)
         if area.programs and not area.programs <= person.programs:
-            e.trail.append(
-                f"area {area.name!r} needs read-in to "
-                f"{', '.join(sorted(area.programs - person.programs))}"
+            steps.append(
+                (
+                    "area {!r} needs read-in to {}",
+                    area.name,
+                    ", ".join(sorted(area.programs - person.programs)),
+                )
             )
             return e.decide(False, Reason.NOT_READ_IN)
 
     demanded = snap.demanded_factors(door, area)
-    proved = factors_of(e.req.evidence)
-    lacking = missing(demanded, proved)
-    klass = area.area_class if area else "outside"
-    if lacking:
-        e.trail.append(f"{klass} demands {_join(demanded)}; evidence proves {_join(proved)}")
-        return e.decide(False, Reason.FACTORS_MISSING, required=lacking)
     if demanded:
-        e.trail.append(f"{klass} demands {_join(demanded)}: proved")
+        proved = factors_of(e.req.evidence)
+        lacking = missing(demanded, proved)
+        klass = area.area_class if area else "outside"
+        if lacking:
+            steps.append(
+                ("{} demands {}; evidence proves {}", klass, _join(demanded), _join(proved))
+            )
+            return e.decide(False, Reason.FACTORS_MISSING, required=lacking)
+        steps.append(("{} demands {}: proved", klass, _join(demanded)))
 
     violation: str | None = None
     inside = snap.areas.get(door.area_id)
     if inside is not None and inside.anti_passback is not AntiPassback.NONE:
         known, where = presence.where(person.id, now, inside.apb_reset_s)
-        entering = e.reader.direction is Direction.IN
+        entering = e.reader.direction is _IN
         broken = known and (
             (entering and where == inside.id) or (not entering and where != inside.id)
         )
         if broken:
             verb = "is already inside" if entering else "never entered"
-            e.trail.append(
-                f"anti-passback ({inside.anti_passback.value}): person {verb} {inside.name!r}"
+            steps.append(
+                ("anti-passback ({}): person {} {!r}", inside.anti_passback, verb, inside.name)
             )
             if inside.anti_passback is AntiPassback.HARD:
                 return e.decide(False, Reason.ANTI_PASSBACK)
@@ -250,7 +279,7 @@ def _area_rules(e: _Eval, snap: Snapshot, presence: Presence) -> Decision:
         count = presence.occupancy(area.id)
         already = presence.location.get(person.id, (None,))[0] == area.id
         if count >= area.occupancy_limit and not already:
-            e.trail.append(f"{area.name!r} holds {count} of {area.occupancy_limit}")
+            steps.append(("{!r} holds {} of {}", area.name, count, area.occupancy_limit))
             return e.decide(False, Reason.OCCUPANCY_FULL)
 
     companions: tuple[int, ...] = ()
@@ -259,20 +288,24 @@ def _area_rules(e: _Eval, snap: Snapshot, presence: Presence) -> Decision:
         and area.escort_required
         and (area.area_class is not AreaClass.UNRESTRICTED)
     )
+    visitor = escort_area and _is_visitor(e)
     if escort_area and area is not None:
         waiting = presence.waiting_at(door.id, now, area.escort_window_s)
-        if _is_visitor(e):
+        if visitor:
             escorts = [p for p in waiting if p.role == "escort" and p.person_id != person.id]
             if not escorts:
-                e.trail.append(
-                    f"a visitor needs an authorized escort to badge within {area.escort_window_s} s"
+                steps.append(
+                    (
+                        "a visitor needs an authorized escort to badge within {} s",
+                        area.escort_window_s,
+                    )
                 )
                 return e.decide(False, Reason.AWAITING_ESCORT, required=("escort",))
-            e.trail.append(f"escorted by person {escorts[-1].person_id}")
+            steps.append(("escorted by person {}", escorts[-1].person_id))
         else:
             visitors = tuple(p.person_id for p in waiting if p.role == "visitor")
             if visitors:
-                e.trail.append(f"escorting visitor(s) {', '.join(map(str, visitors))}")
+                steps.append(("escorting visitor(s) {}", ", ".join(map(str, visitors))))
                 companions = visitors
 
     if area is not None and area.two_person_window_s:
@@ -282,30 +315,27 @@ def _area_rules(e: _Eval, snap: Snapshot, presence: Presence) -> Decision:
             if p.role == "first" and p.person_id != person.id
         ]
         if not firsts:
-            e.trail.append(
-                f"two-person rule: a second authorized person must badge within "
-                f"{area.two_person_window_s} s"
+            steps.append(
+                (
+                    "two-person rule: a second authorized person must badge within {} s",
+                    area.two_person_window_s,
+                )
             )
             return e.decide(False, Reason.AWAITING_SECOND_PERSON, required=("second_person",))
-        e.trail.append(f"two-person rule met with person {firsts[-1].person_id}")
+        steps.append(("two-person rule met with person {}", firsts[-1].person_id))
         companions = (*companions, firsts[-1].person_id)
 
     starts = door.mode is DoorMode.FIRST_PERSON_IN and _in_unlock_schedule(snap, door, e.local)
     if starts:
-        e.trail.append("first person in: the door stays unlocked for its schedule")
+        steps.append(("first person in: the door stays unlocked for its schedule",))
     return e.decide(
         True,
         Reason.GRANTED,
         violation=violation,
         companions=companions,
         starts_free_access=starts,
-        may_escort=escort_area and not _is_visitor(e),
+        may_escort=escort_area and not visitor,
     )
-
-
-def _in_unlock_schedule(snap: Snapshot, door: DoorPolicy, local: LocalTime) -> bool:
-    schedule = snap.schedules.get(door.unlock_schedule_id or -1)
-    return schedule is not None and schedule.active(local, snap.holidays)
 
 
 @lru_cache(maxsize=64)

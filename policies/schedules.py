@@ -49,13 +49,14 @@ class LocalTime:
     minute: int
 
 
-_LOCAL_CACHE: dict[tuple[str, int], LocalTime] = {}
+_LOCAL_CACHE: dict[tuple[object, ...], LocalTime] = {}
 
 
 def local_time(now: datetime, tz: ZoneInfo) -> LocalTime:
-    """Local date, weekday and minute of an aware instant; memoised per UTC minute, since
-    every decision in the same minute at the same facility asks the same question."""
-    key = (tz.key, int(now.timestamp()) // 60)
+    """Local date, weekday and minute of an aware instant; memoised per minute, since every
+    decision in the same minute at the same facility asks the same question. The key is the
+    instant's own fields (with its offset), cheaper than computing a timestamp."""
+    key = (tz, now.utcoffset(), now.year, now.month, now.day, now.hour, now.minute)
     hit = _LOCAL_CACHE.get(key)
     if hit is not None:
         return hit

@@ -56,9 +56,12 @@ class FacilityPolicy:
         default_factory=lambda: dict(DEFAULT_THREAT_RULES)
     )
 
-    @property
-    def rule(self) -> ThreatRule:
-        return self.threat_rules.get(self.threat, DEFAULT_THREAT_RULES[self.threat])
+    #: The rule of the current level, fixed at construction (every decision reads it).
+    rule: ThreatRule = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        rule = self.threat_rules.get(self.threat, DEFAULT_THREAT_RULES[self.threat])
+        object.__setattr__(self, "rule", rule)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,13 @@ from policies.decision import AccessRequest, Decision
 
 log = logging.getLogger(__name__)
 
+_Item = tuple[Decision, AccessRequest, str]
+
 
 class DecisionStore:
-    """A bounded queue flushed every `interval` seconds or `batch` decisions. When the
-    database is unreachable the oldest rows are dropped first, and counted."""
+    """A bounded queue flushed every `interval` seconds or `batch` decisions. Decisions are
+    queued as they are and turned into rows (their trail formatted) only when flushed. When
+    the database is unreachable the oldest are dropped first, and counted."""
 
     def __init__(
         self,
@@ -32,7 +35,7 @@ class DecisionStore:
         self._sessions = sessions
         self._batch = batch
         self._interval = interval
-        self._queue: deque[dict[str, Any]] = deque(maxlen=max_queue)
+        self._queue: deque[_Item] = deque(maxlen=max_queue)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.stored = 0
@@ -42,23 +45,13 @@ class DecisionStore:
     def add(self, decision: Decision, request: AccessRequest, source: str) -> None:
         if len(self._queue) == self._queue.maxlen:
             self.dropped += 1
-        self._queue.append(
-            {
-                "at": request.at,
-                "reader_id": request.reader_id,
-                "door_id": decision.door_id,
-                "person_id": decision.person_id,
-                "credential_id": decision.credential_id,
-                "granted": decision.granted,
-                "reason": decision.reason.value,
-                "required": list(decision.required),
-                "violation": decision.violation,
-                "trail": list(decision.trail),
-                "source": source,
-            }
-        )
+        self._queue.append((decision, request, source))
         if len(self._queue) >= self._batch:
             self._wake.set()
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="decision-store")
@@ -80,16 +73,33 @@ class DecisionStore:
 
     async def flush(self) -> None:
         while self._queue:
-            rows = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
+            taken = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
             try:
                 async with self._sessions() as session:
-                    await bulk.insert_rows(session, DecisionEvent, rows)
+                    await bulk.insert_rows(session, DecisionEvent, map(_row, taken))
                     await session.commit()
-                self.stored += len(rows)
             except Exception:
                 # Keep them for the next try; the deque's bound drops the oldest if the
                 # outage lasts.
                 self.failures += 1
-                self._queue.extendleft(reversed(rows))
-                log.exception("storing %d decision events failed; will retry", len(rows))
+                self._queue.extendleft(reversed(taken))
+                log.exception("storing %d decision events failed; will retry", len(taken))
                 return
+            self.stored += len(taken)
+
+
+def _row(item: _Item) -> dict[str, Any]:
+    decision, request, source = item
+    return {
+        "at": request.at,
+        "reader_id": request.reader_id,
+        "door_id": decision.door_id,
+        "person_id": decision.person_id,
+        "credential_id": decision.credential_id,
+        "granted": decision.granted,
+        "reason": decision.reason.value,
+        "required": list(decision.required),
+        "violation": decision.violation,
+        "trail": list(decision.trail),
+        "source": source,
+    }
