@@ -207,6 +207,11 @@ class Snapshot:
         self._ids_of[cred.id] = pairs
         self.version += 1
 
+    def ids_index(self) -> dict[int, tuple[tuple[str, str], ...]]:
+        """credential id -> the identifiers that index it, for bulk loads that fill `ids`
+        themselves and must record what to unindex later."""
+        return self._ids_of
+
     def drop_credential(self, credential_id: int) -> None:
         if self.credentials.pop(credential_id, None) is None:
             return

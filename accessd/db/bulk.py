@@ -124,3 +124,19 @@ async def existing(
             await session.scalars(select(column).where(column.in_(values[start : start + chunk])))
         )
     return found
+
+
+async def fetch_all(session: AsyncSession, stmt: Any) -> Sequence[Sequence[Any]]:
+    """Rows of a parameterless Core select. On PostgreSQL asyncpg's own records are returned
+    (SQLAlchemy's row objects cost more than the query for the snapshot's 150,000 rows);
+    values are plain Python types either way."""
+    conn = await session.connection()
+    if _is_postgresql(session):
+        compiled = stmt.compile(dialect=conn.dialect)
+        if not compiled.params:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            records: Sequence[Sequence[Any]] = await driver.fetch(str(compiled))
+            return records
+    return (await conn.execute(stmt)).all()
