@@ -73,6 +73,7 @@ class DecisionService:
         self._pending_credentials: set[int] = set()
         self._pending_policy = False
         self._dirty = asyncio.Event()
+        self._refreshing = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: list[object] = []
         self.decisions = 0
@@ -144,18 +145,31 @@ class DecisionService:
         self._dirty.set()
 
     async def refresh(self) -> None:
-        """Applies every pending change now (callers that must see their own write)."""
+        """Applies every pending change now (callers that must see their own write). Waits
+        for a refresh already running, so what was pending before the call is applied when
+        it returns."""
+        async with self._refreshing:
+            await self._refresh()
+
+    async def _refresh(self) -> None:
         people, creds, policy = self._take_pending()
         if not (people or creds or policy):
             return
-        async with self._sessions() as session:
-            if policy:
-                self.snapshot.adopt_policy(await loader.load_policy(session))
-            if people:
-                await loader.reload_people(session, self.snapshot, people)
-                await loader.reload_credentials_of(session, self.snapshot, people)
-            if creds:
-                await loader.reload_credentials(session, self.snapshot, creds)
+        try:
+            async with self._sessions() as session:
+                if policy:
+                    self.snapshot.adopt_policy(await loader.load_policy(session))
+                if people:
+                    await loader.reload_people(session, self.snapshot, people)
+                    await loader.reload_credentials_of(session, self.snapshot, people)
+                if creds:
+                    await loader.reload_credentials(session, self.snapshot, creds)
+        except Exception:
+            # Nothing is lost: the next attempt reloads all of it.
+            self._pending_people |= people
+            self._pending_credentials |= creds
+            self._pending_policy |= policy
+            raise
 
     def _take_pending(self) -> tuple[set[int], set[int], bool]:
         people, self._pending_people = self._pending_people, set()
@@ -171,7 +185,6 @@ class DecisionService:
                 await self.refresh()
             except Exception:
                 log.exception("updating the policy snapshot failed; retrying")
-                self._pending_policy = True
                 await asyncio.sleep(self._poll_interval)
                 self._dirty.set()
 
