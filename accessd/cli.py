@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from accessd import __version__
+from accessd.cli_policy import add_policy_commands
 from accessd.config import Settings, load_settings
 
 T = TypeVar("T")
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def settings_from(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     if getattr(args, "database_url", None):
         overrides["database_url"] = args.database_url
@@ -37,7 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from accessd.api.app import create_app
 
-    settings = _settings(args)
+    settings = settings_from(args)
     host = args.host or settings.host
     port = args.port or settings.port
     _check_schema(settings)
@@ -69,7 +70,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     from accessd.db.engine import make_engine
     from accessd.db.migrate import current_revision, downgrade, head_revision, upgrade
 
-    settings = _settings(args)
+    settings = settings_from(args)
 
     async def go() -> int:
         engine = make_engine(settings.database_url)
@@ -109,7 +110,7 @@ def cmd_operators(args: argparse.Namespace) -> int:
     from accessd.services import operators
     from accessd.services.actors import Actor
 
-    settings = _settings(args)
+    settings = settings_from(args)
     cli_actor = Actor(None, f"cli:{getpass.getuser()}", frozenset())
     password = _read_password(args) if args.op_command == "create" else ""
 
@@ -158,7 +159,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from accessd.db.engine import make_engine, make_sessionmaker
     from accessd.services import audit
 
-    settings = _settings(args)
+    settings = settings_from(args)
 
     async def go() -> int:
         engine = make_engine(settings.database_url)
@@ -188,7 +189,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     from accessd.services.actors import Actor
     from accessd.services.importer import ImportFailed, import_csv
 
-    settings = _settings(args)
+    settings = settings_from(args)
     path: Path = args.file
     if not path.is_file():
         print(f"accessd: no such file: {path}", file=sys.stderr)
@@ -249,7 +250,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from accessd.demo import run_demo
 
-    settings = _settings(args)
+    settings = settings_from(args)
     return run_demo(settings, host=args.host or settings.host, port=args.port or settings.port)
 
 
@@ -315,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.set_defaults(func=cmd_demo)
+
+    add_policy_commands(sub)
     return parser
 
 

@@ -4,7 +4,7 @@ configured URL (for `alembic` run by hand during development)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy import Connection, TypeDecorator
@@ -17,7 +17,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     # Migrations name plain SQL types, never the application's Python-side decorators.
     if type_ == "type" and isinstance(obj, TypeDecorator):
         autogen_context.imports.add("import sqlalchemy as sa")
