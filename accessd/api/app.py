@@ -6,11 +6,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accessd import __version__
 from accessd.api import problems
+from accessd.api.deps import no_nul_in_query
 from accessd.api.limits import BodyLimit
 from accessd.api.metrics import ApiMetrics
 from accessd.api.routes import audit, auth, credentials, facilities, health, operators, people
@@ -52,6 +53,7 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(no_nul_in_query)],
     )
     app.state.accessd = state
     problems.install(app)

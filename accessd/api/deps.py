@@ -6,10 +6,12 @@ import re
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accessd.api.schemas.common import MAX_ID
 from accessd.api.state import AppState
 from accessd.auth.permissions import Permission
 from accessd.errors import AuthenticationFailed, InvalidInput, PermissionDenied
@@ -23,6 +25,30 @@ def get_state(request: Request) -> AppState:
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
+
+#: A record id in the path, an id to filter a list by, and the keyset cursor of a list page;
+#: bounded like the columns they are compared with (see MAX_ID).
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+AfterQuery = Annotated[
+    int, Query(ge=0, le=MAX_ID, description="next_after of the previous page; 0 for the first")
+]
+
+
+def no_nul_in_query(request: Request) -> None:
+    """Refuses a query value holding NUL, which PostgreSQL text cannot store or compare."""
+    for name, value in request.query_params.multi_items():
+        if "\x00" in value:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "string_nul",
+                        "loc": ("query", name),
+                        "msg": "must not contain NUL characters",
+                        "input": value,
+                    }
+                ]
+            )
 
 
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,7 +24,14 @@ TYPE_BASE = "urn:accessd:problem:"
 
 
 def problem(
-    request: Request, status: int, title: str, detail: str, code: str, **extra: Any
+    request: Request,
+    status: int,
+    title: str,
+    detail: str,
+    code: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": TYPE_BASE + code,
@@ -33,8 +42,24 @@ def problem(
         "code": code,
         **extra,
     }
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every method served at the request's path, for a 405's Allow header (RFC 9110).
+
+    Starlette names only the methods of the first route whose path matched, though
+    `GET /v1/people` and `POST /v1/people` are two routes.
+    """
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods.update(m.upper() for m in operations)
+    return ", ".join(sorted(methods)) or None
 
 
 def _count(request: Request, reason: str) -> None:
@@ -69,11 +94,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        _count(request, f"http_{exc.status_code}")
+        # A streamed body over the limit arrives here (limits.BodyTooLarge); one declaring
+        # its length is refused by the middleware itself. Both carry the same code.
+        code = "body_too_large" if exc.status_code == 413 else f"http_{exc.status_code}"
+        _count(request, code)
         title = {404: "Not found", 405: "Method not allowed", 413: "Content too large"}.get(
             exc.status_code, "HTTP error"
         )
-        return problem(request, exc.status_code, title, str(exc.detail), f"http_{exc.status_code}")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        return problem(request, exc.status_code, title, str(exc.detail), code, headers=headers)
 
     @app.exception_handler(StaleDataError)
     async def _stale(request: Request, exc: StaleDataError) -> JSONResponse:

@@ -10,15 +10,17 @@ from datetime import date, datetime
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from accessd.db import bulk
 from accessd.db.base import utcnow
 from accessd.models import AuditEntry, AuditHead
 
 GENESIS_HASH = "0" * 64
-_HEAD_KEY = "accessd.audit_head"
+_PENDING_KEY = "accessd.audit_pending"
+_MARKS_KEY = "accessd.audit_savepoints"
 
 
 def _json_default(value: object) -> object:
@@ -67,15 +69,20 @@ def entry_hash(
 async def _head(session: AsyncSession) -> AuditHead:
     """Locks the chain head for this transaction (FOR UPDATE on PostgreSQL; SQLite's
     BEGIN IMMEDIATE already serialises writers)."""
-    head: AuditHead | None = session.info.get(_HEAD_KEY)
-    if head is not None and head in session:
-        return head
     found = await session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
     if found is None:
         found = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
         session.add(found)
-    session.info[_HEAD_KEY] = found
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    actor: str
+    action: str
+    entity: str
+    entity_id: str
+    data: dict[str, Any]
 
 
 async def record(
@@ -86,27 +93,70 @@ async def record(
     entity: str,
     entity_id: object,
     data: Mapping[str, Any] | None = None,
-) -> AuditEntry:
-    """Appends one entry in the caller's transaction."""
-    head = await _head(session)
+) -> None:
+    """Adds one entry to the caller's transaction; it joins the chain when that commits.
+
+    The chain head is locked only then, as the last lock the transaction takes. Locked at
+    the first entry instead, writers that lock the same rows in another order deadlocked on
+    PostgreSQL (an unfavorable adjudication suspending a credential that someone else was
+    reporting lost at the same moment)."""
+    await session.connection()  # begun, so a rollback is sure to drop the entry again
+    pending: list[_Pending] = session.info.setdefault(_PENDING_KEY, [])
+    pending.append(_Pending(actor, action, entity, str(entity_id), normalise(data or {})))
+
+
+@event.listens_for(Session, "before_commit")
+def _chain_pending(session: Session) -> None:
+    """Appends the transaction's recorded entries under the locked head, at commit.
+
+    Also when a savepoint is released, so that no entry can be left behind; the code takes
+    savepoints before recording, so in practice this happens at the real commit."""
+    pending: list[_Pending] = session.info.pop(_PENDING_KEY, [])
+    if not pending:
+        return
+    head = session.scalar(select(AuditHead).where(AuditHead.id == 1).with_for_update())
+    if head is None:
+        head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
+        session.add(head)
     at = utcnow()
-    clean = normalise(data or {})
-    seq = head.seq + 1
-    digest = entry_hash(head.hash, seq, at, actor, action, entity, str(entity_id), clean)
-    row = AuditEntry(
-        seq=seq,
-        at=at,
-        actor=actor,
-        action=action,
-        entity=entity,
-        entity_id=str(entity_id),
-        data=clean,
-        prev_hash=head.hash,
-        hash=digest,
-    )
-    session.add(row)
-    head.seq, head.hash = seq, digest
-    return row
+    for p in pending:
+        seq = head.seq + 1
+        digest = entry_hash(head.hash, seq, at, p.actor, p.action, p.entity, p.entity_id, p.data)
+        session.add(
+            AuditEntry(
+                seq=seq,
+                at=at,
+                actor=p.actor,
+                action=p.action,
+                entity=p.entity,
+                entity_id=p.entity_id,
+                data=p.data,
+                prev_hash=head.hash,
+                hash=digest,
+            )
+        )
+        head.seq, head.hash = seq, digest
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        marks: dict[SessionTransaction, int] = session.info.setdefault(_MARKS_KEY, {})
+        marks[transaction] = len(session.info.get(_PENDING_KEY, ()))
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_rolled_back(session: Session, transaction: SessionTransaction) -> None:
+    """Forgets entries of work that was rolled back: the whole transaction, or a savepoint
+    (a released savepoint has already chained its entries, leaving nothing to cut)."""
+    if transaction.parent is None:
+        session.info.pop(_PENDING_KEY, None)
+        session.info.pop(_MARKS_KEY, None)
+    elif transaction.nested:
+        mark = session.info.get(_MARKS_KEY, {}).pop(transaction, None)
+        pending = session.info.get(_PENDING_KEY)
+        if mark is not None and pending:
+            del pending[mark:]
 
 
 async def record_many(
@@ -201,12 +251,21 @@ async def verify(session: AsyncSession, *, batch: int = 5000) -> VerifyResult:
     head = await session.scalar(select(AuditHead).where(AuditHead.id == 1))
     head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS_HASH)
     if head_seq != last_seq or head_hash != prev:
-        missing = last_seq + 1
+        # Name an entry that exists or should: the first one missing at the end, the first
+        # one added beyond the head, or the last one, rewritten with a fresh hash.
+        if last_seq < head_seq:
+            broken = last_seq + 1
+        elif last_seq > head_seq:
+            broken = head_seq + 1
+        else:
+            broken = last_seq
         return VerifyResult(
             False,
             checked,
-            missing,
-            f"the chain head names entry {head_seq} but the log ends at entry {last_seq}",
+            broken,
+            f"the chain head names entry {head_seq} but the log ends at entry {last_seq}"
+            if head_seq != last_seq
+            else f"entry {last_seq} does not match the chain head",
         )
     stray = await session.scalar(select(func.count()).where(AuditEntry.seq < 1))
     if stray:

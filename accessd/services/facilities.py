@@ -118,7 +118,11 @@ async def update(
     diff = apply_changes(obj, changes)
     if not diff:
         return obj
-    await _validate(session, obj)
+    # The lookups while validating would otherwise autoflush the change first, so a taken
+    # name surfaced there as a bare IntegrityError instead of `duplicate` from _flush, and a
+    # bad reference was written before it was checked.
+    with session.no_autoflush:
+        await _validate(session, obj)
     await _flush(session, model)
     await audit.record(
         session,

@@ -134,9 +134,12 @@ async def revoke_token(session: AsyncSession, token: str) -> None:
     )
     if row is not None and not row.revoked:
         row.revoked = True
+        # Named like every other entry of the operator's ("operator:<username>"), so the
+        # audit's actor filter finds their logouts too.
+        op = await session.get(Operator, row.operator_id)
         await audit.record(
             session,
-            actor=f"operator_id:{row.operator_id}",
+            actor=f"operator:{op.username}" if op else f"operator_id:{row.operator_id}",
             action="token.revoke",
             entity="operator",
             entity_id=row.operator_id,

@@ -21,7 +21,8 @@ Auditor = Annotated[Actor, Depends(require(Permission.AUDIT_READ))]
 async def list_entries(
     session: SessionDep,
     _: Auditor,
-    after: Annotated[int, Query(ge=0)] = 0,
+    # Sequence numbers are BIGINT, beyond the other ids' range.
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     entity: Annotated[str | None, Query(max_length=32)] = None,
     entity_id: Annotated[str | None, Query(max_length=64)] = None,

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import select
 
-from accessd.api.deps import IfMatchDep, SessionDep, etag, require
+from accessd.api.deps import AfterQuery, IdPath, IdQuery, IfMatchDep, SessionDep, etag, require
 from accessd.api.schemas.common import Page
 from accessd.api.schemas.credentials import (
     CredentialCreate,
@@ -38,9 +38,9 @@ def public(cred: Credential) -> CredentialPublic:
 async def list_credentials(
     session: SessionDep,
     _: Annotated[Actor, Depends(require(Permission.CREDENTIALS_READ))],
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: AfterQuery = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    person_id: int | None = None,
+    person_id: IdQuery = None,
     state: CredentialState | None = None,
     kind: CredentialKind | None = None,
     fasc_n: Annotated[str | None, Query(max_length=50)] = None,
@@ -101,7 +101,7 @@ async def sponsor_credential(
 
 @router.get("/{credential_id}", response_model=CredentialPublic)
 async def get_credential(
-    credential_id: int,
+    credential_id: IdPath,
     session: SessionDep,
     response: Response,
     _: Annotated[Actor, Depends(require(Permission.CREDENTIALS_READ))],
@@ -113,7 +113,7 @@ async def get_credential(
 
 @router.patch("/{credential_id}", response_model=CredentialPublic)
 async def update_credential(
-    credential_id: int,
+    credential_id: IdPath,
     body: CredentialUpdate,
     session: SessionDep,
     response: Response,
@@ -133,7 +133,7 @@ async def update_credential(
 
 @router.get("/{credential_id}/history", response_model=list[TransitionPublic])
 async def credential_history(
-    credential_id: int,
+    credential_id: IdPath,
     session: SessionDep,
     _: Annotated[Actor, Depends(require(Permission.CREDENTIALS_READ))],
 ) -> list[Any]:
@@ -145,7 +145,7 @@ def _action_route(
     action: lc.Action,
 ) -> Callable[..., Coroutine[Any, Any, CredentialPublic]]:
     async def take_action(
-        credential_id: int,
+        credential_id: IdPath,
         body: TransitionRequest,
         session: SessionDep,
         response: Response,

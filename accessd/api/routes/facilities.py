@@ -6,7 +6,7 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel
 
-from accessd.api.deps import IfMatchDep, SessionDep, etag, require
+from accessd.api.deps import AfterQuery, IdPath, IdQuery, IfMatchDep, SessionDep, etag, require
 from accessd.api.schemas import facilities as s
 from accessd.api.schemas.common import Page, Update
 from accessd.auth.permissions import Permission
@@ -36,11 +36,11 @@ def crud_router(
     async def list_items(
         session: SessionDep,
         _: Reading,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: AfterQuery = 0,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        facility_id: int | None = None,
-        area_id: int | None = None,
-        door_id: int | None = None,
+        facility_id: IdQuery = None,
+        area_id: IdQuery = None,
+        door_id: IdQuery = None,
     ) -> Any:
         given = {"facility_id": facility_id, "area_id": area_id, "door_id": door_id}
         rows = await facilities.list_records(
@@ -65,13 +65,13 @@ def crud_router(
         response.headers["Location"] = f"/v1/{path}/{obj.id}"
         return obj
 
-    async def get_item(item_id: int, session: SessionDep, response: Response, _: Reading) -> Any:
+    async def get_item(item_id: IdPath, session: SessionDep, response: Response, _: Reading) -> Any:
         obj = await get_or_404(session, model, item_id)
         response.headers["ETag"] = etag(obj.version)
         return obj
 
     async def update_item(
-        item_id: int,
+        item_id: IdPath,
         body: update_schema,  # type: ignore[valid-type]
         session: SessionDep,
         response: Response,
@@ -85,7 +85,7 @@ def crud_router(
         return obj
 
     async def delete_item(
-        item_id: int, session: SessionDep, version: IfMatchDep, actor: Writing
+        item_id: IdPath, session: SessionDep, version: IfMatchDep, actor: Writing
     ) -> None:
         await facilities.delete(session, actor, model, item_id, version)
         await session.commit()

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import select
 
-from accessd.api.deps import IfMatchDep, SessionDep, etag, require
+from accessd.api.deps import AfterQuery, IdPath, IfMatchDep, SessionDep, etag, require
 from accessd.api.schemas.common import Page
 from accessd.api.schemas.operators import OperatorCreate, OperatorPublic, OperatorUpdate
 from accessd.auth.permissions import Permission
@@ -21,7 +21,7 @@ Admin = Annotated[Actor, Depends(require(Permission.OPERATORS_MANAGE))]
 async def list_operators(
     session: SessionDep,
     _: Admin,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: AfterQuery = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Page[OperatorPublic]:
     rows = list(
@@ -57,7 +57,7 @@ async def create_operator(
 
 @router.get("/{operator_id}", response_model=OperatorPublic)
 async def get_operator(
-    operator_id: int, session: SessionDep, response: Response, _: Admin
+    operator_id: IdPath, session: SessionDep, response: Response, _: Admin
 ) -> Operator:
     op = await operators.get_operator(session, operator_id)
     response.headers["ETag"] = etag(op.version)
@@ -66,7 +66,7 @@ async def get_operator(
 
 @router.patch("/{operator_id}", response_model=OperatorPublic)
 async def update_operator(
-    operator_id: int,
+    operator_id: IdPath,
     body: OperatorUpdate,
     session: SessionDep,
     response: Response,

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import or_, select
 
-from accessd.api.deps import IfMatchDep, SessionDep, etag, require
+from accessd.api.deps import AfterQuery, IdPath, IfMatchDep, SessionDep, etag, require
 from accessd.api.schemas.common import Page
 from accessd.api.schemas.people import (
     AlertCreate,
@@ -33,7 +33,7 @@ alerts_router = APIRouter(prefix="/v1/alerts", tags=["vetting"])
 async def list_people(
     session: SessionDep,
     _: Annotated[Actor, Depends(require(Permission.PEOPLE_READ))],
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: AfterQuery = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     q: Annotated[str | None, Query(max_length=100, description="name prefix")] = None,
     external_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -78,7 +78,7 @@ async def create_person(
 
 @router.get("/{person_id}", response_model=PersonPublic)
 async def get_person(
-    person_id: int,
+    person_id: IdPath,
     session: SessionDep,
     response: Response,
     _: Annotated[Actor, Depends(require(Permission.PEOPLE_READ))],
@@ -90,7 +90,7 @@ async def get_person(
 
 @router.patch("/{person_id}", response_model=PersonPublic)
 async def update_person(
-    person_id: int,
+    person_id: IdPath,
     body: PersonUpdate,
     session: SessionDep,
     response: Response,
@@ -105,7 +105,7 @@ async def update_person(
 
 @router.get("/{person_id}/security", response_model=SecurityPublic)
 async def get_security(
-    person_id: int,
+    person_id: IdPath,
     session: SessionDep,
     response: Response,
     _: Annotated[Actor, Depends(require(Permission.SECURITY_READ))],
@@ -117,7 +117,7 @@ async def get_security(
 
 @router.patch("/{person_id}/security", response_model=SecurityPublic)
 async def update_security(
-    person_id: int,
+    person_id: IdPath,
     body: SecurityFields,
     session: SessionDep,
     response: Response,
@@ -134,7 +134,7 @@ async def update_security(
 
 @router.get("/{person_id}/alerts", response_model=list[AlertPublic])
 async def list_alerts(
-    person_id: int,
+    person_id: IdPath,
     session: SessionDep,
     _: Annotated[Actor, Depends(require(Permission.SECURITY_READ))],
 ) -> list[VettingAlert]:
@@ -147,7 +147,7 @@ async def list_alerts(
 
 @router.post("/{person_id}/alerts", response_model=AlertRaised, status_code=status.HTTP_201_CREATED)
 async def raise_alert(
-    person_id: int,
+    person_id: IdPath,
     body: AlertCreate,
     session: SessionDep,
     actor: Annotated[Actor, Depends(require(Permission.VETTING_WRITE))],
@@ -163,7 +163,7 @@ async def raise_alert(
 
 @alerts_router.post("/{alert_id}/resolve", response_model=AlertPublic)
 async def resolve_alert(
-    alert_id: int,
+    alert_id: IdPath,
     body: AlertResolve,
     session: SessionDep,
     actor: Annotated[Actor, Depends(require(Permission.VETTING_WRITE))],

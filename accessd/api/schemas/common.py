@@ -5,9 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 T = TypeVar("T")
+
+#: Ids are 32-bit INTEGER columns on PostgreSQL: a larger (or negative) number names no row,
+#: and sent to the driver it fails as an overflow (a 500), so it is refused as input.
+MAX_ID = 2**31 - 1
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 ShortName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -18,6 +30,14 @@ class Input(BaseModel):
     """Request bodies: unknown fields are an error, not silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # PostgreSQL text cannot hold NUL: refused here, not as a driver error (a 500).
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class Update(Input):

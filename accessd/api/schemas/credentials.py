@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import field_validator
 
-from accessd.api.schemas.common import Input, Public, Reason, Update, VersionedPublic
+from accessd.api.schemas.common import Id, Input, Public, Reason, Update, VersionedPublic
 from accessd.fields import BadgeNumber, CardUUID, FascN, Sha256
 from accessd.models.enums import CredentialKind, CredentialState
 
@@ -22,7 +22,7 @@ class CertificateRef(Input):
 
 
 class CredentialCreate(Input):
-    person_id: int
+    person_id: Id
     kind: CredentialKind
     valid_from: date
     valid_until: date

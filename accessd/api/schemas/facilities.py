@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from accessd.api.schemas.common import Input, Name, ShortName, Update, VersionedPublic
+from accessd.api.schemas.common import Id, Input, Name, ShortName, Update, VersionedPublic
 from accessd.models.enums import AreaClass, PanelTransport, ReaderDirection
 
 Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
@@ -40,8 +40,8 @@ class FacilityPublic(VersionedPublic):
 
 
 class AreaCreate(Input):
-    facility_id: int
-    parent_id: int | None = None
+    facility_id: Id
+    parent_id: Id | None = None
     name: Name
     area_class: AreaClass
     is_scif: bool = False
@@ -50,7 +50,7 @@ class AreaCreate(Input):
 class AreaUpdate(Update):
     nullable = frozenset({"parent_id"})
 
-    parent_id: int | None = None
+    parent_id: Id | None = None
     name: Name | None = None
     area_class: AreaClass | None = None
     is_scif: bool | None = None
@@ -65,7 +65,7 @@ class AreaPublic(VersionedPublic):
 
 
 class PanelCreate(Input):
-    facility_id: int
+    facility_id: Id
     name: WireName
     transport: PanelTransport
 
@@ -82,18 +82,18 @@ class PanelPublic(VersionedPublic):
 
 
 class DoorCreate(Input):
-    area_id: int
-    from_area_id: int | None = None
-    panel_id: int | None = None
+    area_id: Id
+    from_area_id: Id | None = None
+    panel_id: Id | None = None
     name: Name
 
 
 class DoorUpdate(Update):
     nullable = frozenset({"from_area_id", "panel_id"})
 
-    area_id: int | None = None
-    from_area_id: int | None = None
-    panel_id: int | None = None
+    area_id: Id | None = None
+    from_area_id: Id | None = None
+    panel_id: Id | None = None
     name: Name | None = None
 
 
@@ -105,8 +105,8 @@ class DoorPublic(VersionedPublic):
 
 
 class ReaderCreate(Input):
-    door_id: int
-    panel_id: int | None = None
+    door_id: Id
+    panel_id: Id | None = None
     name: Name
     direction: ReaderDirection
     contact: bool = False
@@ -119,8 +119,8 @@ class ReaderCreate(Input):
 class ReaderUpdate(Update):
     nullable = frozenset({"panel_id", "osdp_address"})
 
-    door_id: int | None = None
-    panel_id: int | None = None
+    door_id: Id | None = None
+    panel_id: Id | None = None
     name: Name | None = None
     direction: ReaderDirection | None = None
     contact: bool | None = None

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 
-from accessd.api.schemas.common import Input, Public, Update, VersionedPublic
+from accessd.api.schemas.common import Id, Input, Public, Update, VersionedPublic
 from accessd.models.enums import Role
 
 Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{1,63}$")]
@@ -28,7 +28,7 @@ class OperatorCreate(Input):
     password: Password
     roles: list[Role]
     display_name: Annotated[str, StringConstraints(max_length=200)] = ""
-    person_id: int | None = None
+    person_id: Id | None = None
 
 
 class OperatorUpdate(Update):
@@ -36,7 +36,7 @@ class OperatorUpdate(Update):
 
     roles: list[Role] | None = None
     display_name: Annotated[str, StringConstraints(max_length=200)] | None = None
-    person_id: int | None = None
+    person_id: Id | None = None
     disabled: bool | None = None
     password: Password | None = None
 
