@@ -147,9 +147,7 @@ INTENT: dict[str, frozenset[Route]] = {
 
 #: Cells where the code grants more than the intent; each has a strict xfail test below, so
 #: fixing the code turns that test green-to-red and this entry must then be removed.
-KNOWN_DEVIATIONS: frozenset[tuple[str, str, str]] = frozenset(
-    {("sponsor", "PATCH", "/v1/people/{person_id}")}
-)
+KNOWN_DEVIATIONS: frozenset[tuple[str, str, str]] = frozenset()
 
 #: FastAPI's documentation routes, served outside the schema and without a token.
 DOC_ROUTES = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
@@ -331,10 +329,6 @@ async def test_a_refused_write_changes_nothing(api: httpx.AsyncClient, ops: Oper
     assert got["family_name"] == "Doe" and got["version"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the code grants sponsors people:write, so they can edit (and separate) anyone",
-)
 async def test_sponsor_cannot_update_a_person(api: httpx.AsyncClient, ops: Operators) -> None:
     person = await make_person(api, await ops.headers("registrar"))
     sponsor = await ops.headers("sponsor")

@@ -11,6 +11,8 @@ from policies.lifecycle import Action
 
 class Permission(enum.StrEnum):
     PEOPLE_READ = "people:read"
+    #: Adding a person (the sponsor's step); editing one is the registrar's.
+    PEOPLE_CREATE = "people:create"
     PEOPLE_WRITE = "people:write"
     SECURITY_READ = "security:read"
     SECURITY_WRITE = "security:write"
@@ -53,10 +55,11 @@ ACTION_PERMISSION: dict[Action, Permission] = {
 _STAFF_READ = {P.PEOPLE_READ, P.CREDENTIALS_READ}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
-    Role.SPONSOR: frozenset(_STAFF_READ | {P.PEOPLE_WRITE, P.CREDENTIALS_SPONSOR}),
+    Role.SPONSOR: frozenset(_STAFF_READ | {P.PEOPLE_CREATE, P.CREDENTIALS_SPONSOR}),
     Role.REGISTRAR: frozenset(
         _STAFF_READ
         | {
+            P.PEOPLE_CREATE,
             P.PEOPLE_WRITE,
             P.CREDENTIALS_IDENTIFY,
             P.CREDENTIALS_ENROLL,

@@ -67,7 +67,7 @@ async def create_person(
     body: PersonCreate,
     session: SessionDep,
     response: Response,
-    actor: Annotated[Actor, Depends(require(Permission.PEOPLE_WRITE))],
+    actor: Annotated[Actor, Depends(require(Permission.PEOPLE_CREATE))],
 ) -> Person:
     person = await people.create_person(session, actor, body.model_dump())
     await session.commit()
