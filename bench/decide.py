@@ -331,8 +331,15 @@ def requests_for(snap: Snapshot, n: int, seed: int = 1) -> list[AccessRequest]:
             reader = rnd.choice(readers_of[rnd.choice(doors)])
         else:
             reader = rnd.choice(all_readers)
-        reqs.append(AccessRequest(reader, NOW + timedelta(seconds=i // 1000),
-                                  IdKind.CARD_UUID, rnd.choice(by_person[pid]), EVIDENCE))
+        reqs.append(
+            AccessRequest(
+                reader,
+                NOW + timedelta(seconds=i // 1000),
+                IdKind.CARD_UUID,
+                rnd.choice(by_person[pid]),
+                EVIDENCE,
+            )
+        )
     return reqs
 
 

@@ -226,9 +226,12 @@ class Snapshot:
             self.credentials[credential_id] = replace(cred, usable=usable, state=state)
             self.version += 1
 
-    def adopt_policy(self, other: Snapshot) -> None:
-        """Takes the policy part (not people or credentials) of a freshly loaded snapshot,
-        in one step, so no decision sees half of an old policy and half of a new one."""
+    def adopt_policy(self, other: Snapshot, *, people: bool = False) -> None:
+        """Takes the policy part (and with `people`, the people; never the credentials) of
+        a freshly loaded snapshot in one step, so no decision sees half of an old policy
+        and half of a new one."""
+        if people:
+            self.people = other.people
         self.facilities, self.areas, self.doors = other.facilities, other.areas, other.doors
         self.readers, self.levels, self.schedules = other.readers, other.levels, other.schedules
         self.holidays, self.group_levels = other.holidays, other.group_levels

@@ -160,7 +160,11 @@ async def client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, engine=engine, bus=bus)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://accessd.test") as c:
+    # httpx does not run the ASGI lifespan; the decision service starts and stops in it.
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://accessd.test") as c,
+    ):
         yield c
 
 

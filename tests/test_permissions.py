@@ -83,6 +83,9 @@ OPERATORS = frozenset(
     }
 )
 AUDIT = frozenset({("GET", "/v1/audit"), ("GET", "/v1/audit/verify")})
+#: Door readers and panels ask; those who watch the doors read what was decided.
+DECIDE = frozenset({("POST", "/v1/decisions")})
+DECISIONS_READ = frozenset({("GET", "/v1/decisions")})
 
 #: Interpretation: every staff role reads people and credentials, since each acts on them
 #: (a registrar or issuer needs a credential's ETag before binding identifiers to it).
@@ -113,6 +116,8 @@ EVERY_PROTECTED = (
     | FACILITIES_WRITE
     | OPERATORS
     | AUDIT
+    | DECIDE
+    | DECISIONS_READ
 )
 
 #: role -> the routes it may call (besides SELF). "" is an operator with no role at all.
@@ -137,10 +142,13 @@ INTENT: dict[str, frozenset[Route]] = {
         | _actions("suspend", "reinstate", "terminate", "destroy")
         | REPORT
         | FACILITIES_READ
+        | DECISIONS_READ
     ),
-    "facility_manager": STAFF_READ | FACILITIES_READ | FACILITIES_WRITE,
+    "facility_manager": STAFF_READ | FACILITIES_READ | FACILITIES_WRITE | DECISIONS_READ,
     # "Everything" read, but operator accounts stay with the admin (see the report).
-    "auditor": STAFF_READ | SECURITY_READ | FACILITIES_READ | AUDIT,
+    "auditor": STAFF_READ | SECURITY_READ | FACILITIES_READ | AUDIT | DECISIONS_READ,
+    # A device account: it asks for decisions and can do nothing else.
+    "door_reader": DECIDE,
     "admin": EVERY_PROTECTED,
     "": frozenset(),
 }

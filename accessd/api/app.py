@@ -15,9 +15,11 @@ from accessd.api.deps import no_nul_in_query
 from accessd.api.limits import BodyLimit
 from accessd.api.metrics import ApiMetrics
 from accessd.api.routes import audit, auth, credentials, facilities, health, operators, people
+from accessd.api.routes import decisions as decisions_routes
 from accessd.api.state import AppState
 from accessd.config import Settings
 from accessd.db.engine import make_engine, make_sessionmaker
+from accessd.decisions.service import DecisionService
 from accessd.events import EventBus, session_info
 
 log = logging.getLogger(__name__)
@@ -40,13 +42,18 @@ def create_app(
     the_bus = bus or EventBus()
     sessions = make_sessionmaker(the_engine)
     sessions.configure(info=session_info(the_bus))
-    state = AppState(settings, the_engine, sessions, the_bus, ApiMetrics())
+    decisions = DecisionService(sessions, the_bus)
+    state = AppState(settings, the_engine, sessions, the_bus, ApiMetrics(), decisions)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        if owns_engine:
-            await the_engine.dispose()
+        await decisions.start()
+        try:
+            yield
+        finally:
+            await decisions.stop()
+            if owns_engine:
+                await the_engine.dispose()
 
     app = FastAPI(
         title="accessd",
@@ -67,4 +74,5 @@ def create_app(
         app.include_router(router)
     app.include_router(operators.router)
     app.include_router(audit.router)
+    app.include_router(decisions_routes.router)
     return app

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd.api.metrics import ApiMetrics
 from accessd.config import Settings
+from accessd.decisions.service import DecisionService
 from accessd.events import EventBus
 
 
@@ -18,3 +19,4 @@ class AppState:
     sessions: async_sessionmaker[AsyncSession]
     bus: EventBus
     metrics: ApiMetrics
+    decisions: DecisionService

@@ -32,6 +32,9 @@ class Permission(enum.StrEnum):
     FACILITIES_WRITE = "facilities:write"
     OPERATORS_MANAGE = "operators:manage"
     AUDIT_READ = "audit:read"
+    #: Ask for an access decision (door readers and panels).
+    DECISIONS_REQUEST = "decisions:request"
+    DECISIONS_READ = "decisions:read"
     IMPORT = "import"
 
 
@@ -90,12 +93,17 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.CREDENTIALS_REPORT,
             P.CREDENTIALS_DESTROY,
             P.FACILITIES_READ,
+            P.DECISIONS_READ,
         }
     ),
     Role.FACILITY_MANAGER: frozenset(
-        {P.PEOPLE_READ, P.CREDENTIALS_READ, P.FACILITIES_READ, P.FACILITIES_WRITE}
+        {P.PEOPLE_READ, P.CREDENTIALS_READ, P.FACILITIES_READ, P.FACILITIES_WRITE, P.DECISIONS_READ}
     ),
-    Role.AUDITOR: frozenset(_STAFF_READ | {P.SECURITY_READ, P.FACILITIES_READ, P.AUDIT_READ}),
+    Role.AUDITOR: frozenset(
+        _STAFF_READ | {P.SECURITY_READ, P.FACILITIES_READ, P.AUDIT_READ, P.DECISIONS_READ}
+    ),
+    # A device account: an IP reader or panel asks for decisions and nothing else.
+    Role.DOOR_READER: frozenset({P.DECISIONS_REQUEST}),
     # Administers accounts and bulk data; separation of duties still applies per credential.
     Role.ADMIN: frozenset(Permission),
 }

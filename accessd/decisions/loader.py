@@ -329,6 +329,14 @@ async def reload_people(session: AsyncSession, snap: Snapshot, ids: Iterable[int
     await _load_people(session, snap, ids)
 
 
+async def load_policy_and_people(session: AsyncSession) -> Snapshot:
+    """The policy part and every person (memberships and grants are stored on the people),
+    for `Snapshot.adopt_policy(..., people=True)` to swap in at once."""
+    fresh = await load_policy(session)
+    await _load_people(session, fresh, None)
+    return fresh
+
+
 async def reload_credentials(session: AsyncSession, snap: Snapshot, ids: Iterable[int]) -> None:
     await _load_credentials(session, snap, ids)
 

@@ -158,9 +158,12 @@ class DecisionService:
         try:
             async with self._sessions() as session:
                 if policy:
-                    self.snapshot.adopt_policy(await loader.load_policy(session))
-                if people:
+                    # Memberships and grants live on the people: a policy change reloads them.
+                    fresh = await loader.load_policy_and_people(session)
+                    self.snapshot.adopt_policy(fresh, people=True)
+                elif people:
                     await loader.reload_people(session, self.snapshot, people)
+                if people:
                     await loader.reload_credentials_of(session, self.snapshot, people)
                 if creds:
                     await loader.reload_credentials(session, self.snapshot, creds)

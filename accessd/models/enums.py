@@ -75,3 +75,5 @@ class Role(enum.StrEnum):
     FACILITY_MANAGER = "facility_manager"
     AUDITOR = "auditor"
     ADMIN = "admin"
+    #: A device (IP reader, panel) that asks for access decisions.
+    DOOR_READER = "door_reader"

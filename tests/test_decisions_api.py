@@ -1,0 +1,215 @@
+"""POST /v1/decisions end to end on both databases: a site applied from a policy file,
+people and cards made through the API, decisions explained, a revocation denied on the
+very next request, and every decision stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from accessd.policyfile import loader as policy_loader
+from accessd.policyfile import versions
+from tests.conftest import Operators
+from tests.helpers import act, adjudicate, make_person, ok, problem, sponsor
+
+UUID = "00000000-0000-4000-8000-0000000000aa"
+
+POLICY = """\
+version: 1
+schedules:
+  - name: office-hours
+    week: {mon-fri: ["07:00-19:00"]}
+groups:
+  - name: staff
+    members: [E1]
+facilities:
+  - code: HQ
+    name: Headquarters
+    timezone: America/New_York
+    security_level: 3
+    areas:
+      - name: Lobby
+        class: controlled
+        escort: {required: false}
+        areas:
+          - name: Offices
+            class: limited
+            escort: {required: false}
+    doors:
+      - name: Main entrance
+        into: Lobby
+        accepts: [pki_cak, pki_auth]
+        readers: [{name: Main in, direction: in, contactless: true}]
+      - name: Office door
+        into: Offices
+        from: Lobby
+        accepts: [pki_auth]
+        readers: [{name: Office in, direction: in, contact: true, pin_pad: true}]
+access_levels:
+  - name: Staff
+    schedule: office-hours
+    doors: [HQ/Main entrance, HQ/Office door]
+    groups: [staff]
+"""
+
+MONDAY_10AM = "2026-11-30T15:00:00Z"
+SUNDAY_10AM = "2026-11-29T15:00:00Z"
+
+
+async def setup_site(
+    client: httpx.AsyncClient, ops: Operators, sessions: async_sessionmaker[AsyncSession]
+) -> dict[str, Any]:
+    registrar = await ops.headers("registrar")
+    person = await make_person(client, registrar, external_id="E1")
+    await adjudicate(client, await ops.headers("adjudicator"), person["id"])
+    cred = await sponsor(client, await ops.headers("sponsor"), person["id"], card_uuid=UUID)
+    for action, role in (
+        ("enroll", "registrar"),
+        ("adjudicate", "adjudicator"),
+        ("issue", "issuer"),
+        ("activate", "issuer"),
+    ):
+        ok(await act(client, await ops.headers(role), cred["id"], action))
+    async with sessions() as s:
+        await versions.apply(s, "test", policy_loader.parse(POLICY, "site.yaml"))
+        await s.commit()
+    state = client._transport.app.state.accessd  # type: ignore[attr-defined]
+    await state.decisions.refresh()
+    readers = ok(await client.get("/v1/readers", headers=await ops.headers("facility_manager")))
+    by_name = {r["name"]: r["id"] for r in readers["items"]}
+    return {
+        "person": person,
+        "cred": cred,
+        "main": by_name["Main in"],
+        "office": by_name["Office in"],
+        "state": state,
+    }
+
+
+def ask(reader: int, at: str, *evidence: str, value: str = UUID) -> dict[str, Any]:
+    return {
+        "reader_id": reader,
+        "credential": {"kind": "card_uuid", "value": value},
+        "evidence": list(evidence),
+        "at": at,
+    }
+
+
+async def test_decisions_are_explained_stored_and_follow_revocation(
+    client: httpx.AsyncClient, ops: Operators, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    site = await setup_site(client, ops, sessions)
+    reader_hdr = await ops.headers("door_reader")
+    granted = ok(
+        await client.post(
+            "/v1/decisions", json=ask(site["main"], MONDAY_10AM, "pki_cak"), headers=reader_hdr
+        )
+    )
+    assert granted["granted"] and granted["reason"] == "granted", granted
+    assert granted["person_id"] == site["person"]["id"] and granted["unlock_seconds"] == 5
+    assert any("Staff" in line for line in granted["trail"])
+
+    pin_needed = ok(
+        await client.post(
+            "/v1/decisions", json=ask(site["office"], MONDAY_10AM, "pki_cak"), headers=reader_hdr
+        )
+    )
+    assert (pin_needed["granted"], pin_needed["reason"], pin_needed["required"]) == (
+        False,
+        "factors_missing",
+        ["pin"],
+    )
+    weekend = ok(
+        await client.post(
+            "/v1/decisions", json=ask(site["main"], SUNDAY_10AM, "pki_cak"), headers=reader_hdr
+        )
+    )
+    assert weekend["reason"] == "outside_schedule"
+    unknown = ok(
+        await client.post(
+            "/v1/decisions",
+            json=ask(
+                site["main"], MONDAY_10AM, "pki_cak", value="00000000-0000-4000-8000-0000000000ff"
+            ),
+            headers=reader_hdr,
+        )
+    )
+    assert unknown["reason"] == "unknown_credential"
+
+    # A security officer suspends the card; the very next request is denied.
+    officer = await ops.headers("security_officer")
+    ok(await act(client, officer, site["cred"]["id"], "suspend", "reported by supervisor"))
+    after = ok(
+        await client.post(
+            "/v1/decisions", json=ask(site["main"], MONDAY_10AM, "pki_cak"), headers=reader_hdr
+        )
+    )
+    assert after["reason"] == "credential_not_active"
+
+    await site["state"].decisions.store.flush()
+    events = ok(await client.get("/v1/decisions", headers=officer))["items"]
+    assert [e["reason"] for e in events] == [
+        "granted",
+        "factors_missing",
+        "outside_schedule",
+        "unknown_credential",
+        "credential_not_active",
+    ]
+    assert all(e["trail"] for e in events)
+    only_granted = ok(await client.get("/v1/decisions?granted=true", headers=officer))["items"]
+    assert len(only_granted) == 1
+
+
+async def test_a_vetting_alert_denies_at_once(
+    client: httpx.AsyncClient, ops: Operators, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    site = await setup_site(client, ops, sessions)
+    reader_hdr = await ops.headers("door_reader")
+    ok(
+        await client.post(
+            f"/v1/people/{site['person']['id']}/alerts",
+            json={
+                "source": "CV",
+                "category": "criminal",
+                "suspends_eligibility": True,
+            },
+            headers=await ops.headers("security_officer"),
+        ),
+        201,
+    )
+    d = ok(
+        await client.post(
+            "/v1/decisions", json=ask(site["main"], MONDAY_10AM, "pki_cak"), headers=reader_hdr
+        )
+    )
+    assert not d["granted"] and d["reason"] in {"credential_not_active", "eligibility_suspended"}
+
+
+async def test_bad_decision_requests_are_refused_not_crashed(
+    client: httpx.AsyncClient, ops: Operators
+) -> None:
+    reader_hdr = await ops.headers("door_reader")
+    problem(await client.post("/v1/decisions", json={"reader_id": 1}, headers=reader_hdr), 422)
+    problem(
+        await client.post(
+            "/v1/decisions", json=ask(1, MONDAY_10AM, "telepathy"), headers=reader_hdr
+        ),
+        422,
+    )
+    problem(
+        await client.post("/v1/decisions", json=ask(1, "2026-11-30T15:00:00"), headers=reader_hdr),
+        422,
+        "naive_time",
+    )
+    unknown_reader = ok(
+        await client.post("/v1/decisions", json=ask(99, MONDAY_10AM), headers=reader_hdr)
+    )
+    assert unknown_reader["reason"] == "unknown_reader"
+    problem(
+        await client.post(
+            "/v1/decisions", json=ask(1, MONDAY_10AM), headers=await ops.headers("auditor")
+        ),
+        403,
+    )
