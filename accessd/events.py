@@ -72,8 +72,22 @@ class PolicyChanged:
     at: datetime = field(default_factory=utcnow)
 
 
+@dataclass(frozen=True, slots=True)
+class ThreatLevelChanged:
+    """A facility's threat level changed: decisions use it from the next request on."""
+
+    facility_id: int
+    level: str
+    at: datetime = field(default_factory=utcnow)
+
+
 DomainEvent = (
-    CredentialStateChanged | CredentialsRevoked | PersonChanged | PeopleImported | PolicyChanged
+    CredentialStateChanged
+    | CredentialsRevoked
+    | PersonChanged
+    | PeopleImported
+    | PolicyChanged
+    | ThreatLevelChanged
 )
 Handler = Callable[[DomainEvent], None]
 

@@ -213,3 +213,92 @@ async def test_bad_decision_requests_are_refused_not_crashed(
         ),
         403,
     )
+
+
+async def test_threat_level_takes_effect_on_the_next_decision(
+    client: httpx.AsyncClient, ops: Operators, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    site = await setup_site(client, ops, sessions)
+    reader_hdr = await ops.headers("door_reader")
+    officer = await ops.headers("security_officer")
+    assert ok(
+        await client.post(
+            "/v1/decisions", json=ask(site["main"], MONDAY_10AM, "pki_cak"), headers=reader_hdr
+        )
+    )["granted"]
+    facility = ok(await client.get("/v1/facilities", headers=officer))["items"][0]
+    body = ok(
+        await client.put(
+            f"/v1/facilities/{facility['id']}/threat-level",
+            json={"level": "elevated", "reason": "drill"},
+            headers=officer,
+        )
+    )
+    assert body["level"] == "elevated"
+    raised = ok(
+        await client.post(
+            "/v1/decisions", json=ask(site["main"], MONDAY_10AM, "pki_cak"), headers=reader_hdr
+        )
+    )
+    assert (raised["reason"], raised["required"]) == ("factors_missing", ["pin"])
+    problem(
+        await client.put(
+            f"/v1/facilities/{facility['id']}/threat-level",
+            json={"level": "severe"},
+            headers=officer,
+        ),
+        422,
+    )
+    problem(
+        await client.put(
+            f"/v1/facilities/{facility['id']}/threat-level",
+            json={"level": "high"},
+            headers=await ops.headers("auditor"),
+        ),
+        403,
+    )
+
+
+async def test_who_can_open_and_where_can_a_person_go(
+    client: httpx.AsyncClient, ops: Operators, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    site = await setup_site(client, ops, sessions)
+    fm = await ops.headers("facility_manager")
+    doors = {d["name"]: d["id"] for d in ok(await client.get("/v1/doors", headers=fm))["items"]}
+    who = ok(
+        await client.get(
+            f"/v1/policy/doors/{doors['Office door']}/who", params={"at": MONDAY_10AM}, headers=fm
+        )
+    )
+    assert [a["person_id"] for a in who["answers"]] == [site["person"]["id"]]
+    weekend = ok(
+        await client.get(
+            f"/v1/policy/doors/{doors['Office door']}/who", params={"at": SUNDAY_10AM}, headers=fm
+        )
+    )
+    assert weekend["answers"] == []
+    everyone = ok(
+        await client.get(
+            f"/v1/policy/doors/{doors['Office door']}/who",
+            params={"at": SUNDAY_10AM, "allowed_only": "false"},
+            headers=fm,
+        )
+    )
+    assert [a["reason"] for a in everyone["answers"]] == ["outside_schedule"]
+    lockdown = ok(
+        await client.get(
+            f"/v1/policy/doors/{doors['Main entrance']}/who",
+            params={"at": MONDAY_10AM, "threat": "lockdown"},
+            headers=fm,
+        )
+    )
+    assert lockdown["answers"] == []  # nobody is in a lockdown group
+    where = ok(
+        await client.get(
+            f"/v1/policy/people/{site['person']['id']}/where",
+            params={"at": MONDAY_10AM},
+            headers=fm,
+        )
+    )
+    assert sorted(a["door_id"] for a in where["answers"]) == sorted(doors.values())
+    problem(await client.get("/v1/policy/people/999999/where", headers=fm), 404)

@@ -86,6 +86,11 @@ AUDIT = frozenset({("GET", "/v1/audit"), ("GET", "/v1/audit/verify")})
 #: Door readers and panels ask; those who watch the doors read what was decided.
 DECIDE = frozenset({("POST", "/v1/decisions")})
 DECISIONS_READ = frozenset({("GET", "/v1/decisions")})
+#: What-if questions read the door policy; setting the threat level is the security office's.
+WHAT_IF = frozenset(
+    {("GET", "/v1/policy/doors/{door_id}/who"), ("GET", "/v1/policy/people/{person_id}/where")}
+)
+THREAT = frozenset({("PUT", "/v1/facilities/{facility_id}/threat-level")})
 
 #: Interpretation: every staff role reads people and credentials, since each acts on them
 #: (a registrar or issuer needs a credential's ETag before binding identifiers to it).
@@ -118,6 +123,8 @@ EVERY_PROTECTED = (
     | AUDIT
     | DECIDE
     | DECISIONS_READ
+    | WHAT_IF
+    | THREAT
 )
 
 #: role -> the routes it may call (besides SELF). "" is an operator with no role at all.
@@ -143,10 +150,14 @@ INTENT: dict[str, frozenset[Route]] = {
         | REPORT
         | FACILITIES_READ
         | DECISIONS_READ
+        | WHAT_IF
+        | THREAT
     ),
-    "facility_manager": STAFF_READ | FACILITIES_READ | FACILITIES_WRITE | DECISIONS_READ,
+    "facility_manager": (
+        STAFF_READ | FACILITIES_READ | FACILITIES_WRITE | DECISIONS_READ | WHAT_IF
+    ),
     # "Everything" read, but operator accounts stay with the admin (see the report).
-    "auditor": STAFF_READ | SECURITY_READ | FACILITIES_READ | AUDIT | DECISIONS_READ,
+    "auditor": STAFF_READ | SECURITY_READ | FACILITIES_READ | AUDIT | DECISIONS_READ | WHAT_IF,
     # A device account: it asks for decisions and can do nothing else.
     "door_reader": DECIDE,
     "admin": EVERY_PROTECTED,

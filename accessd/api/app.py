@@ -16,6 +16,7 @@ from accessd.api.limits import BodyLimit
 from accessd.api.metrics import ApiMetrics
 from accessd.api.routes import audit, auth, credentials, facilities, health, operators, people
 from accessd.api.routes import decisions as decisions_routes
+from accessd.api.routes import policy as policy_routes
 from accessd.api.state import AppState
 from accessd.config import Settings
 from accessd.db.engine import make_engine, make_sessionmaker
@@ -75,4 +76,6 @@ def create_app(
     app.include_router(operators.router)
     app.include_router(audit.router)
     app.include_router(decisions_routes.router)
+    app.include_router(policy_routes.router)
+    app.include_router(policy_routes.threat_router)
     return app

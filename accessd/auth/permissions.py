@@ -35,6 +35,8 @@ class Permission(enum.StrEnum):
     #: Ask for an access decision (door readers and panels).
     DECISIONS_REQUEST = "decisions:request"
     DECISIONS_READ = "decisions:read"
+    #: Raise or lower a facility's threat level.
+    THREAT_SET = "threat:set"
     IMPORT = "import"
 
 
@@ -94,6 +96,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.CREDENTIALS_DESTROY,
             P.FACILITIES_READ,
             P.DECISIONS_READ,
+            P.THREAT_SET,
         }
     ),
     Role.FACILITY_MANAGER: frozenset(

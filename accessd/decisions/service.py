@@ -27,12 +27,14 @@ from accessd.events import (
     PeopleImported,
     PersonChanged,
     PolicyChanged,
+    ThreatLevelChanged,
 )
 from accessd.models import AuditEntry, AuditHead
 from policies.decision import AccessRequest, Decision
 from policies.engine import evaluate
 from policies.presence import Presence
 from policies.snapshot import Snapshot
+from policies.vocabulary import ThreatLevel
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,8 @@ class DecisionService:
             self._pending_credentials.update(ev.credential_ids)
         elif isinstance(ev, PolicyChanged):
             self._pending_policy = True
+        elif isinstance(ev, ThreatLevelChanged) and ev.facility_id in snap.facilities:
+            snap.set_threat(ev.facility_id, ThreatLevel(ev.level))
         self._dirty.set()
 
     async def refresh(self) -> None:

@@ -1,0 +1,104 @@
+"""Door policy questions and controls: what-if queries and threat levels."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from accessd.api.deps import IdPath, IdQuery, SessionDep, StateDep, require
+from accessd.api.schemas.policy import (
+    ThreatLevelPublic,
+    ThreatLevelSet,
+    WhatIf,
+    WhatIfAnswer,
+)
+from accessd.auth.permissions import Permission
+from accessd.errors import InvalidInput, NotFound
+from accessd.services.actors import Actor
+from accessd.services.threat import set_threat_level
+from policies import whatif
+from policies.vocabulary import ThreatLevel
+
+router = APIRouter(prefix="/v1/policy", tags=["policy"])
+threat_router = APIRouter(prefix="/v1/facilities", tags=["facilities"])
+Reading = Annotated[Actor, Depends(require(Permission.FACILITIES_READ))]
+
+
+def _when(at: datetime | None) -> datetime:
+    if at is None:
+        return datetime.now(UTC)
+    if at.tzinfo is None:
+        raise InvalidInput("at must carry a timezone offset", code="naive_time")
+    return at.astimezone(UTC)
+
+
+def _answers(found: list[whatif.Answer]) -> list[WhatIfAnswer]:
+    return [
+        WhatIfAnswer(
+            person_id=a.person_id,
+            door_id=a.door_id,
+            allowed=a.allowed,
+            granted=a.decision.granted,
+            reason=a.decision.reason.value,
+            required=list(a.decision.required),
+            trail=list(a.decision.trail),
+        )
+        for a in found
+    ]
+
+
+@router.get("/doors/{door_id}/who", response_model=WhatIf)
+async def who_can_open(
+    door_id: IdPath,
+    state: StateDep,
+    _: Reading,
+    at: datetime | None = None,
+    threat: ThreatLevel | None = None,
+    allowed_only: Annotated[bool, Query(description="only those who would be let in")] = True,
+) -> WhatIf:
+    """Who can open the door at `at` (now by default), under `threat` (the current level by
+    default), with full evidence; two-person and escort rules show as still required."""
+    snap = state.decisions.snapshot
+    if door_id not in snap.doors:
+        raise NotFound(f"door {door_id} does not exist")
+    when = _when(at)
+    found = whatif.who_can_open(snap, door_id, when, threat)
+    if allowed_only:
+        found = [a for a in found if a.allowed]
+    return WhatIf(at=when, threat=threat, answers=_answers(found))
+
+
+@router.get("/people/{person_id}/where", response_model=WhatIf)
+async def where_can_go(
+    person_id: IdPath,
+    state: StateDep,
+    _: Reading,
+    at: datetime | None = None,
+    threat: ThreatLevel | None = None,
+    facility_id: IdQuery = None,
+    allowed_only: Annotated[bool, Query(description="only the doors that would open")] = True,
+) -> WhatIf:
+    """Every door the person would get through at `at`, and why (or why not)."""
+    snap = state.decisions.snapshot
+    if person_id not in snap.people:
+        raise NotFound(f"person {person_id} does not exist")
+    when = _when(at)
+    found = whatif.where_can_go(snap, person_id, when, threat, facility_id)
+    if allowed_only:
+        found = [a for a in found if a.allowed]
+    return WhatIf(at=when, threat=threat, answers=_answers(found))
+
+
+@threat_router.put("/{facility_id}/threat-level", response_model=ThreatLevelPublic)
+async def put_threat_level(
+    facility_id: IdPath,
+    body: ThreatLevelSet,
+    session: SessionDep,
+    actor: Annotated[Actor, Depends(require(Permission.THREAT_SET))],
+) -> ThreatLevelPublic:
+    """Sets the facility's threat level; it governs the very next decision."""
+    facility = await set_threat_level(session, actor, facility_id, body.level, body.reason)
+    await session.commit()
+    return ThreatLevelPublic(
+        facility_id=facility.id, level=ThreatLevel(facility.threat_level), version=facility.version
+    )
