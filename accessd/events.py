@@ -100,8 +100,14 @@ class EventBus:
         self.published = 0
 
     def subscribe(self, handler: Handler) -> Callable[[], None]:
+        """Adds a subscriber; returns a function that removes it (safe to call twice)."""
         self._handlers.append(handler)
-        return lambda: self._handlers.remove(handler)
+
+        def unsubscribe() -> None:
+            if handler in self._handlers:
+                self._handlers.remove(handler)
+
+        return unsubscribe
 
     def publish(self, ev: DomainEvent) -> None:
         self.published += 1

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -77,7 +77,7 @@ class DecisionService:
         self._dirty = asyncio.Event()
         self._refreshing = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
-        self._unsubscribe: list[object] = []
+        self._unsubscribe: list[Callable[[], None]] = []
         self.decisions = 0
         self.build_seconds = 0.0
 
@@ -105,7 +105,8 @@ class DecisionService:
 
     async def stop(self) -> None:
         for unsubscribe in self._unsubscribe:
-            unsubscribe()  # type: ignore[operator]
+            unsubscribe()
+        self._unsubscribe = []
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
