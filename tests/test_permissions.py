@@ -91,6 +91,14 @@ WHAT_IF = frozenset(
     {("GET", "/v1/policy/doors/{door_id}/who"), ("GET", "/v1/policy/people/{person_id}/where")}
 )
 THREAT = frozenset({("PUT", "/v1/facilities/{facility_id}/threat-level")})
+#: Program read-ins: security staff read them, the security officer (an SSO) grants them.
+PROGRAMS_READ = frozenset({("GET", "/v1/people/{person_id}/programs")})
+PROGRAMS_WRITE = frozenset(
+    {
+        ("POST", "/v1/people/{person_id}/programs"),
+        ("DELETE", "/v1/people/{person_id}/programs/{program}"),
+    }
+)
 
 #: Interpretation: every staff role reads people and credentials, since each acts on them
 #: (a registrar or issuer needs a credential's ETag before binding identifiers to it).
@@ -125,6 +133,8 @@ EVERY_PROTECTED = (
     | DECISIONS_READ
     | WHAT_IF
     | THREAT
+    | PROGRAMS_READ
+    | PROGRAMS_WRITE
 )
 
 #: role -> the routes it may call (besides SELF). "" is an operator with no role at all.
@@ -139,7 +149,12 @@ INTENT: dict[str, frozenset[Route]] = {
         | REPORT
     ),
     "adjudicator": (
-        STAFF_READ | SECURITY_READ | SECURITY_WRITE | ALERTS_WRITE | _actions("adjudicate")
+        STAFF_READ
+        | SECURITY_READ
+        | PROGRAMS_READ
+        | SECURITY_WRITE
+        | ALERTS_WRITE
+        | _actions("adjudicate")
     ),
     "issuer": STAFF_READ | BIND_IDENTIFIERS | _actions("issue", "activate", "destroy") | REPORT,
     "security_officer": (
@@ -152,12 +167,22 @@ INTENT: dict[str, frozenset[Route]] = {
         | DECISIONS_READ
         | WHAT_IF
         | THREAT
+        | PROGRAMS_READ
+        | PROGRAMS_WRITE
     ),
     "facility_manager": (
         STAFF_READ | FACILITIES_READ | FACILITIES_WRITE | DECISIONS_READ | WHAT_IF
     ),
     # "Everything" read, but operator accounts stay with the admin (see the report).
-    "auditor": STAFF_READ | SECURITY_READ | FACILITIES_READ | AUDIT | DECISIONS_READ | WHAT_IF,
+    "auditor": (
+        STAFF_READ
+        | SECURITY_READ
+        | PROGRAMS_READ
+        | FACILITIES_READ
+        | AUDIT
+        | DECISIONS_READ
+        | WHAT_IF
+    ),
     # A device account: it asks for decisions and can do nothing else.
     "door_reader": DECIDE,
     "admin": EVERY_PROTECTED,

@@ -17,6 +17,7 @@ from accessd.api.metrics import ApiMetrics
 from accessd.api.routes import audit, auth, credentials, facilities, health, operators, people
 from accessd.api.routes import decisions as decisions_routes
 from accessd.api.routes import policy as policy_routes
+from accessd.api.routes import programs as program_routes
 from accessd.api.state import AppState
 from accessd.config import Settings
 from accessd.db.engine import make_engine, make_sessionmaker
@@ -70,6 +71,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(people.router)
     app.include_router(people.alerts_router)
+    app.include_router(program_routes.router)
     app.include_router(credentials.router)
     for router in facilities.routers:
         app.include_router(router)

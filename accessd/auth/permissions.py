@@ -35,6 +35,8 @@ class Permission(enum.StrEnum):
     #: Ask for an access decision (door readers and panels).
     DECISIONS_REQUEST = "decisions:request"
     DECISIONS_READ = "decisions:read"
+    #: Read people into compartmented programs, and out of them.
+    PROGRAMS_WRITE = "programs:write"
     #: Raise or lower a facility's threat level.
     THREAT_SET = "threat:set"
     IMPORT = "import"
@@ -97,6 +99,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.FACILITIES_READ,
             P.DECISIONS_READ,
             P.THREAT_SET,
+            P.PROGRAMS_WRITE,
         }
     ),
     Role.FACILITY_MANAGER: frozenset(
