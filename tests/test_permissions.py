@@ -91,6 +91,42 @@ WHAT_IF = frozenset(
     {("GET", "/v1/policy/doors/{door_id}/who"), ("GET", "/v1/policy/people/{person_id}/where")}
 )
 THREAT = frozenset({("PUT", "/v1/facilities/{facility_id}/threat-level")})
+#: Schedules, holiday calendars, groups and access levels: door policy, the facility
+#: manager's to write and everyone's who reads facilities to read.
+POLICY_READ = frozenset(
+    {
+        ("GET", "/v1/schedules"),
+        ("GET", "/v1/schedules/{item_id}"),
+        ("GET", "/v1/holiday-calendars"),
+        ("GET", "/v1/holiday-calendars/{item_id}"),
+        ("GET", "/v1/groups"),
+        ("GET", "/v1/groups/{item_id}"),
+        ("GET", "/v1/groups/{item_id}/members"),
+        ("GET", "/v1/access-levels"),
+        ("GET", "/v1/access-levels/{item_id}"),
+        ("GET", "/v1/access-levels/{item_id}/grants"),
+    }
+)
+POLICY_WRITE = frozenset(
+    {
+        ("POST", "/v1/schedules"),
+        ("PATCH", "/v1/schedules/{item_id}"),
+        ("DELETE", "/v1/schedules/{item_id}"),
+        ("POST", "/v1/holiday-calendars"),
+        ("PUT", "/v1/holiday-calendars/{item_id}/days"),
+        ("DELETE", "/v1/holiday-calendars/{item_id}"),
+        ("POST", "/v1/groups"),
+        ("PATCH", "/v1/groups/{item_id}"),
+        ("DELETE", "/v1/groups/{item_id}"),
+        ("PUT", "/v1/groups/{item_id}/members/{person_id}"),
+        ("DELETE", "/v1/groups/{item_id}/members/{person_id}"),
+        ("POST", "/v1/access-levels"),
+        ("PATCH", "/v1/access-levels/{item_id}"),
+        ("DELETE", "/v1/access-levels/{item_id}"),
+        ("POST", "/v1/access-levels/{item_id}/grants"),
+        ("DELETE", "/v1/access-levels/{item_id}/grants/{grant_id}"),
+    }
+)
 #: Program read-ins: security staff read them, the security officer (an SSO) grants them.
 PROGRAMS_READ = frozenset({("GET", "/v1/people/{person_id}/programs")})
 PROGRAMS_WRITE = frozenset(
@@ -135,6 +171,8 @@ EVERY_PROTECTED = (
     | THREAT
     | PROGRAMS_READ
     | PROGRAMS_WRITE
+    | POLICY_READ
+    | POLICY_WRITE
 )
 
 #: role -> the routes it may call (besides SELF). "" is an operator with no role at all.
@@ -164,6 +202,7 @@ INTENT: dict[str, frozenset[Route]] = {
         | _actions("suspend", "reinstate", "terminate", "destroy")
         | REPORT
         | FACILITIES_READ
+        | POLICY_READ
         | DECISIONS_READ
         | WHAT_IF
         | THREAT
@@ -171,7 +210,13 @@ INTENT: dict[str, frozenset[Route]] = {
         | PROGRAMS_WRITE
     ),
     "facility_manager": (
-        STAFF_READ | FACILITIES_READ | FACILITIES_WRITE | DECISIONS_READ | WHAT_IF
+        STAFF_READ
+        | FACILITIES_READ
+        | FACILITIES_WRITE
+        | POLICY_READ
+        | POLICY_WRITE
+        | DECISIONS_READ
+        | WHAT_IF
     ),
     # "Everything" read, but operator accounts stay with the admin (see the report).
     "auditor": (
@@ -179,6 +224,7 @@ INTENT: dict[str, frozenset[Route]] = {
         | SECURITY_READ
         | PROGRAMS_READ
         | FACILITIES_READ
+        | POLICY_READ
         | AUDIT
         | DECISIONS_READ
         | WHAT_IF

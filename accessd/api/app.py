@@ -14,7 +14,16 @@ from accessd.api import problems
 from accessd.api.deps import no_nul_in_query
 from accessd.api.limits import BodyLimit
 from accessd.api.metrics import ApiMetrics
-from accessd.api.routes import audit, auth, credentials, facilities, health, operators, people
+from accessd.api.routes import (
+    audit,
+    auth,
+    credentials,
+    facilities,
+    health,
+    operators,
+    people,
+    policy_objects,
+)
 from accessd.api.routes import decisions as decisions_routes
 from accessd.api.routes import policy as policy_routes
 from accessd.api.routes import programs as program_routes
@@ -80,4 +89,6 @@ def create_app(
     app.include_router(decisions_routes.router)
     app.include_router(policy_routes.router)
     app.include_router(policy_routes.threat_router)
+    for router in policy_objects.routers:
+        app.include_router(router)
     return app

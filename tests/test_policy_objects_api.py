@@ -1,0 +1,213 @@
+"""Schedules, holiday calendars, groups and access levels edited through the API, and
+decisions following each edit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import Operators
+from tests.helpers import act, adjudicate, make_person, ok, problem, sponsor
+
+UUID = "00000000-0000-4000-8000-0000000000bb"
+MONDAY_10AM = "2026-11-30T15:00:00Z"
+CHRISTMAS_10AM = "2026-12-25T15:00:00Z"
+
+
+async def site(client: httpx.AsyncClient, fm: dict[str, str]) -> dict[str, Any]:
+    fac = ok(
+        await client.post(
+            "/v1/facilities",
+            json={"code": "HQ", "name": "HQ", "timezone": "America/New_York", "security_level": 3},
+            headers=fm,
+        ),
+        201,
+    )
+    area = ok(
+        await client.post(
+            "/v1/areas",
+            json={"facility_id": fac["id"], "name": "Lobby", "area_class": "controlled"},
+            headers=fm,
+        ),
+        201,
+    )
+    door = ok(
+        await client.post("/v1/doors", json={"area_id": area["id"], "name": "Main"}, headers=fm),
+        201,
+    )
+    reader = ok(
+        await client.post(
+            "/v1/readers",
+            json={"door_id": door["id"], "name": "Main in", "direction": "in"},
+            headers=fm,
+        ),
+        201,
+    )
+    return {"facility": fac, "area": area, "door": door, "reader": reader}
+
+
+async def card_holder(client: httpx.AsyncClient, ops: Operators) -> dict[str, Any]:
+    person = await make_person(client, await ops.headers("registrar"))
+    await adjudicate(client, await ops.headers("adjudicator"), person["id"])
+    cred = await sponsor(client, await ops.headers("sponsor"), person["id"], card_uuid=UUID)
+    for action, role in (
+        ("enroll", "registrar"),
+        ("adjudicate", "adjudicator"),
+        ("issue", "issuer"),
+        ("activate", "issuer"),
+    ):
+        ok(await act(client, await ops.headers(role), cred["id"], action))
+    return person
+
+
+async def decide(client: httpx.AsyncClient, ops: Operators, reader: int, at: str) -> Any:
+    state = client._transport.app.state.accessd  # type: ignore[attr-defined]
+    await state.decisions.refresh()
+    return ok(
+        await client.post(
+            "/v1/decisions",
+            json={
+                "reader_id": reader,
+                "credential": {"kind": "card_uuid", "value": UUID},
+                "evidence": ["pki_cak"],
+                "at": at,
+            },
+            headers=await ops.headers("door_reader"),
+        )
+    )
+
+
+async def test_levels_groups_schedules_and_holidays_drive_decisions(
+    client: httpx.AsyncClient, ops: Operators
+) -> None:
+    fm = await ops.headers("facility_manager")
+    s = await site(client, fm)
+    person = await card_holder(client, ops)
+    reader = s["reader"]["id"]
+
+    cal = ok(
+        await client.post(
+            "/v1/holiday-calendars",
+            json={"name": "federal", "days": {"2026-12-25": "Christmas Day"}},
+            headers=fm,
+        ),
+        201,
+    )
+    assert cal["days"] == {"2026-12-25": "Christmas Day"}
+    sched = ok(
+        await client.post(
+            "/v1/schedules",
+            json={
+                "name": "office",
+                "week": {"mon-fri": ["07:00-19:00"]},
+                "holiday_calendars": ["federal"],
+            },
+            headers=fm,
+        ),
+        201,
+    )
+    assert sched["week"] == {"mon-fri": ["07:00-19:00"]}
+    group = ok(await client.post("/v1/groups", json={"name": "staff"}, headers=fm), 201)
+    level = ok(
+        await client.post(
+            "/v1/access-levels",
+            json={"name": "Lobby", "schedule_id": sched["id"], "door_ids": [s["door"]["id"]]},
+            headers=fm,
+        ),
+        201,
+    )
+    assert level["door_ids"] == [s["door"]["id"]]
+    ok(
+        await client.post(
+            f"/v1/access-levels/{level['id']}/grants", json={"group_id": group["id"]}, headers=fm
+        ),
+        201,
+    )
+
+    assert (await decide(client, ops, reader, MONDAY_10AM))["reason"] == "no_access_level"
+    ok(await client.put(f"/v1/groups/{group['id']}/members/{person['id']}", headers=fm), 204)
+    assert ok(await client.get(f"/v1/groups/{group['id']}/members", headers=fm)) == [person["id"]]
+    assert (await decide(client, ops, reader, MONDAY_10AM))["granted"]
+    assert (await decide(client, ops, reader, CHRISTMAS_10AM))["reason"] == "outside_schedule"
+
+    # Open on holidays 09:00-17:00 from now on.
+    ok(
+        await client.patch(
+            f"/v1/schedules/{sched['id']}",
+            json={"on_holidays": ["09:00-17:00"]},
+            headers={**fm, "If-Match": f'"{sched["version"]}"'},
+        )
+    )
+    assert (await decide(client, ops, reader, CHRISTMAS_10AM))["granted"]
+
+    ok(await client.delete(f"/v1/groups/{group['id']}/members/{person['id']}", headers=fm), 204)
+    assert (await decide(client, ops, reader, MONDAY_10AM))["reason"] == "no_access_level"
+    grant = ok(
+        await client.post(
+            f"/v1/access-levels/{level['id']}/grants", json={"person_id": person["id"]}, headers=fm
+        ),
+        201,
+    )
+    assert (await decide(client, ops, reader, MONDAY_10AM))["granted"]
+    ok(
+        await client.delete(f"/v1/access-levels/{level['id']}/grants/{grant['id']}", headers=fm),
+        204,
+    )
+    assert (await decide(client, ops, reader, MONDAY_10AM))["reason"] == "no_access_level"
+
+
+async def test_bad_policy_objects_are_refused(client: httpx.AsyncClient, ops: Operators) -> None:
+    fm = await ops.headers("facility_manager")
+    problem(
+        await client.post(
+            "/v1/schedules", json={"name": "x", "week": {"funday": ["07:00-19:00"]}}, headers=fm
+        ),
+        422,
+        "bad_schedule",
+    )
+    problem(
+        await client.post(
+            "/v1/schedules", json={"name": "x", "week": {"mon": ["19:00-07:00"]}}, headers=fm
+        ),
+        422,
+        "bad_schedule",
+    )
+    problem(
+        await client.post(
+            "/v1/schedules",
+            json={"name": "x", "week": {"mon": ["07:00-12:00", "11:00-13:00"]}},
+            headers=fm,
+        ),
+        422,
+        "bad_schedule",
+    )
+    problem(
+        await client.post(
+            "/v1/schedules",
+            json={"name": "x", "week": {}, "holiday_calendars": ["nope"]},
+            headers=fm,
+        ),
+        422,
+        "bad_reference",
+    )
+    ok(await client.post("/v1/groups", json={"name": "g"}, headers=fm), 201)
+    problem(await client.post("/v1/groups", json={"name": "g"}, headers=fm), 409)
+    level = ok(await client.post("/v1/access-levels", json={"name": "L"}, headers=fm), 201)
+    problem(
+        await client.post(f"/v1/access-levels/{level['id']}/grants", json={}, headers=fm),
+        422,
+        "bad_grant",
+    )
+    problem(
+        await client.patch(
+            f"/v1/access-levels/{level['id']}",
+            json={"door_ids": [999]},
+            headers={**fm, "If-Match": '"1"'},
+        ),
+        422,
+        "bad_reference",
+    )
+    problem(
+        await client.patch(f"/v1/access-levels/{level['id']}", json={"name": "M"}, headers=fm), 428
+    )
