@@ -211,3 +211,63 @@ async def test_bad_policy_objects_are_refused(client: httpx.AsyncClient, ops: Op
     problem(
         await client.patch(f"/v1/access-levels/{level['id']}", json={"name": "M"}, headers=fm), 428
     )
+
+
+async def test_area_and_door_policy_fields_through_the_api(
+    client: httpx.AsyncClient, ops: Operators
+) -> None:
+    fm = await ops.headers("facility_manager")
+    s = await site(client, fm)
+    scif = ok(
+        await client.post(
+            "/v1/areas",
+            json={
+                "facility_id": s["facility"]["id"],
+                "parent_id": s["area"]["id"],
+                "name": "SCIF",
+                "area_class": "exclusion",
+                "is_scif": True,
+                "min_eligibility": "ts_sci",
+                "programs": ["ALPHA"],
+                "two_person_window_s": 30,
+                "anti_passback": "hard",
+                "occupancy_limit": 12,
+            },
+            headers=fm,
+        ),
+        201,
+    )
+    assert (scif["min_eligibility"], scif["programs"], scif["occupancy_limit"]) == (
+        "ts_sci",
+        ["ALPHA"],
+        12,
+    )
+    problem(
+        await client.post(
+            "/v1/doors",
+            json={"area_id": scif["id"], "name": "Vault", "mode": "first_person_in"},
+            headers=fm,
+        ),
+        422,
+        "schedule_required",
+    )
+    door = ok(
+        await client.post(
+            "/v1/doors",
+            json={
+                "area_id": scif["id"],
+                "from_area_id": s["area"]["id"],
+                "name": "Vault",
+                "mode": "card_and_pin",
+                "accepts": ["pki_auth", "bio"],
+            },
+            headers=fm,
+        ),
+        201,
+    )
+    assert door["accepts"] == ["pki_auth", "bio"] and door["mode"] == "card_and_pin"
+    state = client._transport.app.state.accessd  # type: ignore[attr-defined]
+    await state.decisions.refresh()
+    area = state.decisions.snapshot.areas[scif["id"]]
+    assert area.two_person_window_s == 30 and area.programs == frozenset({"ALPHA"})
+    assert state.decisions.snapshot.doors[door["id"]].mode == "card_and_pin"

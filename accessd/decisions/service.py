@@ -53,6 +53,8 @@ _POLICY_ENTITIES = frozenset(
         "policy",
     }
 )
+#: Those whose change also touches every person (memberships and grants live on people).
+_PEOPLE_ENTITIES = frozenset({"group", "access_level", "policy", "all"})
 
 
 class DecisionService:
@@ -74,6 +76,7 @@ class DecisionService:
         self._pending_people: set[int] = set()
         self._pending_credentials: set[int] = set()
         self._pending_policy = False
+        self._pending_all_people = False
         self._dirty = asyncio.Event()
         self._refreshing = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
@@ -145,6 +148,7 @@ class DecisionService:
             self._pending_credentials.update(ev.credential_ids)
         elif isinstance(ev, PolicyChanged):
             self._pending_policy = True
+            self._pending_all_people |= ev.scope in _PEOPLE_ENTITIES
         elif isinstance(ev, ThreatLevelChanged) and ev.facility_id in snap.facilities:
             snap.set_threat(ev.facility_id, ThreatLevel(ev.level))
         self._dirty.set()
@@ -158,15 +162,18 @@ class DecisionService:
 
     async def _refresh(self) -> None:
         people, creds, policy = self._take_pending()
+        all_people, self._pending_all_people = self._pending_all_people, False
         if not (people or creds or policy):
             return
         try:
             async with self._sessions() as session:
-                if policy:
-                    # Memberships and grants live on the people: a policy change reloads them.
+                if policy and all_people:
+                    # Memberships and grants live on the people: reload them with the policy.
                     fresh = await loader.load_policy_and_people(session)
                     self.snapshot.adopt_policy(fresh, people=True)
-                elif people:
+                elif policy:
+                    self.snapshot.adopt_policy(await loader.load_policy(session))
+                if people and not (policy and all_people):
                     await loader.reload_people(session, self.snapshot, people)
                 if people:
                     await loader.reload_credentials_of(session, self.snapshot, people)
@@ -177,6 +184,7 @@ class DecisionService:
             self._pending_people |= people
             self._pending_credentials |= creds
             self._pending_policy |= policy
+            self._pending_all_people |= all_people
             raise
 
     def _take_pending(self) -> tuple[set[int], set[int], bool]:
@@ -225,6 +233,7 @@ class DecisionService:
     def _note(self, entity: str, entity_id: str, data: dict[str, object]) -> None:
         if entity in _POLICY_ENTITIES:
             self._pending_policy = True
+            self._pending_all_people |= entity in _PEOPLE_ENTITIES
         elif entity == "credential" and entity_id.isdigit():
             self._pending_credentials.add(int(entity_id))
         elif entity == "person" and entity_id.isdigit():

@@ -12,12 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accessd.db.base import Base
 from accessd.errors import Conflict, InvalidInput
-from accessd.models import Area, Door, Facility, Panel, Reader
+from accessd.events import PolicyChanged, stage
+from accessd.models import Area, Door, Facility, Panel, Reader, Schedule
+from accessd.models.enums import DoorMode
 from accessd.services import audit
 from accessd.services.actors import Actor
 from accessd.services.records import apply_changes, check_version, get_or_404
 
 SiteRecord = Facility | Area | Door | Reader | Panel
+_SCHEDULED_MODES = frozenset({DoorMode.UNLOCKED_BY_SCHEDULE, DoorMode.FIRST_PERSON_IN})
 R = TypeVar("R", Facility, Area, Door, Reader, Panel)
 
 
@@ -74,6 +77,11 @@ async def _validate(session: AsyncSession, obj: SiteRecord) -> None:
         panel = await _ref(session, Panel, obj.panel_id, "panel_id")
         if panel is not None and panel.facility_id != area.facility_id:
             raise InvalidInput("the door's panel is in another facility", code="bad_reference")
+        await _ref(session, Schedule, obj.unlock_schedule_id, "unlock_schedule_id")
+        if obj.mode in _SCHEDULED_MODES and obj.unlock_schedule_id is None:
+            raise InvalidInput(
+                f"a door in {obj.mode} mode needs an unlock_schedule_id", code="schedule_required"
+            )
     elif isinstance(obj, Reader):
         door = await _ref(session, Door, obj.door_id, "door_id")
         panel = await _ref(session, Panel, obj.panel_id, "panel_id")
@@ -102,6 +110,7 @@ async def create(
         entity_id=obj.id,
         data=dict(fields),
     )
+    stage(session, PolicyChanged(_name(model)))
     return obj
 
 
@@ -132,6 +141,7 @@ async def update(
         entity_id=obj.id,
         data={"changes": diff},
     )
+    stage(session, PolicyChanged(_name(model)))
     return obj
 
 
@@ -154,6 +164,7 @@ async def delete(
         entity_id=key,
         data={},
     )
+    stage(session, PolicyChanged(_name(model)))
 
 
 async def _flush(session: AsyncSession, model: type[Base], *, deleting: bool = False) -> None:

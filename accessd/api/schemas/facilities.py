@@ -5,7 +5,15 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 
 from accessd.api.schemas.common import Id, Input, Name, ShortName, Update, VersionedPublic
-from accessd.models.enums import AreaClass, PanelTransport, ReaderDirection
+from accessd.models.enums import (
+    AntiPassback,
+    AreaClass,
+    DoorMode,
+    Eligibility,
+    PanelTransport,
+    ReaderDirection,
+)
+from policies.vocabulary import Mechanism
 
 Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
 WireName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
@@ -37,9 +45,27 @@ class FacilityPublic(VersionedPublic):
     timezone: str
     security_level: int
     address: str
+    threat_level: str
 
 
-class AreaCreate(Input):
+Seconds = Annotated[int, Field(ge=0, le=24 * 3600)]
+Program = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9_-]{0,63}$")]
+
+
+class AreaPolicyFields(Input):
+    """What decisions into the area check besides its class."""
+
+    min_eligibility: Eligibility = Eligibility.NONE
+    programs: list[Program] = []
+    two_person_window_s: Seconds = 0
+    escort_required: bool = True
+    escort_window_s: Seconds = 30
+    anti_passback: AntiPassback = AntiPassback.NONE
+    apb_reset_s: Seconds = 0
+    occupancy_limit: Annotated[int, Field(ge=1, le=100_000)] | None = None
+
+
+class AreaCreate(AreaPolicyFields):
     facility_id: Id
     parent_id: Id | None = None
     name: Name
@@ -48,12 +74,20 @@ class AreaCreate(Input):
 
 
 class AreaUpdate(Update):
-    nullable = frozenset({"parent_id"})
+    nullable = frozenset({"parent_id", "occupancy_limit"})
 
     parent_id: Id | None = None
     name: Name | None = None
     area_class: AreaClass | None = None
     is_scif: bool | None = None
+    min_eligibility: Eligibility | None = None
+    programs: list[Program] | None = None
+    two_person_window_s: Seconds | None = None
+    escort_required: bool | None = None
+    escort_window_s: Seconds | None = None
+    anti_passback: AntiPassback | None = None
+    apb_reset_s: Seconds | None = None
+    occupancy_limit: Annotated[int, Field(ge=1, le=100_000)] | None = None
 
 
 class AreaPublic(VersionedPublic):
@@ -62,6 +96,14 @@ class AreaPublic(VersionedPublic):
     name: str
     area_class: AreaClass
     is_scif: bool
+    min_eligibility: Eligibility
+    programs: list[str]
+    two_person_window_s: int
+    escort_required: bool
+    escort_window_s: int
+    anti_passback: AntiPassback
+    apb_reset_s: int
+    occupancy_limit: int | None
 
 
 class PanelCreate(Input):
@@ -81,20 +123,32 @@ class PanelPublic(VersionedPublic):
     transport: PanelTransport
 
 
+UnlockSeconds = Annotated[int, Field(ge=1, le=3600)]
+
+
 class DoorCreate(Input):
     area_id: Id
     from_area_id: Id | None = None
     panel_id: Id | None = None
     name: Name
+    mode: DoorMode = DoorMode.CARD_ONLY
+    unlock_schedule_id: Id | None = None
+    unlock_seconds: UnlockSeconds = 5
+    #: Mechanisms its readers verify; what the SP 800-116 compliance report weighs.
+    accepts: list[Mechanism] = []
 
 
 class DoorUpdate(Update):
-    nullable = frozenset({"from_area_id", "panel_id"})
+    nullable = frozenset({"from_area_id", "panel_id", "unlock_schedule_id"})
 
     area_id: Id | None = None
     from_area_id: Id | None = None
     panel_id: Id | None = None
     name: Name | None = None
+    mode: DoorMode | None = None
+    unlock_schedule_id: Id | None = None
+    unlock_seconds: UnlockSeconds | None = None
+    accepts: list[Mechanism] | None = None
 
 
 class DoorPublic(VersionedPublic):
@@ -102,6 +156,10 @@ class DoorPublic(VersionedPublic):
     from_area_id: int | None
     panel_id: int | None
     name: str
+    mode: DoorMode
+    unlock_schedule_id: int | None
+    unlock_seconds: int
+    accepts: list[str]
 
 
 class ReaderCreate(Input):
