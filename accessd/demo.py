@@ -1,14 +1,19 @@
-"""`accessd demo`: a local database with a sample site, people and credentials, then serve.
+"""`accessd demo`: a local database with the example sites, people and credentials, then
+serve.
 
-Every sample record goes through the same use cases as the API (so the audit chain, the
-lifecycle and separation of duties hold for the demo data too).
+Every sample record goes through the same use cases as the API and the CLI (so the audit
+chain, the lifecycle and separation of duties hold for the demo data too), and the door
+policy is the two example policy files, applied as version 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
+import uuid
 from datetime import date, timedelta
+from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,9 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from accessd.config import Settings
 from accessd.db.engine import make_engine, make_sessionmaker
 from accessd.db.migrate import upgrade
-from accessd.models import Area, Door, Facility, Operator, Panel, Person, Reader
+from accessd.models import Operator, Person, Reader
 from accessd.models.enums import Role
-from accessd.services import credentials, facilities, operators, people
+from accessd.policyfile import combine, versions
+from accessd.services import credentials, operators, people, programs
 from accessd.services.actors import Actor
 from policies.lifecycle import Action, CredentialKind
 
@@ -31,108 +37,57 @@ DEMO_ROLES = [
     Role.SECURITY_OFFICER,
     Role.FACILITY_MANAGER,
     Role.AUDITOR,
+    Role.DOOR_READER,
 ]
 
+#: (external id, given, family, affiliation, organization, tier, eligibility, programs):
+#: the people the example policy files name.
 _PEOPLE = [
-    ("E1001", "Avery", "Nakamura", "employee", "Office of Security", "tier5", "ts_sci"),
-    ("E1002", "Blake", "Okafor", "employee", "Facilities Division", "tier3", "secret"),
-    ("E1003", "Casey", "Lindqvist", "employee", "Office of the Director", "tier5", "ts_sci"),
-    ("C2001", "Devon", "Alvarez", "contractor", "Acme Systems", "tier2", "none"),
-    ("C2002", "Emery", "Sato", "contractor", "Acme Systems", "tier3", "secret"),
-    ("L3001", "Finley", "Brooks", "law_enforcement", "Protective Service", "tier4", "top_secret"),
-    ("V4001", "Gray", "Moreau", "visitor", "Visiting delegation", "none", "none"),
+    ("E1001", "Avery", "Nakamura", "employee", "Office of Security", "tier5", "ts_sci", ()),
+    ("E1002", "Blake", "Okafor", "employee", "Facilities Division", "tier3", "secret", ()),
+    ("E1003", "Casey", "Lindqvist", "employee", "Analysis", "tier5", "ts_sci", ("ALPHA",)),
+    ("E1004", "Devon", "Alvarez", "contractor", "Acme Systems", "tier2", "none", ()),
+    ("E2001", "Emery", "Sato", "employee", "Security Office", "tier5", "ts_sci", ("ALPHA",)),
+    (
+        "E2002",
+        "Finley",
+        "Brooks",
+        "law_enforcement",
+        "Protective Service",
+        "tier4",
+        "top_secret",
+        (),
+    ),
+    ("E3001", "Harper", "Quinn", "employee", "Analysis", "tier5", "ts_sci", ("ALPHA",)),
+    ("E5001", "Jordan", "Reyes", "employee", "Denver Field Office", "tier3", "secret", ()),
+    ("E5002", "Kai", "Whitfield", "employee", "Denver Evidence Unit", "tier4", "top_secret", ()),
+    (
+        "E5003",
+        "Logan",
+        "Ferreira",
+        "law_enforcement",
+        "Denver Evidence Unit",
+        "tier4",
+        "top_secret",
+        (),
+    ),
+    ("V4001", "Gray", "Moreau", "visitor", "Visiting delegation", "none", "none", ()),
 ]
+EXAMPLES = Path(__file__).resolve().parent.parent / "policies" / "examples"
+POLICY_FILES = [EXAMPLES / "hq.yaml", EXAMPLES / "field-office.yaml"]
 
 
-async def _site(session: AsyncSession, fm: Actor) -> None:
-    def fields(**kw: object) -> dict[str, object]:
-        return kw
-
-    hq = await facilities.create(
-        session,
-        fm,
-        Facility,
-        fields(
-            code="HQ",
-            name="Headquarters",
-            timezone="America/New_York",
-            security_level=4,
-            address="1 Example Plaza, Washington, DC",
-        ),
-    )
-    field = await facilities.create(
-        session,
-        fm,
-        Facility,
-        fields(code="DEN", name="Denver Field Office", timezone="America/Denver", security_level=2),
-    )
-    for fac, prefix in ((hq, "hq"), (field, "den")):
-        panel = await facilities.create(
-            session,
-            fm,
-            Panel,
-            fields(facility_id=fac.id, name=f"{prefix}-panel-1", transport="mqtt"),
-        )
-        lobby = await facilities.create(
-            session, fm, Area, fields(facility_id=fac.id, name="Lobby", area_class="controlled")
-        )
-        offices = await facilities.create(
-            session,
-            fm,
-            Area,
-            fields(facility_id=fac.id, parent_id=lobby.id, name="Offices", area_class="limited"),
-        )
-        areas = [(lobby, None, "Main entrance"), (offices, lobby, "Office corridor")]
-        if fac is hq:
-            scif = await facilities.create(
-                session,
-                fm,
-                Area,
-                fields(
-                    facility_id=fac.id,
-                    parent_id=offices.id,
-                    name="SCIF",
-                    area_class="exclusion",
-                    is_scif=True,
-                ),
-            )
-            areas.append((scif, offices, "SCIF vestibule"))
-        for area, outside, name in areas:
-            door = await facilities.create(
-                session,
-                fm,
-                Door,
-                fields(
-                    area_id=area.id,
-                    from_area_id=outside.id if outside else None,
-                    panel_id=panel.id,
-                    name=name,
-                ),
-            )
-            strong = area.area_class != "controlled"
-            await facilities.create(
-                session,
-                fm,
-                Reader,
-                fields(
-                    door_id=door.id,
-                    panel_id=panel.id,
-                    name=f"{name} in",
-                    direction="in",
-                    contact=strong,
-                    contactless=True,
-                    pin_pad=strong,
-                    biometric=area.area_class == "exclusion",
-                ),
-            )
+def card_uuid(external_id: str) -> str:
+    """A stable card UUID per demo person, so the printed examples keep working."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"accessd-demo:{external_id}"))
 
 
 async def _people(session: AsyncSession, actors: dict[Role, Actor]) -> None:
     today = date.today()
-    for ext, given, family, affil, org, tier, elig in _PEOPLE:
+    for ext, given, family, affil, org, tier, elig, read_ins in _PEOPLE:
         person = await people.create_person(
             session,
-            actors[Role.SPONSOR],
+            actors[Role.REGISTRAR],
             {
                 "external_id": ext,
                 "given_name": given,
@@ -156,10 +111,13 @@ async def _people(session: AsyncSession, actors: dict[Role, Actor]) -> None:
                 },
                 expected_version=1,
             )
+        for program in read_ins:
+            await programs.read_in(
+                session, actors[Role.SECURITY_OFFICER], person.id, program, "demo briefing"
+            )
         kind = {
             "visitor": CredentialKind.TEMPORARY,
             "law_enforcement": CredentialKind.LAW_ENFORCEMENT,
-            "contractor": CredentialKind.PIV,
         }.get(affil, CredentialKind.PIV)
         days = 14 if kind is CredentialKind.TEMPORARY else 5 * 365
         cred = await credentials.sponsor(
@@ -170,7 +128,7 @@ async def _people(session: AsyncSession, actors: dict[Role, Actor]) -> None:
             valid_from=today,
             valid_until=today + timedelta(days=days),
             reason="demo onboarding",
-            identifiers={"badge_number": f"B-{ext}"},
+            identifiers={"badge_number": f"B-{ext}", "card_uuid": card_uuid(ext)},
         )
         steps = [(Action.ISSUE, Role.ISSUER), (Action.ACTIVATE, Role.ISSUER)]
         if kind is not CredentialKind.TEMPORARY:
@@ -179,13 +137,13 @@ async def _people(session: AsyncSession, actors: dict[Role, Actor]) -> None:
             await credentials.transition(
                 session, actors[role], cred.id, action, reason="demo onboarding"
             )
-    # One person under a continuous-vetting alert: their card is suspended at once.
-    emery = await session.scalar(select(Person).where(Person.external_id == "C2002"))
-    assert emery is not None
+    # One contractor under a continuous-vetting alert: the card is suspended at once.
+    devon = await session.scalar(select(Person).where(Person.external_id == "E1004"))
+    assert devon is not None
     await people.raise_alert(
         session,
         actors[Role.SECURITY_OFFICER],
-        emery.id,
+        devon.id,
         source="CV feed",
         category="financial",
         description="demo alert",
@@ -193,8 +151,18 @@ async def _people(session: AsyncSession, actors: dict[Role, Actor]) -> None:
     )
 
 
+async def _policy(session: AsyncSession, actor: Actor) -> None:
+    policy = combine.read_all(POLICY_FILES)
+    if policy.errors:
+        raise RuntimeError(
+            "the example policy files do not check: " + "; ".join(str(f) for f in policy.errors)
+        )
+    await versions.apply(session, actor.label, policy, comment="demo: the example sites")
+
+
 async def seed(settings: Settings) -> dict[str, tuple[str, str | None]]:
-    """Migrates, adds sample data once, and returns {role: (username, password or None)}."""
+    """Migrates, adds the sample data once, and returns {role: (username, password or
+    None when it was set on an earlier run)}."""
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     accounts: dict[str, tuple[str, str | None]] = {}
@@ -221,15 +189,16 @@ async def seed(settings: Settings) -> dict[str, tuple[str, str | None]]:
                 accounts[role.value] = (username, password)
                 actors[role] = operators.actor_of(op)
             if fresh:
-                await _site(session, actors[Role.FACILITY_MANAGER])
                 await _people(session, actors)
+                await _policy(session, actors[Role.FACILITY_MANAGER])
             await session.commit()
     finally:
         await engine.dispose()
     return accounts
 
 
-async def _tokens(settings: Settings, usernames: list[str]) -> dict[str, str]:
+async def _tokens(settings: Settings, usernames: list[str]) -> tuple[dict[str, str], int]:
+    """Fresh tokens for the demo operators, and the id of the HQ main entrance reader."""
     engine = make_engine(settings.database_url)
     try:
         async with make_sessionmaker(engine)() as session:
@@ -238,8 +207,9 @@ async def _tokens(settings: Settings, usernames: list[str]) -> dict[str, str]:
                 op = await session.scalar(select(Operator).where(Operator.username == name))
                 assert op is not None
                 out[name], _ = await operators.issue_token(session, op, 8 * 3600)
+            reader = await session.scalar(select(Reader.id).where(Reader.name == "Corridor in"))
             await session.commit()
-            return out
+            return out, int(reader or 0)
     finally:
         await engine.dispose()
 
@@ -250,19 +220,34 @@ def run_demo(settings: Settings, *, host: str, port: int) -> int:
     from accessd.api.app import create_app
 
     accounts = asyncio.run(seed(settings))
-    tokens = asyncio.run(_tokens(settings, [u for u, _ in accounts.values()]))
+    tokens, reader = asyncio.run(_tokens(settings, [u for u, _ in accounts.values()]))
     base = f"http://{host}:{port}"
     print(f"\naccessd demo on {settings.database_url}\n")
     print(f"  API docs     {base}/docs")
     print(f"  health       {base}/healthz")
-    print(f"  OpenAPI      {base}/openapi.json\n")
+    print(f"  OpenAPI      {base}/openapi.json")
+    print(f"  policy       {', '.join(p.name for p in POLICY_FILES)} (version 1)\n")
     print("  operator                   password          bearer token (8 h)")
     for username, password in accounts.values():
         print(f"  {username:<26} {password or '(set earlier)':<17} {tokens[username]}")
     admin = tokens[accounts[Role.ADMIN.value][0]]
+    door = tokens[accounts[Role.DOOR_READER.value][0]]
+    auth = f"-H 'Authorization: Bearer {admin}'"
+    ask = json.dumps(
+        {
+            "reader_id": reader,
+            "evidence": ["pki_auth"],
+            "credential": {"kind": "card_uuid", "value": card_uuid("E2001")},
+        }
+    )
     print("\n  try:")
-    print(f"    curl -s -H 'Authorization: Bearer {admin}' {base}/v1/people")
-    print(f"    curl -s -H 'Authorization: Bearer {admin}' {base}/v1/credentials?state=suspended")
-    print(f"    curl -s -H 'Authorization: Bearer {admin}' {base}/v1/audit/verify\n")
+    print(f"    curl -s {auth} {base}/v1/people")
+    print(f"    curl -s {auth} '{base}/v1/credentials?state=suspended'")
+    print(f"    curl -s {auth} {base}/v1/audit/verify")
+    print(
+        f"    curl -s -H 'Authorization: Bearer {door}' -H 'content-type: application/json' "
+        f"{base}/v1/decisions -d '{ask}'"
+    )
+    print(f"    curl -s {auth} {base}/v1/decisions\n")
     uvicorn.run(create_app(settings), host=host, port=port, log_level=settings.log_level)
     return 0
