@@ -7,8 +7,8 @@ database: the caller passes the credential's facts and the acting operator.
     requested ──enroll──▶ enrolled ──adjudicate──▶ adjudicated ──issue──▶ issued
         │ (temporary badges: issue straight from requested)                  │ activate
         ▼                                                                     ▼
-    terminated ◀──terminate── any live state          suspended ◀─suspend─ active
-        │                                              └──reinstate──▶ active
+    terminated ◀──terminate── any live state   suspended ◀─suspend─ issued | active
+        │                                       └──reinstate──▶ active
         ▼                         issued/active/suspended ──report_*──▶ lost | stolen | damaged
     destroyed ◀──destroy── terminated | lost | stolen | damaged
 """

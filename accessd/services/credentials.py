@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accessd.db.base import utcnow
-from accessd.errors import Conflict, InvalidInput, LifecycleRefused
+from accessd.errors import Conflict, InvalidInput, LifecycleRefused, NotFound
 from accessd.events import CredentialStateChanged, stage
 from accessd.models import (
     Credential,
@@ -162,6 +162,18 @@ def _redact(name: str, value: Any) -> Any:
     return value
 
 
+_M = TypeVar("_M", Person, SecurityRecord, Credential)
+
+
+async def _locked(session: AsyncSession, model: type[_M], key: int) -> _M:
+    """Reads a row FOR NO KEY UPDATE (inserts that merely reference it need not wait),
+    fresh from the database even if the session holds it already."""
+    obj = await session.get(model, key, with_for_update={"key_share": True}, populate_existing=True)
+    if obj is None:
+        raise NotFound(f"{model.__name__.lower()} {key} does not exist")
+    return obj
+
+
 async def transition(
     session: AsyncSession,
     actor: Actor,
@@ -173,9 +185,20 @@ async def transition(
     today: date | None = None,
 ) -> Credential:
     """Applies one lifecycle action, or raises LifecycleRefused saying why not."""
-    cred = await get_or_404(session, Credential, credential_id, lock=True)
+    # The holder's person and security rows are locked before the card, in the order that
+    # separation, adjudication and vetting take them before suspending every card. So a
+    # concurrent suspension either waits for this transition and then sees its result, or
+    # this one waits and sees the suspension. Unlocked, PostgreSQL lets both commit: the
+    # suspension's SELECT … FOR UPDATE skips a card whose pending change it cannot see yet.
+    person_id = await session.scalar(
+        select(Credential.person_id).where(Credential.id == credential_id)
+    )
+    if person_id is None:
+        raise NotFound(f"credential {credential_id} does not exist")
+    holder = await _locked(session, Person, person_id)
+    record = await _locked(session, SecurityRecord, person_id)
+    cred = await _locked(session, Credential, credential_id)
     check_version(cred, expected_version, required=False)
-    record = await get_or_404(session, SecurityRecord, cred.person_id)
     facts = lc.CredentialFacts(
         kind=CredentialKind(cred.kind),
         state=lc.CredentialState(cred.state),
@@ -186,6 +209,7 @@ async def transition(
         adjudicator_id=cred.adjudicator_id,
         holder_adjudication=lc.Adjudication(record.adjudication),
         holder_eligibility_suspended=record.eligibility_suspended,
+        holder_separated=holder.status == PersonStatus.SEPARATED,
     )
     refusal = lc.check_action(
         facts,
@@ -245,6 +269,11 @@ async def update_credential(
     """Binds identifiers before issuance, or shortens validity at any time."""
     cred = await get_or_404(session, Credential, credential_id)
     check_version(cred, expected_version)
+    if actor.person_id == cred.person_id:
+        # Binding identifiers to one's own card is as much self-dealing as issuing it.
+        raise LifecycleRefused(
+            "an operator may not change their own credential", code="self_dealing"
+        )
     changes = dict(changes)
     certs = changes.pop("certificates", None)
     id_fields = {k for k in changes if k in ("fasc_n", "card_uuid", "badge_number")}

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accessd.db.base import utcnow
-from accessd.errors import Conflict, InvalidInput
+from accessd.errors import Conflict, InvalidInput, PermissionDenied
 from accessd.events import CredentialsRevoked, CredentialStateChanged, PersonChanged, stage
 from accessd.models import Credential, CredentialTransition, Person, SecurityRecord, VettingAlert
 from accessd.models.enums import Adjudication, AlertStatus, PersonStatus
@@ -101,6 +101,7 @@ async def update_security(
 ) -> SecurityRecord:
     record = await get_security(session, person_id)
     check_version(record, expected_version)
+    _not_own(actor, person_id)
     if "eligibility_suspended" in changes:
         raise InvalidInput(
             "eligibility is suspended and restored through vetting alerts", code="read_only_field"
@@ -123,6 +124,14 @@ async def update_security(
         await suspend_all_credentials(session, actor, person_id, "unfavorable adjudication")
     stage(session, PersonChanged(person_id, tuple(f"security.{k}" for k in diff)))
     return record
+
+
+def _not_own(actor: Actor, person_id: int) -> None:
+    """Nobody adjudicates or clears their own personnel-security record."""
+    if actor.person_id == person_id:
+        raise PermissionDenied(
+            "an operator may not change their own personnel-security record", code="self_dealing"
+        )
 
 
 async def raise_alert(
@@ -180,8 +189,10 @@ async def resolve_alert(
     resolution: str,
 ) -> VettingAlert:
     """Closes an alert. A cleared alert restores eligibility once no other suspending alert
-    is open; the credentials stay suspended until a security officer reinstates them."""
+    is open or upheld; the credentials stay suspended until a security officer reinstates
+    them."""
     alert = await get_or_404(session, VettingAlert, alert_id)
+    _not_own(actor, alert.person_id)
     if alert.status != AlertStatus.OPEN:
         raise Conflict(f"alert {alert_id} is already {alert.status}", code="alert_closed")
     alert.status = AlertStatus.UPHELD if upheld else AlertStatus.CLEARED
@@ -190,10 +201,11 @@ async def resolve_alert(
     alert.resolution = resolution
     await session.flush()
     if alert.suspends_eligibility and not upheld:
+        # An upheld alert keeps eligibility suspended: clearing a later one must not lift it.
         still_open = await session.scalar(
             select(func.count()).where(
                 VettingAlert.person_id == alert.person_id,
-                VettingAlert.status == AlertStatus.OPEN,
+                VettingAlert.status.in_((AlertStatus.OPEN, AlertStatus.UPHELD)),
                 VettingAlert.suspends_eligibility.is_(True),
             )
         )
