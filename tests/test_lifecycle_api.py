@@ -738,3 +738,18 @@ async def test_stale_if_match_on_an_action_is_refused(
     )
     assert ok(r)["state"] == "enrolled"
     assert r.headers["etag"] == f'"{cred["version"] + 1}"'
+
+
+async def test_identifiers_are_taken_in_either_case_and_stored_lowercase(
+    client: httpx.AsyncClient, ops: Operators
+) -> None:
+    person = await make_person(client, await ops.headers("registrar"))
+    cred = await sponsor(
+        client,
+        await ops.headers("sponsor"),
+        person["id"],
+        card_uuid="00000000-0000-4000-8000-0000000000AB",
+        fasc_n="D" * 50,
+    )
+    assert cred["card_uuid"] == "00000000-0000-4000-8000-0000000000ab"
+    assert cred["fasc_n"] == "d" * 50
