@@ -302,3 +302,59 @@ async def test_who_can_open_and_where_can_a_person_go(
     )
     assert sorted(a["door_id"] for a in where["answers"]) == sorted(doors.values())
     problem(await client.get("/v1/policy/people/999999/where", headers=fm), 404)
+
+
+async def test_hard_anti_passback_and_operator_forgiveness(
+    client: httpx.AsyncClient, ops: Operators, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    site = await setup_site(client, ops, sessions)
+    fm = await ops.headers("facility_manager")
+    offices = next(
+        a for a in ok(await client.get("/v1/areas", headers=fm))["items"] if a["name"] == "Offices"
+    )
+    ok(
+        await client.patch(
+            f"/v1/areas/{offices['id']}",
+            json={"anti_passback": "hard"},
+            headers={**fm, "If-Match": f'"{offices["version"]}"'},
+        )
+    )
+    await site["state"].decisions.refresh()
+    reader_hdr = await ops.headers("door_reader")
+    first = ok(
+        await client.post(
+            "/v1/decisions", json=ask(site["office"], MONDAY_10AM, "pki_auth"), headers=reader_hdr
+        )
+    )
+    assert first["granted"], first
+    again = ok(
+        await client.post(
+            "/v1/decisions", json=ask(site["office"], MONDAY_10AM, "pki_auth"), headers=reader_hdr
+        )
+    )
+    assert again["reason"] == "anti_passback"
+    officer = await ops.headers("security_officer")
+    ok(
+        await client.post(
+            f"/v1/policy/people/{site['person']['id']}/forgive",
+            json={"reason": "door held open by a colleague"},
+            headers=officer,
+        ),
+        204,
+    )
+    forgiven = ok(
+        await client.post(
+            "/v1/decisions", json=ask(site["office"], MONDAY_10AM, "pki_auth"), headers=reader_hdr
+        )
+    )
+    assert forgiven["granted"]
+    entries = ok(
+        await client.get(
+            "/v1/audit", params={"entity": "presence"}, headers=await ops.headers("auditor")
+        )
+    )["items"]
+    assert [e["action"] for e in entries] == ["presence.forgive"]
+    problem(
+        await client.post(f"/v1/policy/people/{site['person']['id']}/forgive", json={}, headers=fm),
+        403,
+    )

@@ -91,6 +91,7 @@ WHAT_IF = frozenset(
     {("GET", "/v1/policy/doors/{door_id}/who"), ("GET", "/v1/policy/people/{person_id}/where")}
 )
 THREAT = frozenset({("PUT", "/v1/facilities/{facility_id}/threat-level")})
+FORGIVE = frozenset({("POST", "/v1/policy/people/{person_id}/forgive")})
 #: Schedules, holiday calendars, groups and access levels: door policy, the facility
 #: manager's to write and everyone's who reads facilities to read.
 POLICY_READ = frozenset(
@@ -169,6 +170,7 @@ EVERY_PROTECTED = (
     | DECISIONS_READ
     | WHAT_IF
     | THREAT
+    | FORGIVE
     | PROGRAMS_READ
     | PROGRAMS_WRITE
     | POLICY_READ
@@ -206,6 +208,7 @@ INTENT: dict[str, frozenset[Route]] = {
         | DECISIONS_READ
         | WHAT_IF
         | THREAT
+        | FORGIVE
         | PROGRAMS_READ
         | PROGRAMS_WRITE
     ),

@@ -37,6 +37,8 @@ class Permission(enum.StrEnum):
     DECISIONS_READ = "decisions:read"
     #: Read people into compartmented programs, and out of them.
     PROGRAMS_WRITE = "programs:write"
+    #: Forgive an anti-passback violation (forget where a person is).
+    PRESENCE_WRITE = "presence:write"
     #: Raise or lower a facility's threat level.
     THREAT_SET = "threat:set"
     IMPORT = "import"
@@ -100,6 +102,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.DECISIONS_READ,
             P.THREAT_SET,
             P.PROGRAMS_WRITE,
+            P.PRESENCE_WRITE,
         }
     ),
     Role.FACILITY_MANAGER: frozenset(

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query
 
 from accessd.api.deps import IdPath, IdQuery, SessionDep, StateDep, require
 from accessd.api.schemas.policy import (
+    Forgiveness,
     ThreatLevelPublic,
     ThreatLevelSet,
     WhatIf,
@@ -14,6 +15,7 @@ from accessd.api.schemas.policy import (
 )
 from accessd.auth.permissions import Permission
 from accessd.errors import InvalidInput, NotFound
+from accessd.services import audit
 from accessd.services.actors import Actor
 from accessd.services.threat import set_threat_level
 from policies import whatif
@@ -87,6 +89,32 @@ async def where_can_go(
     if allowed_only:
         found = [a for a in found if a.allowed]
     return WhatIf(at=when, threat=threat, answers=_answers(found))
+
+
+@router.post("/people/{person_id}/forgive", status_code=204)
+async def forgive_anti_passback(
+    person_id: IdPath,
+    body: Forgiveness,
+    state: StateDep,
+    session: SessionDep,
+    actor: Annotated[Actor, Depends(require(Permission.PRESENCE_WRITE))],
+) -> None:
+    """Operator forgiveness: forgets where the person is, so anti-passback lets them through
+    once more (a door held for someone, a badge not presented on the way out)."""
+    snap = state.decisions.snapshot
+    if person_id not in snap.people:
+        raise NotFound(f"person {person_id} does not exist")
+    known = person_id in state.decisions.presence.location
+    state.decisions.presence.forgive(person_id)
+    await audit.record(
+        session,
+        actor=actor.label,
+        action="presence.forgive",
+        entity="presence",
+        entity_id=person_id,
+        data={"reason": body.reason, "was_known": known},
+    )
+    await session.commit()
 
 
 @threat_router.put("/{facility_id}/threat-level", response_model=ThreatLevelPublic)

@@ -11,6 +11,10 @@ class ThreatLevelSet(Input):
     reason: Reason = ""
 
 
+class Forgiveness(Input):
+    reason: Reason = ""
+
+
 class ThreatLevelPublic(Public):
     facility_id: int
     level: ThreatLevel
