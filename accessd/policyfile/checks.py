@@ -7,6 +7,7 @@ Errors refuse the file; warnings point at something odd that may still be meant.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from accessd.policyfile.document import (
     AccessLevelDoc,
@@ -47,7 +48,20 @@ def check(doc: PolicyDocument, lines: Lines) -> list[Finding]:
     return c.findings
 
 
-def performs(reader: ReaderDoc) -> frozenset[Mechanism]:
+class Capabilities(Protocol):
+    """A reader's hardware, as a file (ReaderDoc) or the database (ReaderRec) describes it."""
+
+    @property
+    def contact(self) -> bool: ...
+    @property
+    def contactless(self) -> bool: ...
+    @property
+    def pin_pad(self) -> bool: ...
+    @property
+    def biometric(self) -> bool: ...
+
+
+def performs(reader: Capabilities) -> frozenset[Mechanism]:
     """The mechanisms a reader's hardware can carry out. PKI-AUTH needs the contact
     interface and a PIN pad (the 9A key is used only after VERIFY)."""
     can: set[Mechanism] = set()
@@ -77,7 +91,7 @@ class _Checker:
         self.findings: list[Finding] = []
 
     def _add(self, severity: Severity, path: Sequence[object], message: str) -> None:
-        self.findings.append(Finding(self.lines.at(*path), message, severity))
+        self.findings.append(self.lines.finding(path, message, severity))
 
     def error(self, path: Sequence[object], message: str) -> None:
         self._add("error", path, message)
@@ -92,8 +106,8 @@ class _Checker:
             if name in first:
                 self.error(
                     path,
-                    f"{what} {name!r} is defined twice (first on line "
-                    f"{self.lines.at(*first[name])})",
+                    f"{what} {name!r} is defined twice "
+                    f"(first {self.lines.first_at(first[name], path)})",
                 )
             else:
                 first[name] = path

@@ -10,7 +10,7 @@ AccessdError
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,9 +26,13 @@ class Finding:
     line: int | None
     message: str
     severity: Severity = "error"
+    #: The file it is in, when it came from one of several files; None: the one file read.
+    source: str | None = None
 
     def render(self, source: str) -> str:
-        """`FILE:LINE: error: message`, the form editors and CI annotations parse."""
+        """`FILE:LINE: error: message`, the form editors and CI annotations parse; FILE is
+        the finding's own file when it has one, else `source`."""
+        source = self.source or source
         where = f"{source}:{self.line}" if self.line is not None else source
         return f"{where}: {self.severity}: {self.message}"
 
@@ -38,6 +42,24 @@ class Lines:
 
     def __init__(self, marks: Mapping[Path, int] | None = None) -> None:
         self._marks = dict(marks or {})
+
+    def source_of(self, *path: object) -> str | None:
+        """The file `path` is in when the document was combined from several; None here."""
+        return None
+
+    def finding(
+        self, path: Sequence[object], message: str, severity: Severity = "error"
+    ) -> Finding:
+        """A finding at `path`, with its line and (for combined documents) its file."""
+        return Finding(self.at(*path), message, severity, self.source_of(*path))
+
+    def first_at(self, first: Sequence[object], here: Sequence[object]) -> str:
+        """Where `first` is, as said from `here`: `on line 3` in the same file, else
+        `at FILE:3`."""
+        source = self.source_of(*first)
+        if source == self.source_of(*here):
+            return f"on line {self.at(*first)}"
+        return f"at {source}:{self.at(*first)}"
 
     def at(self, *path: object) -> int | None:
         """The line of `path`, or of its nearest enclosing path that is in the file (a

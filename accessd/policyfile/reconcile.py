@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accessd.db import bulk
 from accessd.events import PolicyChanged, stage
 from accessd.models import Person
 from accessd.policyfile.document import PolicyDocument
@@ -20,6 +21,8 @@ from accessd.policyfile.writer import Writer
 from accessd.services import audit
 
 _CHUNK = 500
+#: Above this many people named, all are read at once.
+_ALL_AT_ONCE = 5_000
 #: PostgreSQL advisory lock key for applying policy ("acpf" in ASCII).
 _LOCK_KEY = 0x61637066
 _VERB = {"added": "create", "changed": "update", "removed": "delete"}
@@ -91,7 +94,7 @@ def _unknown(
     policy: PolicyFile, named: list[tuple[str, Path]], known: dict[str, int]
 ) -> list[Finding]:
     return [
-        Finding(policy.lines.at(*path), f"no person has external_id {ext!r}")
+        policy.lines.finding(path, f"no person has external_id {ext!r}")
         for ext, path in named
         if ext not in known
     ]
@@ -100,6 +103,11 @@ def _unknown(
 async def _person_ids(session: AsyncSession, external_ids: Iterable[str]) -> dict[str, int]:
     wanted = sorted(set(external_ids))
     found: dict[str, int] = {}
+    if len(wanted) > _ALL_AT_ONCE:
+        # Cheaper to read everyone once than to send hundreds of IN lists.
+        named = set(wanted)
+        people = await bulk.fetch_all(session, select(Person.external_id, Person.id))
+        return {ext: pid for ext, pid in people if ext in named}
     for i in range(0, len(wanted), _CHUNK):
         rows = await session.execute(
             select(Person.external_id, Person.id).where(

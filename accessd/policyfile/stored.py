@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accessd.db import bulk
 from accessd.models import (
     AccessGrant,
     AccessLevel,
@@ -49,7 +50,8 @@ class Rows:
     holidays: dict[int, list[Holiday]] = field(default_factory=dict)
     schedules: dict[str, Schedule] = field(default_factory=dict)
     groups: dict[str, PersonGroup] = field(default_factory=dict)
-    members: dict[int, list[GroupMember]] = field(default_factory=dict)
+    #: group id -> person ids (plain values: a large deployment has 100,000s of members).
+    members: dict[int, set[int]] = field(default_factory=dict)
     facilities: dict[str, Facility] = field(default_factory=dict)
     panels: dict[tuple[str, str], Panel] = field(default_factory=dict)
     areas: dict[tuple[str, str], Area] = field(default_factory=dict)
@@ -57,7 +59,8 @@ class Rows:
     readers: dict[tuple[str, str, str], Reader] = field(default_factory=dict)
     levels: dict[str, AccessLevel] = field(default_factory=dict)
     level_doors: dict[int, list[AccessLevelDoor]] = field(default_factory=dict)
-    grants: dict[int, list[AccessGrant]] = field(default_factory=dict)
+    #: level id -> (group id, person id) -> grant id.
+    grants: dict[int, dict[tuple[int | None, int | None], int]] = field(default_factory=dict)
 
 
 def _person_ref(person_id: int, external_id: str | None) -> str:
@@ -99,11 +102,14 @@ async def load(session: AsyncSession) -> tuple[Site, Rows]:
 
     group_names: dict[int, str] = {}
     members: dict[int, set[str]] = {}
-    for member, ext in await session.execute(
-        select(GroupMember, Person.external_id).join(Person, Person.id == GroupMember.person_id)
+    for group_id, person_id, ext in await bulk.fetch_all(
+        session,
+        select(GroupMember.group_id, GroupMember.person_id, Person.external_id).join(
+            Person, Person.id == GroupMember.person_id
+        ),
     ):
-        rows.members.setdefault(member.group_id, []).append(member)
-        members.setdefault(member.group_id, set()).add(_person_ref(member.person_id, ext))
+        rows.members.setdefault(group_id, set()).add(person_id)
+        members.setdefault(group_id, set()).add(_person_ref(person_id, ext))
     for g in await session.scalars(select(PersonGroup).order_by(PersonGroup.id)):
         rows.groups[g.name], group_names[g.id] = g, g.name
         site.groups[g.name] = GroupRec(g.name, g.description, frozenset(members.get(g.id, ())))
@@ -112,7 +118,7 @@ async def load(session: AsyncSession) -> tuple[Site, Rows]:
     for f in await session.scalars(select(Facility).order_by(Facility.id)):
         rows.facilities[f.code], codes[f.id] = f, f.code
         site.facilities[f.code] = FacilityRec(
-            f.code, f.name, f.timezone, f.security_level, f.address, _threats_of(f.threat_rules)
+            f.code, f.name, f.timezone, f.security_level, f.address, threats_of(f.threat_rules)
         )
 
     panels: dict[int, Panel] = {}
@@ -186,16 +192,21 @@ async def load(session: AsyncSession) -> tuple[Site, Rows]:
         level_doors.setdefault(link.level_id, set()).add(doors[link.door_id])
     level_groups: dict[int, set[str]] = {}
     level_people: dict[int, set[str]] = {}
-    for grant, ext in await session.execute(
-        select(AccessGrant, Person.external_id).outerjoin(
-            Person, Person.id == AccessGrant.person_id
-        )
+    for grant_id, level_id, group_id, person_id, ext in await bulk.fetch_all(
+        session,
+        select(
+            AccessGrant.id,
+            AccessGrant.level_id,
+            AccessGrant.group_id,
+            AccessGrant.person_id,
+            Person.external_id,
+        ).outerjoin(Person, Person.id == AccessGrant.person_id),
     ):
-        rows.grants.setdefault(grant.level_id, []).append(grant)
-        if grant.group_id is not None:
-            level_groups.setdefault(grant.level_id, set()).add(group_names[grant.group_id])
-        elif grant.person_id is not None:
-            level_people.setdefault(grant.level_id, set()).add(_person_ref(grant.person_id, ext))
+        rows.grants.setdefault(level_id, {})[(group_id, person_id)] = grant_id
+        if group_id is not None:
+            level_groups.setdefault(level_id, set()).add(group_names[group_id])
+        elif person_id is not None:
+            level_people.setdefault(level_id, set()).add(_person_ref(person_id, ext))
     for lvl in await session.scalars(select(AccessLevel).order_by(AccessLevel.id)):
         rows.levels[lvl.name] = lvl
         site.levels[lvl.name] = LevelRec(
@@ -209,7 +220,8 @@ async def load(session: AsyncSession) -> tuple[Site, Rows]:
     return site, rows
 
 
-def _threats_of(stored: dict[str, Any] | None) -> ThreatRules:
+def threats_of(stored: dict[str, Any] | None) -> ThreatRules:
+    """Facility.threat_rules as the site's ThreatRules (the levels it overrides, by rank)."""
     if not stored:
         return ()
     rank = {level: i for i, level in enumerate(("normal", "elevated", "high", "lockdown"))}

@@ -1,5 +1,5 @@
-"""Applied policy files as numbered versions: apply one, list them, roll back to one (which
-re-applies its document as a new version)."""
+"""Applied policies as numbered versions: apply one (one file or several), list them, roll
+back to one (which re-applies its files as a new version)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accessd.errors import NotFound
 from accessd.models import PolicyVersion
+from accessd.policyfile.combine import parse_all, unpack
 from accessd.policyfile.loader import PolicyFile, parse
 from accessd.policyfile.reconcile import reconcile
 from accessd.policyfile.site import SiteDiff
@@ -68,11 +69,16 @@ async def apply(
 
 
 async def stored(session: AsyncSession, version_id: int) -> PolicyFile:
-    """The document version `version_id` applied, read again."""
+    """The policy version `version_id` applied, read again: its one file, or its files
+    under their own names (so a rollback keeps them apart, exactly as they were)."""
     old = await session.get(PolicyVersion, version_id)
     if old is None:
         raise NotFound(f"policy version {version_id} does not exist")
-    return parse(old.document, f"version {version_id} ({old.source})")
+    source = f"version {version_id} ({old.source})"
+    parts = unpack(old.document, source)
+    if parts is None:
+        return parse(old.document, source)
+    return parse_all(parts, source=source)
 
 
 async def rollback(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from sqlalchemy import delete, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +35,9 @@ from accessd.policyfile.site import (
     SiteDiff,
 )
 from accessd.policyfile.stored import Rows, threats_json
+
+#: Ids per IN list when deleting links.
+_CHUNK = 500
 
 
 class Writer:
@@ -147,11 +151,19 @@ class Writer:
         await self.flush("group", made)
         for key, group in made:
             want = {self.people[m] for m in self.site.groups[key].members}
-            have = {m.person_id: m for m in self.rows.members.get(group.id, ())}
-            for pid, member in have.items():
-                if pid not in want:
-                    await self.s.delete(member)
-            self.s.add_all(GroupMember(group_id=group.id, person_id=p) for p in want - have.keys())
+            have = self.rows.members.get(group.id, set())
+            gone = sorted(have - want)
+            for i in range(0, len(gone), _CHUNK):
+                await self.s.execute(
+                    delete(GroupMember)
+                    .where(GroupMember.group_id == group.id)
+                    .where(GroupMember.person_id.in_(gone[i : i + _CHUNK])),
+                    execution_options={"synchronize_session": False},
+                )
+            new = [{"group_id": group.id, "person_id": p} for p in sorted(want - have)]
+            if new:
+                # A bulk INSERT: a group of a large deployment has 10,000s of members.
+                await self.s.execute(insert(GroupMember), new)
 
     async def facilities(self) -> None:
         made = []
@@ -309,13 +321,19 @@ class Writer:
         want: set[tuple[int | None, int | None]] = {
             (self.rows.groups[g].id, None) for g in rec.groups
         } | {(None, self.people[p]) for p in rec.people}
-        have = {(g.group_id, g.person_id): g for g in self.rows.grants.get(level.id, ())}
-        for pair, grant in have.items():
-            if pair not in want:
-                await self.s.delete(grant)
-        self.s.add_all(
-            AccessGrant(level_id=level.id, group_id=g, person_id=p) for g, p in want - have.keys()
-        )
+        have = self.rows.grants.get(level.id, {})
+        gone = sorted(grant for pair, grant in have.items() if pair not in want)
+        for i in range(0, len(gone), _CHUNK):
+            await self.s.execute(
+                delete(AccessGrant).where(AccessGrant.id.in_(gone[i : i + _CHUNK])),
+                execution_options={"synchronize_session": False},
+            )
+        new = [
+            {"level_id": level.id, "group_id": g, "person_id": p}
+            for g, p in sorted(want - have.keys(), key=str)
+        ]
+        if new:
+            await self.s.execute(insert(AccessGrant), new)
 
     async def deletions(self) -> None:
         """Children before parents; each in a savepoint so a refusal names its record."""
