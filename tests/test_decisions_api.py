@@ -358,3 +358,38 @@ async def test_hard_anti_passback_and_operator_forgiveness(
         await client.post(f"/v1/policy/people/{site['person']['id']}/forgive", json={}, headers=fm),
         403,
     )
+
+
+async def test_compliance_and_impact_over_http(
+    client: httpx.AsyncClient, ops: Operators, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    site = await setup_site(client, ops, sessions)
+    fm = await ops.headers("facility_manager")
+    reports = ok(await client.get("/v1/policy/compliance", params={"facility": "HQ"}, headers=fm))
+    assert [r["code"] for r in reports] == ["HQ"]
+    problem(await client.get("/v1/policy/compliance", params={"facility": "NOPE"}, headers=fm), 404)
+    # Dropping the office door from the level: the person loses the Offices, nothing else.
+    changed = POLICY.replace(
+        "doors: [HQ/Main entrance, HQ/Office door]", "doors: [HQ/Main entrance]"
+    )
+    found = ok(
+        await client.post(
+            "/v1/policy/impact",
+            content=changed.encode(),
+            headers={**fm, "content-type": "application/yaml"},
+        )
+    )
+    assert found["gained"] == []
+    assert [(x["person"]["external_id"], x["area"]) for x in found["lost"]] == [
+        ("E1", "HQ/Offices")
+    ]
+    bad = problem(
+        await client.post("/v1/policy/impact", content=b"version: 1\nfacilities: 7\n", headers=fm),
+        422,
+        "policy_invalid",
+    )
+    assert bad["findings"]
+    # Nothing was applied.
+    levels = ok(await client.get("/v1/access-levels", headers=fm))["items"]
+    assert len(levels[0]["door_ids"]) == 2
+    del site

@@ -92,6 +92,9 @@ WHAT_IF = frozenset(
 )
 THREAT = frozenset({("PUT", "/v1/facilities/{facility_id}/threat-level")})
 FORGIVE = frozenset({("POST", "/v1/policy/people/{person_id}/forgive")})
+COMPLIANCE = frozenset({("GET", "/v1/policy/compliance")})
+#: A preview of a policy change belongs with those who may change policy.
+IMPACT = frozenset({("POST", "/v1/policy/impact")})
 #: Schedules, holiday calendars, groups and access levels: door policy, the facility
 #: manager's to write and everyone's who reads facilities to read.
 POLICY_READ = frozenset(
@@ -171,6 +174,8 @@ EVERY_PROTECTED = (
     | WHAT_IF
     | THREAT
     | FORGIVE
+    | COMPLIANCE
+    | IMPACT
     | PROGRAMS_READ
     | PROGRAMS_WRITE
     | POLICY_READ
@@ -205,6 +210,7 @@ INTENT: dict[str, frozenset[Route]] = {
         | REPORT
         | FACILITIES_READ
         | POLICY_READ
+        | COMPLIANCE
         | DECISIONS_READ
         | WHAT_IF
         | THREAT
@@ -218,6 +224,8 @@ INTENT: dict[str, frozenset[Route]] = {
         | FACILITIES_WRITE
         | POLICY_READ
         | POLICY_WRITE
+        | COMPLIANCE
+        | IMPACT
         | DECISIONS_READ
         | WHAT_IF
     ),
@@ -228,6 +236,7 @@ INTENT: dict[str, frozenset[Route]] = {
         | PROGRAMS_READ
         | FACILITIES_READ
         | POLICY_READ
+        | COMPLIANCE
         | AUDIT
         | DECISIONS_READ
         | WHAT_IF

@@ -67,8 +67,11 @@ async def current_actor(
 ) -> Actor:
     if creds is None or creds.scheme.lower() != "bearer":
         raise AuthenticationFailed("send Authorization: Bearer <token>", code="no_token")
-    op = await authenticate(session, creds.credentials)
-    return actor_of(op)
+    actor = actor_of(await authenticate(session, creds.credentials))
+    # End the read: on SQLite every transaction holds the write lock (BEGIN IMMEDIATE), and
+    # a handler that works in a session of its own would otherwise wait on this one.
+    await session.rollback()
+    return actor
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]

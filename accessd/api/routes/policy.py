@@ -1,9 +1,9 @@
 """Door policy questions and controls: what-if queries and threat levels."""
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from accessd.api.deps import IdPath, IdQuery, SessionDep, StateDep, require
 from accessd.api.schemas.policy import (
@@ -15,6 +15,8 @@ from accessd.api.schemas.policy import (
 )
 from accessd.auth.permissions import Permission
 from accessd.errors import InvalidInput, NotFound
+from accessd.policyfile import compliance, impact
+from accessd.policyfile import loader as policy_loader
 from accessd.services import audit
 from accessd.services.actors import Actor
 from accessd.services.threat import set_threat_level
@@ -89,6 +91,54 @@ async def where_can_go(
     if allowed_only:
         found = [a for a in found if a.allowed]
     return WhatIf(at=when, threat=threat, answers=_answers(found))
+
+
+@router.get("/compliance")
+async def compliance_report(
+    session: SessionDep,
+    _: Reading,
+    facility: Annotated[str | None, Query(max_length=32, description="facility code")] = None,
+) -> list[dict[str, Any]]:
+    """Every door's demanded factors against its area class (SP 800-116), its accepted
+    mechanisms and readers, with a verdict per door."""
+    reports = await compliance.report(session, facility=facility)
+    if facility is not None and not reports:
+        raise NotFound(f"facility {facility!r} does not exist")
+    return [r.as_dict() for r in reports]
+
+
+@router.post(
+    "/impact",
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/yaml": {"schema": {"type": "string"}}},
+            "required": True,
+        }
+    },
+)
+async def access_impact(
+    request: Request,
+    state: StateDep,
+    actor: Annotated[Actor, Depends(require(Permission.FACILITIES_WRITE))],
+) -> dict[str, Any]:
+    """Before applying a policy file (the YAML as the body): which people would gain or lose
+    access to which areas. Nothing is applied."""
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput("the policy file must be UTF-8 text", code="bad_encoding") from None
+    policy = policy_loader.parse(text, "request")
+    if policy.errors:
+        raise InvalidInput(
+            f"the policy file has {len(policy.errors)} error(s)",
+            code="policy_invalid",
+            findings=[str(f) for f in policy.errors[:100]],
+        )
+    # The preview applies and rolls back its own transaction: a session of its own.
+    async with state.sessions() as session:
+        found = await impact.impact(session, policy, actor=actor.label)
+    return found.as_dict()
 
 
 @router.post("/people/{person_id}/forgive", status_code=204)
