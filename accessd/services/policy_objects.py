@@ -88,17 +88,10 @@ def week_fields(
 
 
 async def calendar_ids(session: AsyncSession, names: Sequence[str]) -> list[int]:
-    found = dict(
-        (
-            await session.execute(
-                select(HolidayCalendar.name, HolidayCalendar.id).where(
-                    HolidayCalendar.name.in_(names)
-                )
-            )
-        )
-        .tuples()
-        .all()
+    rows = await session.execute(
+        select(HolidayCalendar.name, HolidayCalendar.id).where(HolidayCalendar.name.in_(names))
     )
+    found = {name: cid for name, cid in rows}
     missing = sorted(set(names) - set(found))
     if missing:
         raise InvalidInput(f"unknown holiday calendars: {', '.join(missing)}", code="bad_reference")
