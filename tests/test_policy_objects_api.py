@@ -271,3 +271,53 @@ async def test_area_and_door_policy_fields_through_the_api(
     area = state.decisions.snapshot.areas[scif["id"]]
     assert area.two_person_window_s == 30 and area.programs == frozenset({"ALPHA"})
     assert state.decisions.snapshot.doors[door["id"]].mode == "card_and_pin"
+
+
+async def test_threat_rules_through_the_api_restrict_doors_to_groups(
+    client: httpx.AsyncClient, ops: Operators
+) -> None:
+    fm = await ops.headers("facility_manager")
+    s = await site(client, fm)
+    person = await card_holder(client, ops)
+    reader = s["reader"]["id"]
+    level = ok(
+        await client.post(
+            "/v1/access-levels", json={"name": "Lobby", "door_ids": [s["door"]["id"]]}, headers=fm
+        ),
+        201,
+    )
+    ok(
+        await client.post(
+            f"/v1/access-levels/{level['id']}/grants", json={"person_id": person["id"]}, headers=fm
+        ),
+        201,
+    )
+    fac = s["facility"]
+    problem(
+        await client.patch(
+            f"/v1/facilities/{fac['id']}",
+            json={"threat_rules": {"high": {"min_factors": 1, "only_groups": ["guards"]}}},
+            headers={**fm, "If-Match": f'"{fac["version"]}"'},
+        ),
+        422,
+        "bad_reference",
+    )
+    ok(await client.post("/v1/groups", json={"name": "guards"}, headers=fm), 201)
+    updated = ok(
+        await client.patch(
+            f"/v1/facilities/{fac['id']}",
+            json={"threat_rules": {"high": {"min_factors": 1, "only_groups": ["guards"]}}},
+            headers={**fm, "If-Match": f'"{fac["version"]}"'},
+        )
+    )
+    assert updated["threat_rules"] == {"high": {"min_factors": 1, "only_groups": ["guards"]}}
+    assert (await decide(client, ops, reader, MONDAY_10AM))["granted"]
+    ok(
+        await client.put(
+            f"/v1/facilities/{fac['id']}/threat-level",
+            json={"level": "high"},
+            headers=await ops.headers("security_officer"),
+        )
+    )
+    d = await decide(client, ops, reader, MONDAY_10AM)
+    assert d["reason"] == "threat_level_restricted" and any("guards" in t for t in d["trail"])

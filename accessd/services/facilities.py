@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from accessd.db.base import Base
 from accessd.errors import Conflict, InvalidInput
 from accessd.events import PolicyChanged, stage
-from accessd.models import Area, Door, Facility, Panel, Reader, Schedule
+from accessd.models import Area, Door, Facility, Panel, PersonGroup, Reader, Schedule
 from accessd.models.enums import DoorMode
 from accessd.services import audit
 from accessd.services.actors import Actor
@@ -54,6 +54,7 @@ async def _validate(session: AsyncSession, obj: SiteRecord) -> None:
             ZoneInfo(obj.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise InvalidInput(f"unknown timezone {obj.timezone!r}", code="bad_timezone") from None
+        await _check_threat_rules(session, obj.threat_rules)
     elif isinstance(obj, Area):
         await _ref(session, Facility, obj.facility_id, "facility_id")
         seen = {obj.id} if obj.id is not None else set()
@@ -89,6 +90,18 @@ async def _validate(session: AsyncSession, obj: SiteRecord) -> None:
             raise InvalidInput("the reader's panel is in another facility", code="bad_reference")
         if obj.osdp_address is not None and not 0 <= obj.osdp_address <= 126:
             raise InvalidInput("OSDP addresses are 0 to 126", code="bad_address")
+
+
+async def _check_threat_rules(session: AsyncSession, rules: dict[str, Any] | None) -> None:
+    named = {g for rule in (rules or {}).values() for g in rule.get("only_groups") or ()}
+    if not named:
+        return
+    known = set(await session.scalars(select(PersonGroup.name).where(PersonGroup.name.in_(named))))
+    if named - known:
+        raise InvalidInput(
+            f"threat_rules name unknown groups: {', '.join(sorted(named - known))}",
+            code="bad_reference",
+        )
 
 
 def _name(model: type[Base]) -> str:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
@@ -12,6 +12,7 @@ from accessd.models.enums import (
     Eligibility,
     PanelTransport,
     ReaderDirection,
+    ThreatLevel,
 )
 from policies.vocabulary import Mechanism
 
@@ -23,20 +24,36 @@ Address = Annotated[str, StringConstraints(max_length=400)]
 OsdpAddress = Annotated[int, Field(ge=0, le=126)]
 
 
+class ThreatRuleIn(Input):
+    """What a threat level changes at every door: at least this many factors, and when
+    `only_groups` is set, only members of those groups (by name) pass."""
+
+    min_factors: Annotated[int, Field(ge=0, le=3)] = 0
+    only_groups: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] | None = None
+
+
+ThreatRules = dict[ThreatLevel, ThreatRuleIn]
+
+
 class FacilityCreate(Input):
     code: Code
     name: Name
     timezone: Timezone
     security_level: SecurityLevel
     address: Address = ""
+    #: Overrides of the default threat-level rules; levels not named keep the defaults.
+    threat_rules: ThreatRules | None = None
 
 
 class FacilityUpdate(Update):
+    nullable = frozenset({"threat_rules"})
+
     code: Code | None = None
     name: Name | None = None
     timezone: Timezone | None = None
     security_level: SecurityLevel | None = None
     address: Address | None = None
+    threat_rules: ThreatRules | None = None
 
 
 class FacilityPublic(VersionedPublic):
@@ -46,6 +63,7 @@ class FacilityPublic(VersionedPublic):
     security_level: int
     address: str
     threat_level: str
+    threat_rules: dict[str, Any] | None
 
 
 Seconds = Annotated[int, Field(ge=0, le=24 * 3600)]
