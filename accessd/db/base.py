@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, MetaData, String, TypeDecorator
+from sqlalchemy import DateTime, Integer, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -41,12 +41,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def enum_column(enum_cls: type[Any], length: int = 32) -> String:
-    """Enums are stored as their string values: readable in SQL, no native ENUM migrations."""
-    del enum_cls  # the Python side validates; the column only has to hold the value
-    return String(length)
 
 
 class Base(DeclarativeBase):

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints
 
-from accessd.api.schemas.common import Id, Input, Name, ShortName, Update, VersionedPublic
+from accessd.api.schemas.common import Id, Input, Name, Update, VersionedPublic
 from accessd.models.enums import (
     AntiPassback,
     AreaClass,
@@ -216,6 +216,3 @@ class ReaderPublic(VersionedPublic):
     pin_pad: bool
     biometric: bool
     osdp_address: int | None
-
-
-__all__ = ["ShortName"]
