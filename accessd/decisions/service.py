@@ -33,6 +33,7 @@ from accessd.models import AuditEntry, AuditHead
 from policies.decision import AccessRequest, Decision
 from policies.engine import evaluate
 from policies.presence import Presence
+from policies.schedules import local_time
 from policies.snapshot import Snapshot
 from policies.vocabulary import ThreatLevel
 
@@ -123,7 +124,7 @@ class DecisionService:
         day = None
         if decision.door_id is not None:
             facility = self.snapshot.facilities[self.snapshot.doors[decision.door_id].facility_id]
-            day = request.at.astimezone(facility.tz).date()
+            day = local_time(request.at, facility.tz).day  # memoised per minute
         self.presence.record(decision, request.at, day)
         self.store.add(decision, request, source)
         self.decisions += 1
