@@ -1,0 +1,87 @@
+"""Errors raised by the device drivers; every one derives from `DriverError`.
+
+The hierarchy, kept in step with the classes below::
+
+    DriverError
+    ├── MalformedData          bytes from a device or store that do not parse
+    │   ├── TlvError           BER-TLV structure (tag, length, nesting, trailing bytes)
+    │   ├── FascnError         FASC-N characters, parity, separators, LRC
+    │   ├── ChuidError         CHUID data object (missing or bad elements)
+    │   └── MalformedResponse  (also an ApduError) fewer than 2 bytes, runaway GET RESPONSE
+    └── ApduError              the APDU layer (drivers/apdu.py)
+        └── CardError (.sw)    any status word other than 9000
+            ├── WrongLength 6700, SecurityStatusNotSatisfied 6982, AuthenticationBlocked 6983
+            └── WrongData 6A80, FileNotFound 6A82, InsNotSupported 6D00, WrongPin 63Cx
+
+Callers at the service boundary catch `DriverError`; codec callers catch `MalformedData`.
+"""
+
+from __future__ import annotations
+
+
+class DriverError(Exception):
+    """Base class of every error raised by `drivers`."""
+
+
+class MalformedData(DriverError):
+    """Data that does not decode; the message says where the decoder stopped."""
+
+
+class TlvError(MalformedData):
+    """A BER-TLV encoding that is truncated, over-long, too deep or followed by junk."""
+
+
+class FascnError(MalformedData):
+    """A FASC-N with a bad length, parity, separator, digit or LRC."""
+
+
+class ChuidError(MalformedData):
+    """A CHUID data object with a missing, duplicated or malformed element."""
+
+
+class ApduError(DriverError):
+    """An APDU exchange with a card failed."""
+
+
+class MalformedResponse(ApduError, MalformedData):
+    """The card answered something that is not a response APDU, or too much of it."""
+
+
+class CardError(ApduError):
+    """The card answered with an error status word, kept in ``sw``."""
+
+    def __init__(self, sw: int, message: str = "") -> None:
+        self.sw = sw
+        super().__init__(f"card returned SW {sw:04X}" + (f": {message}" if message else ""))
+
+
+class WrongLength(CardError):
+    """6700: Lc or Le is wrong for this command."""
+
+
+class SecurityStatusNotSatisfied(CardError):
+    """6982: the command needs a PIN or authentication first."""
+
+
+class AuthenticationBlocked(CardError):
+    """6983: the PIN or key is blocked."""
+
+
+class WrongData(CardError):
+    """6A80: the command data is wrong."""
+
+
+class FileNotFound(CardError):
+    """6A82: no such file or application."""
+
+
+class InsNotSupported(CardError):
+    """6D00: the instruction is not supported."""
+
+
+class WrongPin(CardError):
+    """63Cx: verification failed; ``tries_left`` attempts remain."""
+
+    def __init__(self, sw: int) -> None:
+        self.tries_left = sw & 0x0F
+        super().__init__(sw, f"{self.tries_left} tries left")
