@@ -8,10 +8,12 @@ The hierarchy, kept in step with the classes below::
     │   ├── FascnError         FASC-N characters, parity, separators, LRC
     │   ├── ChuidError         CHUID data object (missing or bad elements)
     │   └── MalformedResponse  (also an ApduError) fewer than 2 bytes, runaway GET RESPONSE
-    └── ApduError              the APDU layer (drivers/apdu.py)
-        └── CardError (.sw)    any status word other than 9000
-            ├── WrongLength 6700, SecurityStatusNotSatisfied 6982, AuthenticationBlocked 6983
-            └── WrongData 6A80, FileNotFound 6A82, InsNotSupported 6D00, WrongPin 63Cx
+    ├── ApduError              the APDU layer (drivers/apdu.py)
+    │   └── CardError (.sw)    any status word other than 9000
+    │       ├── WrongLength 6700, SecurityStatusNotSatisfied 6982, AuthenticationBlocked 6983
+    │       └── WrongData 6A80, FileNotFound 6A82, InsNotSupported 6D00, WrongPin 63Cx
+    └── PcscError (.hresult) the PC/SC stack (drivers/pcsc.py)
+        └── PcscUnavailable, ReaderUnavailable, NoCard, CardRemoved
 
 Callers at the service boundary catch `DriverError`; codec callers catch `MalformedData`.
 """
@@ -85,3 +87,27 @@ class WrongPin(CardError):
     def __init__(self, sw: int) -> None:
         self.tries_left = sw & 0x0F
         super().__init__(sw, f"{self.tries_left} tries left")
+
+
+class PcscError(DriverError):
+    """The PC/SC stack (pcscd via pyscard) failed; ``hresult`` is its code, or -1."""
+
+    def __init__(self, message: str, hresult: int = -1) -> None:
+        self.hresult = hresult
+        super().__init__(message)
+
+
+class PcscUnavailable(PcscError):
+    """pcscd is not running or not reachable."""
+
+
+class ReaderUnavailable(PcscError):
+    """The named reader does not exist or has gone away."""
+
+
+class NoCard(PcscError):
+    """The reader holds no card to connect to."""
+
+
+class CardRemoved(PcscError):
+    """The card was removed (or reset) while connected; reconnect to go on."""
