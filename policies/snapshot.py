@@ -128,7 +128,6 @@ class PersonPolicy:
     groups: frozenset[int] = _NONE
     #: Access levels granted directly (groups add theirs).
     levels: frozenset[int] = _NONE
-    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
