@@ -58,12 +58,12 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
-_bearer = HTTPBearer(auto_error=False, description="Token from POST /v1/auth/token")
+bearer_scheme = HTTPBearer(auto_error=False, description="Token from POST /v1/auth/token")
 
 
 async def current_actor(
     session: SessionDep,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Actor:
     if creds is None or creds.scheme.lower() != "bearer":
         raise AuthenticationFailed("send Authorization: Bearer <token>", code="no_token")

@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, status
 from fastapi.security import HTTPAuthorizationCredentials
 
-from accessd.api.deps import ActorDep, SessionDep, StateDep, _bearer
+from accessd.api.deps import ActorDep, SessionDep, StateDep, bearer_scheme
 from accessd.api.schemas.operators import LoginRequest, Me, TokenPublic
 from accessd.services import operators
 
@@ -26,7 +26,7 @@ async def login(body: LoginRequest, session: SessionDep, state: StateDep) -> Tok
 async def logout(
     actor: ActorDep,
     session: SessionDep,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> None:
     """Revokes the token this request was made with."""
     del actor  # authenticated above; the token itself is what gets revoked
