@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from accessd.db.base import utcnow
 
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 _STAGED = "accessd.staged_events"
 _BUS = "accessd.event_bus"
+_MARKS = "accessd.savepoint_marks"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,7 @@ def stage(session: Session | AsyncSession, ev: DomainEvent) -> None:
 @event.listens_for(Session, "after_commit")
 def _publish_after_commit(session: Session) -> None:
     staged: list[DomainEvent] = session.info.pop(_STAGED, [])
+    session.info.pop(_MARKS, None)
     bus: EventBus | None = session.info.get(_BUS)
     if bus is None:
         return
@@ -138,6 +140,20 @@ def _publish_after_commit(session: Session) -> None:
         bus.publish(ev)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_after_rollback(session: Session) -> None:
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    # A savepoint remembers how many events were staged before it, to drop only its own.
+    if transaction.nested:
+        session.info.setdefault(_MARKS, {})[id(transaction)] = len(session.info.get(_STAGED, ()))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    if previous_transaction.nested:
+        mark = session.info.get(_MARKS, {}).pop(id(previous_transaction), None)
+        staged = session.info.get(_STAGED)
+        if mark is not None and staged is not None:
+            del staged[mark:]
+        return
     session.info.pop(_STAGED, None)
+    session.info.pop(_MARKS, None)
