@@ -7,7 +7,9 @@ The hierarchy, kept in step with the classes below::
     │   ├── TlvError           BER-TLV structure (tag, length, nesting, trailing bytes)
     │   ├── FascnError         FASC-N characters, parity, separators, LRC
     │   ├── ChuidError         CHUID data object (missing or bad elements)
+    │   ├── PivObjectError     other PIV objects: APT, CCC, discovery, certificate, 7C answer
     │   └── MalformedResponse  (also an ApduError) fewer than 2 bytes, runaway GET RESPONSE
+    ├── SignatureInvalid       a challenge signature does not verify (drivers/piv/challenge.py)
     ├── ApduError              the APDU layer (drivers/apdu.py)
     │   └── CardError (.sw)    any status word other than 9000
     │       ├── WrongLength 6700, SecurityStatusNotSatisfied 6982, AuthenticationBlocked 6983
@@ -39,6 +41,14 @@ class FascnError(MalformedData):
 
 class ChuidError(MalformedData):
     """A CHUID data object with a missing, duplicated or malformed element."""
+
+
+class PivObjectError(MalformedData):
+    """A PIV data object or card answer (other than the CHUID) that is malformed or unusable."""
+
+
+class SignatureInvalid(DriverError):
+    """A signature over a challenge does not verify against the certificate's public key."""
 
 
 class ApduError(DriverError):
