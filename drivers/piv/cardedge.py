@@ -21,7 +21,8 @@ from drivers.piv.objects import Algorithm, ApplicationTemplate, Ccc, Discovery
 from drivers.transport import CardTransport
 
 INS_SELECT, INS_GET_DATA, INS_VERIFY, INS_GENERAL_AUTHENTICATE = 0xA4, 0xCB, 0x20, 0x87
-PIV_PIN = 0x80  # key reference of the PIV Card Application PIN
+INS_CHANGE_REFERENCE, INS_RESET_RETRY = 0x24, 0x2C
+PIV_PIN, PIV_PUK = 0x80, 0x81  # key references of the PIV Card Application PIN and PUK
 PIN_LENGTH = 8
 MAX_OBJECT = 65536  # larger than any PIV container; bounds a runaway card
 
@@ -135,6 +136,16 @@ class PivCard:
         """VERIFY the PIV PIN; raises `WrongPin` (``tries_left``) or `AuthenticationBlocked`."""
         command = Command(0x00, INS_VERIFY, 0x00, PIV_PIN, _pad_pin(pin))
         await exchange(self.transport, command)
+
+    async def change_pin(self, old: str, new: str) -> None:
+        """CHANGE REFERENCE DATA of the PIN; a wrong ``old`` counts down like VERIFY."""
+        data = _pad_pin(old) + _pad_pin(new)
+        await exchange(self.transport, Command(0x00, INS_CHANGE_REFERENCE, 0x00, PIV_PIN, data))
+
+    async def unblock_pin(self, puk: str, new: str) -> None:
+        """RESET RETRY COUNTER: set a new PIN with the PUK; a wrong PUK counts down the PUK."""
+        data = _pad_pin(puk) + _pad_pin(new)
+        await exchange(self.transport, Command(0x00, INS_RESET_RETRY, 0x00, PIV_PIN, data))
 
     async def reset_pin_status(self) -> None:
         """VERIFY with P1=FF: the card forgets that the PIN was verified."""
