@@ -1,0 +1,1 @@
+"""Certificate validation for PIV credentials (issue 4): paths, policies, revocation, cache."""
