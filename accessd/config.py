@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     trust_anchors: list[Path] = Field(default_factory=list)
+    revocation_fetch_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    #: never: CRLs only; fallback: OCSP when no usable CRL; always: OCSP for every card.
+    revocation_ocsp: Literal["never", "fallback", "always"] = "fallback"
+    #: Longest a validated certificate is reused before its path is built again.
+    validation_cache_seconds: int = Field(default=4 * 3600, ge=1, le=24 * 3600)
     token_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
     log_level: str = "info"
     #: Largest request body the API reads; bigger bodies are refused with 413.
