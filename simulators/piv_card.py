@@ -50,6 +50,7 @@ INS_SELECT, INS_GET_DATA, INS_VERIFY, INS_CHANGE, INS_RESET_RETRY = 0xA4, 0xCB, 
 INS_GENERAL_AUTHENTICATE, INS_GET_RESPONSE = 0x87, 0xC0
 PIN_REF, PUK_REF = 0x80, 0x81
 MAX_CHAIN = 4096
+MAX_DIGEST = 64  # SHA-512, the longest digest a host may send for ECDSA
 
 
 def _tck(body: bytes) -> bytes:
@@ -389,8 +390,12 @@ class VirtualPivCard(VirtualCard):
                 raise _Reply(SW_WRONG_DATA)
             return pow(m, numbers.d, n).to_bytes(size, "big")
         size = (key.curve.key_size + 7) // 8
-        if len(challenge) != size:
+        if not 0 < len(challenge) <= MAX_DIGEST:
             raise _Reply(SW_WRONG_DATA)
+        # Middleware sends digests of other sizes than the curve's (yubico-piv-tool: SHA-256
+        # for P-384). ECDSA reads the digest as an integer from its leftmost bits, so left
+        # zero padding or cutting to the field size signs exactly what was asked.
+        challenge = challenge[:size].rjust(size, b"\x00")
         # The host sends the digest; Prehashed needs a hash of that size, which it only
         # uses for its length, so the matching SHA-2 stands in.
         prehashed = utils.Prehashed(hashes.SHA256() if size == 32 else hashes.SHA384())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from drivers.apdu import Command, exchange
@@ -272,9 +272,20 @@ async def test_wrong_algorithm_for_the_key_is_refused(card: PivCard) -> None:
     assert caught.value.sw == 0x6A86
 
 
-async def test_wrong_digest_length_is_wrong_data(card: PivCard) -> None:
+async def test_ecdsa_input_longer_than_any_digest_is_wrong_data(card: PivCard) -> None:
     with pytest.raises(WrongData):
-        await card.authenticate("9e", Algorithm.P256, bytes(20))
+        await card.authenticate("9e", Algorithm.P256, bytes(65))
+
+
+async def test_short_ecdsa_digest_signs_as_ecdsa_over_that_digest(card: PivCard) -> None:
+    # P-384 key, SHA-256 digest: what yubico-piv-tool sends; must verify as ECDSA-SHA256.
+    cert = await card.read_certificate("9c")
+    await card.verify_pin(PIN)
+    digest = hashlib.sha256(NONCE).digest()
+    signature = await card.authenticate("9c", Algorithm.P384, digest)
+    public = cert.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
+    public.verify(signature, NONCE, ec.ECDSA(hashes.SHA256()))
 
 
 async def test_missing_key_is_reference_not_found(pki: TestPki) -> None:
