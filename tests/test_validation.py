@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -9,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from accessd.validation.chuid import validate_chuid, verify_chuid_signature
 from accessd.validation.errors import ValidationError
 from accessd.validation.purpose import CARD_AUTH, CONTENT_SIGNING, PIV_AUTH
 from accessd.validation.revocation import OcspMode, RevocationStore
 from accessd.validation.validator import CertificateValidator
+from drivers.piv.chuid import Chuid
 from simulators.pki import PkiServer, TestPki, free_port
 
 
@@ -223,3 +226,31 @@ async def test_garbage_is_malformed(world: World) -> None:
 def test_refresh_interval_is_at_most_a_day() -> None:
     with pytest.raises(ValueError):
         RevocationStore(refresh=timedelta(hours=25))
+
+
+async def test_chuid_signature_verifies_and_its_signer_validates(world: World) -> None:
+    validator, store = await world.validator()
+    async with store:
+        card = world.pki.issue_card()
+        chuid = Chuid.decode(card.chuid)
+        signer = verify_chuid_signature(chuid)
+        result = await validate_chuid(chuid, validator)
+    assert signer == world.pki.content_signer.cert
+    assert result.purpose == "content_signing"
+
+
+async def test_a_tampered_chuid_is_refused(world: World) -> None:
+    card = world.pki.issue_card(variant="tampered_chuid")
+    with pytest.raises(ValidationError) as caught:
+        verify_chuid_signature(Chuid.decode(card.chuid))
+    assert caught.value.code == "chuid_signature"
+
+
+def test_a_chuid_with_another_cards_fascn_is_refused(world: World) -> None:
+    card, other = world.pki.issue_card(), world.pki.issue_card()
+    chuid = Chuid.decode(card.chuid)
+    swapped = dataclasses.replace(chuid, fascn=Chuid.decode(other.chuid).fascn)
+    forged = Chuid.decode(swapped.encode())
+    with pytest.raises(ValidationError) as caught:
+        verify_chuid_signature(forged)
+    assert "message digest" in caught.value.detail
