@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -37,6 +37,20 @@ class Settings(BaseSettings):
     revocation_ocsp: Literal["never", "fallback", "always"] = "fallback"
     #: Longest a validated certificate is reused before its path is built again.
     validation_cache_seconds: int = Field(default=4 * 3600, ge=1, le=24 * 3600)
+    #: Issuing-CA certificates (PEM or DER files) offered to path building.
+    intermediates: list[Path] = Field(default_factory=list)
+    #: HMAC key (hex, at least 32 digits) for card challenges; instances that share
+    #: readers must share it. Unset: a random key per process.
+    #: How often CRLs and OCSP answers are fetched again (FIPS 201-3: at least daily).
+    revocation_refresh_seconds: int = Field(default=900, ge=10, le=24 * 3600)
+    #: How long past its nextUpdate a CRL or OCSP answer stays usable when no newer one can
+    #: be fetched (offline operation); past that, certificates are refused as unknown.
+    revocation_grace_seconds: int = Field(default=24 * 3600, ge=0, le=7 * 24 * 3600)
+    challenge_key: SecretStr | None = None
+    challenge_ttl_seconds: float = Field(default=30.0, gt=0, le=300)
+    #: When set, pki_cak, pki_auth and bio count only when a proof establishes them, never
+    #: on a reader's word.
+    require_card_proofs: bool = False
     token_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
     log_level: str = "info"
     #: Largest request body the API reads; bigger bodies are refused with 413.
@@ -52,6 +66,18 @@ class Settings(BaseSettings):
             return "sqlite+aiosqlite:///" + value.split(":///", 1)[1]
         if not (value.startswith("postgresql+asyncpg://") or value.startswith("sqlite+aiosqlite")):
             raise ValueError("database_url must be a sqlite or postgresql URL")
+        return value
+
+    @field_validator("challenge_key")
+    @classmethod
+    def _hex_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                raw = bytes.fromhex(value.get_secret_value())
+            except ValueError:
+                raise ValueError("challenge_key must be hex digits") from None
+            if len(raw) < 16:
+                raise ValueError("challenge_key must be at least 16 bytes (32 hex digits)")
         return value
 
     @field_validator("log_level")

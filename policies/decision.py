@@ -35,6 +35,8 @@ class Reason(enum.StrEnum):
     ANTI_PASSBACK = "anti_passback"
     AWAITING_ESCORT = "awaiting_escort"
     AWAITING_SECOND_PERSON = "awaiting_second_person"
+    #: A challenge-response, its certificate or a signed biometric result was refused.
+    AUTHENTICATION_FAILED = "authentication_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,9 @@ class AccessRequest:
     id_kind: str
     id_value: str
     evidence: frozenset[Mechanism] = frozenset()
+    #: Set when the reader presented proofs that did not verify: why, in words (the code
+    #: first). The decision is then a denial, whatever else the request says.
+    authn_failure: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

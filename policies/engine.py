@@ -121,6 +121,11 @@ def evaluate(req: AccessRequest, snap: Snapshot, presence: Presence) -> Decision
         )
     )
 
+    if req.authn_failure is not None:
+        # Identity claims of a card that failed authentication are not worth checking.
+        steps.append(("card authentication failed: {}", req.authn_failure))
+        return e.decide(False, Reason.AUTHENTICATION_FAILED)
+
     refusal = _credential_and_person(e, snap)
     if refusal is not None:
         return e.decide(False, refusal)

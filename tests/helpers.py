@@ -90,3 +90,16 @@ async def act(
     return await client.post(
         f"/v1/credentials/{credential_id}/{action}", json={"reason": reason}, headers=headers
     )
+
+
+def upcoming(weekday: int, hour_utc: int = 15) -> str:
+    """The next ``weekday`` (0 Monday) after today at ``hour_utc``:00Z, ISO 8601: a moment
+    inside every credential's validity, whatever day the tests run (dates must not rot)."""
+    days = (weekday - TODAY.weekday()) % 7 or 7
+    return f"{(TODAY + timedelta(days=days)).isoformat()}T{hour_utc:02d}:00:00Z"
+
+
+def upcoming_christmas() -> date:
+    """The next 25 December after today."""
+    this_year = date(TODAY.year, 12, 25)
+    return this_year if this_year > TODAY else date(TODAY.year + 1, 12, 25)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accessd.policyfile import loader as policy_loader
 from accessd.policyfile import versions
 from tests.conftest import Operators
-from tests.helpers import act, adjudicate, make_person, ok, problem, sponsor
+from tests.helpers import act, adjudicate, make_person, ok, problem, sponsor, upcoming
 
 UUID = "00000000-0000-4000-8000-0000000000aa"
 
@@ -54,8 +54,8 @@ access_levels:
     groups: [staff]
 """
 
-MONDAY_10AM = "2026-11-30T15:00:00Z"
-SUNDAY_10AM = "2026-11-29T15:00:00Z"
+MONDAY_10AM = upcoming(0)
+SUNDAY_10AM = upcoming(6)
 
 
 async def setup_site(
@@ -199,7 +199,9 @@ async def test_bad_decision_requests_are_refused_not_crashed(
         422,
     )
     problem(
-        await client.post("/v1/decisions", json=ask(1, "2026-11-30T15:00:00"), headers=reader_hdr),
+        await client.post(
+            "/v1/decisions", json=ask(1, MONDAY_10AM.removesuffix("Z")), headers=reader_hdr
+        ),
         422,
         "naive_time",
     )

@@ -8,11 +8,21 @@ from typing import Any
 import httpx
 
 from tests.conftest import Operators
-from tests.helpers import act, adjudicate, make_person, ok, problem, sponsor
+from tests.helpers import (
+    act,
+    adjudicate,
+    make_person,
+    ok,
+    problem,
+    sponsor,
+    upcoming,
+    upcoming_christmas,
+)
 
 UUID = "00000000-0000-4000-8000-0000000000bb"
-MONDAY_10AM = "2026-11-30T15:00:00Z"
-CHRISTMAS_10AM = "2026-12-25T15:00:00Z"
+MONDAY_10AM = upcoming(0)
+CHRISTMAS = upcoming_christmas().isoformat()
+CHRISTMAS_10AM = f"{CHRISTMAS}T15:00:00Z"
 
 
 async def site(client: httpx.AsyncClient, fm: dict[str, str]) -> dict[str, Any]:
@@ -89,12 +99,12 @@ async def test_levels_groups_schedules_and_holidays_drive_decisions(
     cal = ok(
         await client.post(
             "/v1/holiday-calendars",
-            json={"name": "federal", "days": {"2026-12-25": "Christmas Day"}},
+            json={"name": "federal", "days": {CHRISTMAS: "Christmas Day"}},
             headers=fm,
         ),
         201,
     )
-    assert cal["days"] == {"2026-12-25": "Christmas Day"}
+    assert cal["days"] == {CHRISTMAS: "Christmas Day"}
     sched = ok(
         await client.post(
             "/v1/schedules",

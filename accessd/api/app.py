@@ -28,6 +28,7 @@ from accessd.api.routes import decisions as decisions_routes
 from accessd.api.routes import policy as policy_routes
 from accessd.api.routes import programs as program_routes
 from accessd.api.state import AppState
+from accessd.authn.factory import build_card_authentication
 from accessd.config import Settings
 from accessd.db.engine import make_engine, make_sessionmaker
 from accessd.decisions.service import DecisionService
@@ -54,14 +55,19 @@ def create_app(
     sessions = make_sessionmaker(the_engine)
     sessions.configure(info=session_info(the_bus))
     decisions = DecisionService(sessions, the_bus)
-    state = AppState(settings, the_engine, sessions, the_bus, ApiMetrics(), decisions)
+    cards = build_card_authentication(settings, sessions)
+    state = AppState(
+        settings, the_engine, sessions, the_bus, ApiMetrics(), decisions, cards.authenticator
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await decisions.start()
+        await cards.start()
         try:
             yield
         finally:
+            await cards.stop()
             await decisions.stop()
             if owns_engine:
                 await the_engine.dispose()
@@ -87,6 +93,7 @@ def create_app(
     app.include_router(operators.router)
     app.include_router(audit.router)
     app.include_router(decisions_routes.router)
+    app.include_router(decisions_routes.challenges_router)
     app.include_router(policy_routes.router)
     app.include_router(policy_routes.threat_router)
     for router in policy_objects.routers:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd.api.metrics import ApiMetrics
+from accessd.authn.proofs import Authenticator
 from accessd.config import Settings
 from accessd.decisions.service import DecisionService
 from accessd.events import EventBus
@@ -20,3 +21,4 @@ class AppState:
     bus: EventBus
     metrics: ApiMetrics
     decisions: DecisionService
+    authn: Authenticator

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, SmallInteger, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from accessd.db.base import Base, Versioned
@@ -110,3 +119,6 @@ class Reader(Versioned, Base):
     biometric: Mapped[bool] = mapped_column(Boolean, default=False)
     #: OSDP bus address (0-126) when the reader hangs on an OSDP panel.
     osdp_address: Mapped[int | None] = mapped_column(SmallInteger)
+    #: PEM public key the reader signs biometric match results with (None: no BIO factor
+    #: is accepted from it).
+    attestation_key: Mapped[str | None] = mapped_column(Text)

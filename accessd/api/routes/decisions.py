@@ -1,5 +1,7 @@
 """Access decisions for IP readers, and the stored decision events."""
 
+import base64
+import binascii
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -8,12 +10,26 @@ from sqlalchemy import select
 
 from accessd.api.deps import AfterQuery, IdQuery, SessionDep, StateDep, require
 from accessd.api.schemas.common import Page
-from accessd.api.schemas.decisions import DecisionEventPublic, DecisionPublic, DecisionRequest
+from accessd.api.schemas.decisions import (
+    ChallengePublic,
+    ChallengeRequest,
+    DecisionEventPublic,
+    DecisionPublic,
+    DecisionRequest,
+)
 from accessd.auth.permissions import Permission
-from accessd.errors import InvalidInput
+from accessd.authn.proofs import (
+    PROVABLE,
+    Authenticated,
+    BioProof,
+    PkiProof,
+    certificate_sha256,
+)
+from accessd.errors import AccessdError, InvalidInput
 from accessd.models import DecisionEvent
 from accessd.services.actors import Actor
 from policies.decision import AccessRequest, Decision
+from policies.vocabulary import Mechanism
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
 
@@ -38,26 +54,101 @@ def public(d: Decision) -> DecisionPublic:
     )
 
 
+def _b64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"{what} is not base64", code="bad_base64") from exc
+
+
+def _proofs(body: DecisionRequest) -> tuple[PkiProof, BioProof | None]:
+    assert body.proof is not None
+    proof = PkiProof(
+        Mechanism(body.proof.mechanism),
+        _b64(body.proof.challenge, "proof.challenge"),
+        _b64(body.proof.certificate, "proof.certificate"),
+        _b64(body.proof.signature, "proof.signature"),
+    )
+    bio = None
+    if body.bio is not None:
+        bio = BioProof(body.bio.matched, body.bio.score, _b64(body.bio.signature, "bio.signature"))
+    return proof, bio
+
+
 @router.post("", response_model=DecisionPublic)
 async def decide(
     body: DecisionRequest,
     state: StateDep,
     _: Annotated[Actor, Depends(require(Permission.DECISIONS_REQUEST))],
 ) -> DecisionPublic:
-    """Decides one card presentation at a reader, explains why, and stores the decision."""
+    """Decides one card presentation at a reader, explains why, and stores the decision.
+
+    With a `proof` the card's challenge-response (and a signed biometric result) is
+    verified here, certificate path and revocation included; a proof that fails is a stored
+    denial (`authentication_failed`) saying why, not an HTTP error.
+    """
     at = body.at or datetime.now(UTC)
     if at.tzinfo is None:
         raise InvalidInput("at must carry a timezone offset", code="naive_time")
+    evidence = frozenset(body.evidence)
+    kind = value = ""
+    if body.credential is not None:
+        kind = body.credential.kind
+        value = body.credential.value
+        value = value if kind == "badge_number" else value.lower()
+    failure = None
+    if body.proof is not None or state.settings.require_card_proofs:
+        # Provable mechanisms count only when proven.
+        evidence -= PROVABLE
+    if body.proof is not None:
+        proof, bio = _proofs(body)
+        try:
+            authenticated = await state.authn.verify(body.reader_id, proof, bio)
+        except AccessdError as exc:  # AuthnError or ValidationError: both say why
+            failure = f"{exc.code}: {exc.detail}"
+            kind, value = "cert_sha256", certificate_sha256(proof.certificate)
+        else:
+            evidence |= authenticated.mechanisms
+            failure = _mismatch(kind, value, authenticated)
+            kind, value = "cert_sha256", authenticated.cert_sha256
     request = AccessRequest(
-        body.reader_id,
-        at.astimezone(UTC),
-        body.credential.kind,
-        body.credential.value.lower()
-        if body.credential.kind != "badge_number"
-        else body.credential.value,
-        frozenset(body.evidence),
+        body.reader_id, at.astimezone(UTC), kind, value, evidence, authn_failure=failure
     )
     return public(state.decisions.decide(request, source="api"))
+
+
+def _mismatch(kind: str, value: str, auth: Authenticated) -> str | None:
+    """Why the identifier the reader read disagrees with the proven certificate, if it does."""
+    cert = auth.certificate
+    if not kind:
+        return None
+    if kind == "cert_sha256" and value != cert.sha256:
+        return "credential_mismatch: the certificate is not the one the reader identified"
+    if kind == "fasc_n" and (cert.fascn is None or cert.fascn.hex() != value):
+        return "credential_mismatch: the certificate carries another FASC-N"
+    if kind == "card_uuid" and cert.card_uuid != value:
+        return "credential_mismatch: the certificate carries another card UUID"
+    if kind == "badge_number":
+        return "credential_mismatch: a badge number cannot be bound to a certificate"
+    return None
+
+
+challenges_router = APIRouter(prefix="/v1/challenges", tags=["decisions"])
+
+
+@challenges_router.post("", response_model=ChallengePublic, status_code=201)
+async def new_challenge(
+    body: ChallengeRequest,
+    state: StateDep,
+    _: Annotated[Actor, Depends(require(Permission.DECISIONS_REQUEST))],
+) -> ChallengePublic:
+    """A random, single-use, short-lived challenge for a card at ``reader_id`` to sign."""
+    challenge = state.authn.challenges.issue(body.reader_id)
+    return ChallengePublic(
+        challenge=base64.b64encode(challenge.value).decode("ascii"),
+        reader_id=challenge.reader_id,
+        expires_at=datetime.fromtimestamp(challenge.expires_at, UTC),
+    )
 
 
 @router.get("", response_model=Page[DecisionEventPublic])

@@ -3,12 +3,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from accessd.api.schemas.common import Id, Input, Public
 from policies.vocabulary import Direction, Mechanism
 
 IdValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+_B64 = r"^[A-Za-z0-9+/]*={0,2}$"
+#: Standard base64 (RFC 4648 section 4), padded; decoded by the route.
+Challenge = Annotated[str, StringConstraints(pattern=_B64, min_length=4, max_length=128)]
+Certificate = Annotated[str, StringConstraints(pattern=_B64, min_length=4, max_length=11000)]
+Signature = Annotated[str, StringConstraints(pattern=_B64, min_length=4, max_length=1400)]
 
 
 class CredentialId(Input):
@@ -18,11 +23,44 @@ class CredentialId(Input):
     value: IdValue
 
 
+class PkiProofIn(Input):
+    """The card's answer to a challenge from POST /v1/challenges."""
+
+    mechanism: Literal["pki_cak", "pki_auth"]
+    challenge: Challenge
+    #: The DER certificate of the key that signed (9E for pki_cak, 9A for pki_auth).
+    certificate: Certificate
+    signature: Signature
+
+
+class BioProofIn(Input):
+    """A biometric match result signed by the reader's attestation key over the same
+    challenge and certificate (see accessd.authn.proofs.bio_message)."""
+
+    matched: bool
+    score: Annotated[int, Field(ge=0, le=65535)]
+    signature: Signature
+
+
 class DecisionRequest(Input):
     reader_id: Id
-    credential: CredentialId
-    #: What the reader verified: pki_cak, pki_auth (card PIN verified), sm_auth, pin, bio, …
+    #: How the reader identified the card; may be left out when `proof` carries the
+    #: certificate (which then identifies it), must match it otherwise.
+    credential: CredentialId | None = None
+    #: What the reader verified itself: pin, sm_auth, …; pki_cak, pki_auth and bio are
+    #: taken only from proofs when a proof is given.
     evidence: list[Mechanism] = Field(default_factory=list, max_length=8)
+    proof: PkiProofIn | None = None
+    bio: BioProofIn | None = None
+
+    @model_validator(mode="after")
+    def _identified(self) -> DecisionRequest:
+        if self.credential is None and self.proof is None:
+            raise ValueError("give the credential, a proof, or both")
+        if self.bio is not None and self.proof is None:
+            raise ValueError("a biometric result is bound to a proof's challenge: give both")
+        return self
+
     #: When the card was presented; now when omitted (panels replaying buffered reads set it).
     at: datetime | None = None
 
@@ -57,3 +95,14 @@ class DecisionEventPublic(Public):
     violation: str | None
     trail: list[str]
     source: str
+
+
+class ChallengeRequest(Input):
+    #: The reader that will present the card's answer (0: an enrollment station).
+    reader_id: Annotated[int, Field(ge=0, le=2**31 - 1)]
+
+
+class ChallengePublic(Public):
+    challenge: str  # base64
+    reader_id: int
+    expires_at: datetime

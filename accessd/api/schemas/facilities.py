@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from pydantic import AfterValidator, Field, StringConstraints
 
 from accessd.api.schemas.common import Id, Input, Name, Update, VersionedPublic
 from accessd.models.enums import (
@@ -22,6 +24,24 @@ SecurityLevel = Annotated[int, Field(ge=1, le=5, description="ISC facility secur
 Timezone = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Address = Annotated[str, StringConstraints(max_length=400)]
 OsdpAddress = Annotated[int, Field(ge=0, le=126)]
+
+
+def _public_key_pem(text: str) -> str:
+    # Refuse at the door what the BIO check could not use later: a key it cannot load.
+    try:
+        key = load_pem_public_key(text.encode("ascii"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise ValueError("attestation_key must be a PEM public key") from exc
+    if not isinstance(key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey):
+        raise ValueError("attestation_key must be an EC, Ed25519 or RSA public key")
+    return text.strip() + "\n"
+
+
+AttestationKey = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=4096),
+    AfterValidator(_public_key_pem),
+]
 
 
 class ThreatRuleIn(Input):
@@ -190,10 +210,12 @@ class ReaderCreate(Input):
     pin_pad: bool = False
     biometric: bool = False
     osdp_address: OsdpAddress | None = None
+    #: PEM public key the reader signs biometric match results with.
+    attestation_key: AttestationKey | None = None
 
 
 class ReaderUpdate(Update):
-    nullable = frozenset({"panel_id", "osdp_address"})
+    nullable = frozenset({"panel_id", "osdp_address", "attestation_key"})
 
     door_id: Id | None = None
     panel_id: Id | None = None
@@ -204,6 +226,7 @@ class ReaderUpdate(Update):
     pin_pad: bool | None = None
     biometric: bool | None = None
     osdp_address: OsdpAddress | None = None
+    attestation_key: AttestationKey | None = None
 
 
 class ReaderPublic(VersionedPublic):
@@ -216,3 +239,4 @@ class ReaderPublic(VersionedPublic):
     pin_pad: bool
     biometric: bool
     osdp_address: int | None
+    attestation_key: str | None

@@ -1,0 +1,1 @@
+"""Authentication evidence: challenges for cards and the proofs readers bring back."""
