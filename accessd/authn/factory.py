@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -11,8 +10,8 @@ from accessd.authn.challenges import ChallengeBook
 from accessd.authn.proofs import Authenticator
 from accessd.authn.reader_keys import ReaderKeys
 from accessd.config import Settings
-from accessd.validation.anchors import load_certificates
 from accessd.validation.errors import ValidationError
+from accessd.validation.factory import build_validator
 from accessd.validation.purpose import Purpose
 from accessd.validation.result import ValidatedCertificate
 from accessd.validation.revocation import RevocationStore
@@ -54,14 +53,7 @@ def build_card_authentication(
         key = bytes.fromhex(settings.challenge_key.get_secret_value())
     challenges = ChallengeBook(key, ttl=settings.challenge_ttl_seconds)
     keys = ReaderKeys(sessions)
-    anchors = load_certificates(settings.trust_anchors)
-    if not anchors:
+    if not settings.trust_anchors:
         return CardAuthentication(Authenticator(challenges, NoTrustAnchors(), keys), None, None)
-    store = RevocationStore(
-        refresh=timedelta(seconds=settings.revocation_refresh_seconds),
-        grace=timedelta(seconds=settings.revocation_grace_seconds),
-    )
-    validator = CertificateValidator(
-        anchors, store, intermediates=load_certificates(settings.intermediates)
-    )
+    validator, store = build_validator(settings)
     return CardAuthentication(Authenticator(challenges, validator, keys), validator, store)
