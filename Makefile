@@ -25,7 +25,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH):/usr/sbin:/sbin
 endif
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv install demo services dev lint format typecheck pytest test clean
+.PHONY: help venv install demo services dev vectors lint format typecheck pytest test clean
 
 help:
 	@echo "make demo       run the demo on http://127.0.0.1:8000 (SQLite, sample data)"
@@ -35,6 +35,7 @@ help:
 	@echo "make format     ruff format and ruff check --fix"
 	@echo "make typecheck  mypy (strict, configured in pyproject.toml)"
 	@echo "make pytest     the test suite alone"
+	@echo "make vectors    fetch the NIST PKITS path-validation vectors (tests/vectors.sh)"
 	@echo "make venv       create $(VENV) and upgrade pip"
 	@echo "make clean      remove $(VENV) and caches"
 
@@ -89,8 +90,12 @@ format: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy
 
+# The PKITS vectors come from PyPI (pyhanko-certvalidator's sdist), not from the repository.
+vectors: $(VENV_STAMP)
+	PYTHON=$(BIN)/python sh tests/vectors.sh
+
 # No `|| true` or exit-code mapping: pytest's 5 ("no tests collected") fails the build.
-pytest: $(DEV_STAMP)
+pytest: $(DEV_STAMP) vectors
 	$(BIN)/pytest
 
 # Sequential on purpose: the dev install needs the packages that services.sh installs.
