@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from drivers.piv import objects
 from drivers.piv.challenge import verify_challenge
 from simulators.piv_card import PivReaderSlot, VirtualPivCard
 from simulators.pki import Algorithm, CardMaterial, TestPki
+from tests.test_piv_vpcd import port_listening
 
 try:
     from drivers.pcsc import PcscTransport
@@ -56,10 +56,7 @@ MECHANISM = {"rsa2048": "SHA256-RSA-PKCS", "p256": "ECDSA-SHA256", "p384": "ECDS
 def _vpcd_missing() -> str | None:
     if PcscTransport is None:
         return "pyscard is not installed (pip install .[pcsc])"
-    try:
-        with socket.create_connection(("127.0.0.1", PORT), timeout=0.5):
-            pass
-    except OSError:
+    if not port_listening(PORT):
         return f"vpcd is not listening on 127.0.0.1:{PORT} (run tests/services.sh)"
     return None
 
