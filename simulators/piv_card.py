@@ -4,7 +4,7 @@ One object answers APDUs whether it sits behind `LoopbackTransport` in process o
 vpcd reader slot (`PivReaderSlot`), so the same card is read by our client, OpenSC and
 yubico-piv-tool. It keeps a PIN retry counter, the PIN's security status, command chaining
 and pending GET RESPONSE data. The private keys do the card's operations: raw RSA
-(``pow(m, d, n)``, as a card does; `cryptography` has no raw RSA) and ECDSA over the digest
+(m^d mod n from the private numbers, by CRT, as a card does; `cryptography` has no raw RSA) and ECDSA over the digest
 the host sends. PIN, PUK and keys are never logged or shown by repr.
 """
 
@@ -388,7 +388,11 @@ class VirtualPivCard(VirtualCard):
             m = int.from_bytes(challenge, "big")
             if len(challenge) != size or m >= n:
                 raise _Reply(SW_WRONG_DATA)
-            return pow(m, numbers.d, n).to_bytes(size, "big")
+            # CRT: the same m^d mod n as pow(m, d, n), about four times faster.
+            m1 = pow(m, numbers.dmp1, numbers.p)
+            m2 = pow(m, numbers.dmq1, numbers.q)
+            h = numbers.iqmp * (m1 - m2) % numbers.p
+            return (m2 + h * numbers.q).to_bytes(size, "big")
         size = (key.curve.key_size + 7) // 8
         if not 0 < len(challenge) <= MAX_DIGEST:
             raise _Reply(SW_WRONG_DATA)
