@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from accessd import __version__
+from accessd.cli_enroll import add_enroll_command
 from accessd.cli_policy import add_policy_commands
 from accessd.config import Settings, load_settings
 
@@ -318,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     add_policy_commands(sub)
+    add_enroll_command(sub)
     return parser
 
 

@@ -31,6 +31,7 @@ from simulators.piv_card import VirtualPivCard
 from simulators.pki import CardMaterial, PkiServer, TestPki, free_port
 from tests.conftest import Operators
 from tests.helpers import act, adjudicate, make_person, ok, problem, sponsor
+from tests.piv_helpers import anchor_files, b64, fingerprint
 
 POLICY = """\
 version: 1
@@ -159,17 +160,6 @@ class Site:
     state: Any
 
 
-def _pem(pki: TestPki, tmp: Path) -> tuple[Path, Path]:
-    root, ca = tmp / "root.pem", tmp / "ca.pem"
-    root.write_bytes(pki.root.cert.public_bytes(serialization.Encoding.PEM))
-    ca.write_bytes(pki.ca.cert.public_bytes(serialization.Encoding.PEM))
-    return root, ca
-
-
-def _fingerprint(card: CardMaterial, slot: str) -> str:
-    return card.certificates[slot].fingerprint(hashes.SHA256()).hex()
-
-
 async def _issue(
     client: httpx.AsyncClient, ops: Operators, external_id: str, card: CardMaterial
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -181,7 +171,7 @@ async def _issue(
         person["id"],
         fasc_n=card.fascn.hex(),
         card_uuid=card.card_uuid,
-        certificates=[{"slot": slot, "sha256": _fingerprint(card, slot)} for slot in ("9a", "9e")],
+        certificates=[{"slot": slot, "sha256": fingerprint(card, slot)} for slot in ("9a", "9e")],
     )
     for action, role in (
         ("enroll", "registrar"),
@@ -204,7 +194,7 @@ async def site(
 ) -> AsyncIterator[Site]:
     port = free_port()
     pki = TestPki.create(f"http://127.0.0.1:{port}")
-    root, ca = _pem(pki, tmp_path)
+    root, ca = anchor_files(pki, tmp_path)
     settings = Settings(database_url=db_url, trust_anchors=[root], intermediates=[ca])
     app = create_app(settings, engine=engine, bus=bus)
     transport = httpx.ASGITransport(app=app)
@@ -235,10 +225,6 @@ async def site(
             cred,
             state,
         )
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
 
 
 async def challenge(site: Site, reader: int) -> bytes:
@@ -438,7 +424,7 @@ async def test_a_signed_biometric_match_is_the_third_factor(site: Site) -> None:
 
     async def with_bio(matched: bool, sign_for: bytes | None = None) -> dict[str, Any]:
         nonce = await challenge(site, vault)
-        message = bio_message(sign_for or nonce, _fingerprint(site.card, "9a"), matched, 900)
+        message = bio_message(sign_for or nonce, fingerprint(site.card, "9a"), matched, 900)
         signature = attestation.sign(message, ec.ECDSA(hashes.SHA256()))
         answer, _ = await present(
             site,

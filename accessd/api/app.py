@@ -25,6 +25,7 @@ from accessd.api.routes import (
     policy_objects,
 )
 from accessd.api.routes import decisions as decisions_routes
+from accessd.api.routes import enrollment as enrollment_routes
 from accessd.api.routes import policy as policy_routes
 from accessd.api.routes import programs as program_routes
 from accessd.api.state import AppState
@@ -94,6 +95,7 @@ def create_app(
     app.include_router(audit.router)
     app.include_router(decisions_routes.router)
     app.include_router(decisions_routes.challenges_router)
+    app.include_router(enrollment_routes.router)
     app.include_router(policy_routes.router)
     app.include_router(policy_routes.threat_router)
     for router in policy_objects.routers:

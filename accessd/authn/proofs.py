@@ -113,6 +113,11 @@ class Authenticator:
         self.rejected: dict[str, int] = {}
         self.accepted = 0
 
+    @property
+    def validator(self) -> Validator:
+        """The certificate validation the proofs rest on (enrollment reuses it)."""
+        return self._validator
+
     def _reject(self, code: str, detail: str) -> ProofRejected:
         self.rejected[code] = self.rejected.get(code, 0) + 1
         return ProofRejected(detail, code=code)

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
-from accessd.api.deps import AfterQuery, IdQuery, SessionDep, StateDep, require
+from accessd.api.deps import ActorDep, AfterQuery, IdQuery, SessionDep, StateDep, require
 from accessd.api.schemas.common import Page
 from accessd.api.schemas.decisions import (
     ChallengePublic,
@@ -25,7 +25,7 @@ from accessd.authn.proofs import (
     PkiProof,
     certificate_sha256,
 )
-from accessd.errors import AccessdError, InvalidInput
+from accessd.errors import AccessdError, InvalidInput, PermissionDenied
 from accessd.models import DecisionEvent
 from accessd.services.actors import Actor
 from policies.decision import AccessRequest, Decision
@@ -138,11 +138,19 @@ challenges_router = APIRouter(prefix="/v1/challenges", tags=["decisions"])
 
 @challenges_router.post("", response_model=ChallengePublic, status_code=201)
 async def new_challenge(
-    body: ChallengeRequest,
-    state: StateDep,
-    _: Annotated[Actor, Depends(require(Permission.DECISIONS_REQUEST))],
+    body: ChallengeRequest, state: StateDep, actor: ActorDep
 ) -> ChallengePublic:
-    """A random, single-use, short-lived challenge for a card at ``reader_id`` to sign."""
+    """A random, single-use, short-lived challenge for a card at ``reader_id`` to sign.
+
+    Reader 0 is an enrollment station (needs credentials:enroll); others are door readers
+    (need decisions:request).
+    """
+    needed = Permission.CREDENTIALS_ENROLL if body.reader_id == 0 else Permission.DECISIONS_REQUEST
+    if needed not in actor.permissions:
+        raise PermissionDenied(
+            f"a challenge for reader {body.reader_id} needs the {needed.value} permission",
+            permission=needed.value,
+        )
     challenge = state.authn.challenges.issue(body.reader_id)
     return ChallengePublic(
         challenge=base64.b64encode(challenge.value).decode("ascii"),

@@ -1,0 +1,111 @@
+"""Enrollment stations: a PIV card read at a station is validated and bound to a person."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from accessd.api.deps import SessionDep, StateDep, require
+from accessd.api.routes.credentials import public as credential_public
+from accessd.api.schemas.enrollment import (
+    CardIdentityPublic,
+    CardReadingIn,
+    CertificateCheck,
+    EnrollmentPublic,
+    EnrollmentRequest,
+)
+from accessd.auth.permissions import Permission
+from accessd.authn.proofs import PkiProof
+from accessd.enrollment.inspection import CardIdentity, inspect
+from accessd.enrollment.reading import CardReading
+from accessd.enrollment.registration import register, registered_to
+from accessd.errors import InvalidInput
+from accessd.services.actors import Actor
+from policies.vocabulary import Mechanism
+
+router = APIRouter(prefix="/v1/enrollments", tags=["enrollment"])
+
+
+def _b64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"{what} is not base64", code="bad_base64") from exc
+
+
+def reading_from(card: CardReadingIn) -> CardReading:
+    certificates: dict[str, bytes] = {
+        s: _b64(v, f"card.certificates.{s}") for s, v in card.certificates.items()
+    }
+    proofs = []
+    for i, p in enumerate(card.proofs):
+        slot = "9e" if p.mechanism == "pki_cak" else "9a"
+        if slot not in certificates:
+            raise InvalidInput(
+                f"card.proofs[{i}] is a {p.mechanism} answer but no {slot} certificate came",
+                code="certificate_missing",
+            )
+        proofs.append(
+            PkiProof(
+                Mechanism(p.mechanism),
+                _b64(p.challenge, f"card.proofs[{i}].challenge"),
+                certificates[slot],
+                _b64(p.signature, f"card.proofs[{i}].signature"),
+            )
+        )
+    return CardReading(_b64(card.chuid, "card.chuid"), certificates, tuple(proofs))
+
+
+def identity_public(identity: CardIdentity) -> CardIdentityPublic:
+    return CardIdentityPublic(
+        holder=identity.holder,
+        fasc_n=identity.fascn.redacted(),
+        card_uuid=identity.card_uuid,
+        expires=identity.expires,
+        valid_until=identity.valid_until,
+        issuer=identity.issuer,
+        chuid_signer=identity.chuid_signer,
+        proven=sorted(m.value for m in identity.proven),
+        certificates=[
+            CertificateCheck(
+                slot=slot,
+                subject=c.subject,
+                issuer=c.issuer,
+                not_after=c.not_after.date(),
+                sha256=c.sha256,
+                revocation_source=c.revocation_source,
+            )
+            for slot, c in sorted(identity.certificates.items())
+        ],
+    )
+
+
+@router.post("", response_model=EnrollmentPublic)
+async def enroll(
+    body: EnrollmentRequest,
+    session: SessionDep,
+    state: StateDep,
+    actor: Annotated[Actor, Depends(require(Permission.CREDENTIALS_ENROLL))],
+) -> EnrollmentPublic:
+    """Validates the card (CHUID signature, certificates with revocation, possession of
+    its keys) and binds it to the person's credential awaiting a card. A refused card is a
+    422 whose `code` says why: expired, revoked, untrusted, chuid_signature, …"""
+    identity = await inspect(reading_from(body.card), state.authn, today=date.today())
+    if body.dry_run:
+        bound = await registered_to(session, identity)
+        return EnrollmentPublic(
+            identity=identity_public(identity),
+            credential=credential_public(bound) if bound is not None else None,
+            dry_run=True,
+        )
+    cred = await register(
+        session, actor, identity, person_id=body.person_id, credential_id=body.credential_id
+    )
+    await session.commit()
+    return EnrollmentPublic(
+        identity=identity_public(identity), credential=credential_public(cred), dry_run=False
+    )
