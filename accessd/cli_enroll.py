@@ -37,6 +37,12 @@ def add_enroll_command(sub: Any) -> None:
         "--inspect", action="store_true", help="validate and show the card; write nothing"
     )
     p.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        help="seconds to wait for a card to be put on the reader (default 30)",
+    )
+    p.add_argument(
         "--secrets-stdin",
         action="store_true",
         help="read the operator password (then the PIN) from standard input, a line each",
@@ -51,6 +57,26 @@ def _secret(prompt: str, from_stdin: bool) -> str:
             raise SystemExit(f"accessd: standard input ended before the {prompt.lower()}")
         return line.rstrip("\r\n")
     return getpass.getpass(f"{prompt}: ")
+
+
+async def _wait_for_card(reader: str, seconds: float) -> Any:
+    """Connect to the card in ``reader``, waiting up to ``seconds`` for one to arrive."""
+    from drivers.errors import NoCard
+    from drivers.pcsc import PcscTransport
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    told = False
+    while True:
+        try:
+            return await PcscTransport.connect(reader)
+        except NoCard:
+            if loop.time() >= deadline:
+                raise
+            if not told:
+                print(f"put the card on {reader!r}…", file=sys.stderr)
+                told = True
+            await asyncio.sleep(0.1)
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -81,7 +107,6 @@ async def _enroll(args: argparse.Namespace, settings: Any, password: str, pin: s
     from accessd.models import Operator
     from accessd.services.actors import Actor
     from drivers.errors import AuthenticationBlocked, DriverError, WrongPin
-    from drivers.pcsc import PcscTransport
 
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
@@ -110,7 +135,7 @@ async def _enroll(args: argparse.Namespace, settings: Any, password: str, pin: s
                 )
                 return 2
         try:
-            async with await PcscTransport.connect(args.reader) as transport:
+            async with await _wait_for_card(args.reader, args.wait) as transport:
                 reading = await read_card(transport, cards.authenticator.challenges, pin=pin)
         except WrongPin as exc:
             print(f"refused: wrong PIN, {exc.tries_left} tries left", file=sys.stderr)

@@ -29,9 +29,11 @@ from drivers.piv.challenge import sign_challenge
 from simulators.loopback import LoopbackTransport
 from simulators.piv_card import VirtualPivCard
 from simulators.pki import CardMaterial, PkiServer, TestPki, free_port
+from simulators.vpcd import VirtualReaderSlot
 from tests.conftest import PASSWORD, Operators
 from tests.helpers import TODAY, adjudicate, make_person, ok, problem, sponsor
 from tests.piv_helpers import anchor_files, b64, fingerprint
+from tests.test_piv_vpcd import _SKIP as PCSC_MISSING  # the PC/SC tests' own probe
 
 
 @dataclass
@@ -255,12 +257,6 @@ async def test_malformed_readings_are_clear_errors(station: Station) -> None:
 VPCD_PORT, VPCD_READER = 35964, "Virtual PCD 00 01"
 
 
-def _stack_missing() -> str | None:
-    from tests.test_vpcd import _vpcd_unavailable  # the same checks as the PC/SC tests
-
-    return _vpcd_unavailable()
-
-
 async def _run_cli(
     settings: Settings, tmp: Path, *args: str, stdin: str = ""
 ) -> tuple[int, str, str]:
@@ -294,11 +290,8 @@ async def _run_cli(
 async def test_accessd_enroll_reads_a_card_on_pcscd_and_refuses_a_revoked_one(
     station: Station, tmp_path: Path
 ) -> None:
-    missing = _stack_missing()
-    if missing:
-        pytest.skip(missing)
-    from simulators.vpcd import VirtualReaderSlot
-
+    if PCSC_MISSING:
+        pytest.skip(PCSC_MISSING)
     person_id, cred = await waiting_person(station)
     await station.ops.make("registrar", name="ana")
     good = station.pki.issue_card(name="Ana Lima")
