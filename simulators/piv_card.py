@@ -4,8 +4,8 @@ One object answers APDUs whether it sits behind `LoopbackTransport` in process o
 vpcd reader slot (`PivReaderSlot`), so the same card is read by our client, OpenSC and
 yubico-piv-tool. It keeps a PIN retry counter, the PIN's security status, command chaining
 and pending GET RESPONSE data. The private keys do the card's operations: raw RSA
-(m^d mod n from the private numbers, by CRT, as a card does; `cryptography` has no raw RSA) and ECDSA over the digest
-the host sends. PIN, PUK and keys are never logged or shown by repr.
+(m^d mod n from the private numbers, by CRT, as a card does; `cryptography` has no raw
+RSA) and ECDSA over the digest the host sends. PIN, PUK and keys are never logged or shown by repr.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from drivers.piv import objects
 from drivers.piv.challenge import verify_challenge
 from simulators.piv_card import PivReaderSlot, VirtualPivCard
 from simulators.pki import Algorithm, CardMaterial, TestPki
-from tests.test_piv_vpcd import port_listening
+from tests.test_piv_vpcd import PCSCD_IDLE_POWER_OFF, port_listening
 
 try:
     from drivers.pcsc import PcscTransport
@@ -91,6 +91,7 @@ async def run(*argv: str, stdin: bytes = b"") -> tuple[int, str]:
 
 async def card_present() -> None:
     """Wait until pcscd has noticed the card, so a tool started now finds it."""
+    await asyncio.sleep(PCSCD_IDLE_POWER_OFF)
     deadline = time.monotonic() + 10
     while True:
         try:

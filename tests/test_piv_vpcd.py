@@ -39,6 +39,10 @@ PIN = "123456"
 NONCE = b"vpcd nonce"
 WAIT = 10.0
 VPCD_SETTLE = 0.6  # vpcd takes about half a second to accept a card again after a hang-up
+# pcscd powers a new card on, and off again at its next presence poll (0.4 s) unless it is in
+# use; a client that connects inside that window can see the card power-cycled (reset)
+# under it. Waiting past the poll avoids the race.
+PCSCD_IDLE_POWER_OFF = 0.5
 
 
 def port_listening(port: int) -> bool:
@@ -87,7 +91,8 @@ pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
 
 
 async def connect(reader: str) -> PcscTransport:
-    """Connect once pcscd has noticed the inserted card."""
+    """Connect once pcscd has noticed the inserted card and is done powering it off."""
+    await asyncio.sleep(PCSCD_IDLE_POWER_OFF)
     deadline = time.monotonic() + WAIT
     while True:
         try:
