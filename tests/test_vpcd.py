@@ -7,7 +7,6 @@ tests/services.sh); skipped, saying so, when they are not there.
 from __future__ import annotations
 
 import asyncio
-import socket
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +16,7 @@ import pytest
 
 from simulators.card import PIV_AID, ProbeCard
 from simulators.vpcd import VirtualReaderSlot
+from tests.test_piv_vpcd import port_listening
 
 try:
     from smartcard.Exceptions import CardConnectionException, NoCardException
@@ -35,12 +35,8 @@ T = TypeVar("T")
 
 
 def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            pass
-    except OSError:
-        return False
-    return True
+    # Read from /proc, never by connecting: vpcd takes a connect for a card coming and going.
+    return port_listening(port)
 
 
 def _vpcd_unavailable() -> str | None:
