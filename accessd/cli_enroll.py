@@ -69,7 +69,8 @@ async def _wait_for_card(reader: str, seconds: float) -> Any:
     told = False
     while True:
         try:
-            return await PcscTransport.connect(reader)
+            # Exclusive: nothing else may talk to the card between our APDUs.
+            return await PcscTransport.connect(reader, exclusive=True)
         except NoCard:
             if loop.time() >= deadline:
                 raise

@@ -109,8 +109,14 @@ class PcscTransport(CardTransport):
         self._closed = False
 
     @classmethod
-    async def connect(cls, reader_name: str, protocol: Protocol = "T=1") -> PcscTransport:
-        """Connect to the card in ``reader_name`` (exact name or unique prefix)."""
+    async def connect(
+        cls, reader_name: str, protocol: Protocol = "T=1", *, exclusive: bool = False
+    ) -> PcscTransport:
+        """Connect to the card in ``reader_name`` (exact name or unique prefix).
+
+        ``exclusive`` keeps other PC/SC clients off the card while connected: in shared mode
+        another application's SELECT can land between our GET DATA and its GET RESPONSE.
+        """
         if protocol not in _PROTOCOLS:
             raise ValueError(f"protocol must be one of {sorted(_PROTOCOLS)}")
         executor = ThreadPoolExecutor(1, thread_name_prefix=f"pcsc-{reader_name}")
@@ -121,7 +127,8 @@ class PcscTransport(CardTransport):
                 if len(matches) != 1:
                     raise ReaderUnavailable(f"{len(matches)} readers match {reader_name!r}")
                 connection = matches[0].createConnection()
-                connection.connect(_PROTOCOLS[protocol])
+                mode = scard.SCARD_SHARE_EXCLUSIVE if exclusive else scard.SCARD_SHARE_SHARED
+                connection.connect(_PROTOCOLS[protocol], mode)
                 return connection, bytes(connection.getATR())
             except _PYSCARD_ERRORS as exc:
                 raise _translate(exc, f"connecting to {reader_name!r}") from exc

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from cryptography.hazmat.primitives import hashes, serialization
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from simulators.pki import CardMaterial, TestPki
+from accessd.api.app import create_app
+from accessd.config import Settings
+from accessd.events import EventBus
+from simulators.pki import CardMaterial, PkiServer, TestPki, free_port
 
 
 def anchor_files(pki: TestPki, directory: Path) -> tuple[Path, Path]:
@@ -24,3 +33,33 @@ def b64(data: bytes) -> str:
 
 def fingerprint(card: CardMaterial, slot: str) -> str:
     return card.certificates[slot].fingerprint(hashes.SHA256()).hex()
+
+
+@dataclass
+class PivService:
+    """The app trusting a fresh test PKI whose repository is served on loopback."""
+
+    client: httpx.AsyncClient
+    app: FastAPI
+    pki: TestPki
+    server: PkiServer
+    settings: Settings
+
+
+@asynccontextmanager
+async def piv_service(
+    db_url: str, engine: AsyncEngine, bus: EventBus, directory: Path
+) -> AsyncIterator[PivService]:
+    port = free_port()
+    pki = TestPki.create(f"http://127.0.0.1:{port}")
+    root, ca = anchor_files(pki, directory)
+    settings = Settings(database_url=db_url, trust_anchors=[root], intermediates=[ca])
+    app = create_app(settings, engine=engine, bus=bus)
+    async with (
+        PkiServer(pki, port) as server,
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://accessd.test"
+        ) as client,
+    ):
+        yield PivService(client, app, pki, server, settings)

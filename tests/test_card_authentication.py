@@ -16,11 +16,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from accessd.api.app import create_app
 from accessd.authn.challenges import ChallengeBook
 from accessd.authn.errors import ChallengeRejected
 from accessd.authn.proofs import bio_message
-from accessd.config import Settings
 from accessd.events import EventBus
 from accessd.policyfile import loader as policy_loader
 from accessd.policyfile import versions
@@ -28,10 +26,10 @@ from drivers.piv.cardedge import PivCard
 from drivers.piv.challenge import sign_challenge
 from simulators.loopback import LoopbackTransport
 from simulators.piv_card import VirtualPivCard
-from simulators.pki import CardMaterial, PkiServer, TestPki, free_port
+from simulators.pki import CardMaterial, PkiServer, TestPki
 from tests.conftest import Operators
 from tests.helpers import act, adjudicate, make_person, ok, problem, sponsor
-from tests.piv_helpers import anchor_files, b64, fingerprint
+from tests.piv_helpers import b64, fingerprint, piv_service
 
 POLICY = """\
 version: 1
@@ -192,17 +190,8 @@ async def site(
     ops: Operators,
     tmp_path: Path,
 ) -> AsyncIterator[Site]:
-    port = free_port()
-    pki = TestPki.create(f"http://127.0.0.1:{port}")
-    root, ca = anchor_files(pki, tmp_path)
-    settings = Settings(database_url=db_url, trust_anchors=[root], intermediates=[ca])
-    app = create_app(settings, engine=engine, bus=bus)
-    transport = httpx.ASGITransport(app=app)
-    async with (
-        PkiServer(pki, port) as server,
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://accessd.test") as client,
-    ):
+    async with piv_service(db_url, engine, bus, tmp_path) as svc:
+        client, pki, server, app = svc.client, svc.pki, svc.server, svc.app
         card = pki.issue_card(algorithms={"9a": "rsa2048", "9e": "p256"})
         person, cred = await _issue(client, ops, "E1", card)
         async with sessions() as s:

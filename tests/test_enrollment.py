@@ -19,7 +19,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from accessd.api.app import create_app
 from accessd.config import Settings
 from accessd.events import EventBus
 from accessd.models import AuditEntry
@@ -28,11 +27,11 @@ from drivers.piv.cardedge import PivCard
 from drivers.piv.challenge import sign_challenge
 from simulators.loopback import LoopbackTransport
 from simulators.piv_card import VirtualPivCard
-from simulators.pki import CardMaterial, PkiServer, TestPki, free_port
+from simulators.pki import CardMaterial, TestPki
 from simulators.vpcd import VirtualReaderSlot
 from tests.conftest import PASSWORD, Operators
 from tests.helpers import TODAY, adjudicate, make_person, ok, problem, sponsor
-from tests.piv_helpers import anchor_files, b64, fingerprint
+from tests.piv_helpers import b64, fingerprint, piv_service
 from tests.test_piv_vpcd import _SKIP as PCSC_MISSING  # the PC/SC tests' own probe
 
 
@@ -56,18 +55,8 @@ async def station(
     ops: Operators,
     tmp_path: Path,
 ) -> AsyncIterator[Station]:
-    port = free_port()
-    pki = TestPki.create(f"http://127.0.0.1:{port}")
-    root, ca = anchor_files(pki, tmp_path)
-    settings = Settings(database_url=db_url, trust_anchors=[root], intermediates=[ca])
-    app = create_app(settings, engine=engine, bus=bus)
-    async with (
-        PkiServer(pki, port),
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://accessd.test"
-        ) as client,
-    ):
+    async with piv_service(db_url, engine, bus, tmp_path) as svc:
+        client, pki, settings = svc.client, svc.pki, svc.settings
         yield Station(
             client,
             pki,

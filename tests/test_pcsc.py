@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.apdu import Command, exchange
+from drivers.apdu import Command, exchange, parse_response
 from drivers.errors import CardRemoved, FileNotFound, PcscError
 from simulators.card import INS_LONG_TEST, PIV_AID, ProbeCard
 from simulators.vpcd import VirtualReaderSlot
@@ -153,6 +153,34 @@ async def test_transmit_after_close_is_an_error() -> None:
         await transport.close()
         with pytest.raises(PcscError):
             await transport.transmit(SELECT_PIV_PREFIX.encode())
+
+
+@pcsc
+async def test_an_exclusive_connection_keeps_other_clients_off_the_card() -> None:
+    async with _card_in(READER_0[1], ProbeCard()):
+        await asyncio.sleep(0.5)  # past pcscd's first presence check, which resets the card
+        owner = await _connect_exclusive(READER_0[0])
+        try:
+            with pytest.raises(PcscError) as kept_out:
+                await PcscTransport.connect(READER_0[0])
+            assert "sharing violation" in str(kept_out.value).lower()
+            response = parse_response(await owner.transmit(SELECT_PIV_PREFIX.encode()))
+            assert response.sw == 0x9000
+        finally:
+            await owner.close()
+        shared = await _connect(READER_0[0])  # free again once the owner lets go
+        await shared.close()
+
+
+async def _connect_exclusive(reader: str) -> PcscTransport:
+    deadline = time.monotonic() + WAIT
+    while True:
+        try:
+            return await PcscTransport.connect(reader, exclusive=True)
+        except PcscError:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.05)
 
 
 def _threads() -> set[threading.Thread]:

@@ -84,7 +84,10 @@ OPERATORS = frozenset(
 )
 AUDIT = frozenset({("GET", "/v1/audit"), ("GET", "/v1/audit/verify")})
 #: Door readers and panels ask; those who watch the doors read what was decided.
-DECIDE = frozenset({("POST", "/v1/decisions")})
+#: Door readers ask for a challenge for the card, then for the decision with its answer.
+DECIDE = frozenset({("POST", "/v1/decisions"), ("POST", "/v1/challenges")})
+#: The enrollment station: challenges (as reader 0) and binding a card read there.
+ENROLL_CARD = frozenset({("POST", "/v1/challenges"), ("POST", "/v1/enrollments")})
 DECISIONS_READ = frozenset({("GET", "/v1/decisions")})
 #: What-if questions read the door policy; setting the threat level is the security office's.
 WHAT_IF = frozenset(
@@ -154,6 +157,7 @@ EVERY_PROTECTED = (
     | ALERTS_WRITE
     | SPONSOR
     | BIND_IDENTIFIERS
+    | ENROLL_CARD
     | _actions(
         "enroll",
         "adjudicate",
@@ -192,6 +196,7 @@ INTENT: dict[str, frozenset[Route]] = {
         | BIND_IDENTIFIERS
         | _actions("enroll", "activate")
         | REPORT
+        | ENROLL_CARD
     ),
     "adjudicator": (
         STAFF_READ

@@ -93,6 +93,24 @@ def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Actor]]
     return dependency
 
 
+def require_any(*permissions: Permission) -> Callable[..., Coroutine[Any, Any, Actor]]:
+    """A dependency that yields the actor when their roles grant one of `permissions`;
+    the route then checks which one its input needs."""
+
+    async def dependency(actor: ActorDep) -> Actor:
+        if not actor.permissions & set(permissions):
+            names = " or ".join(p.value for p in permissions)
+            raise PermissionDenied(
+                f"this needs the {names} permission, which none of your roles "
+                f"({', '.join(sorted(actor.roles)) or 'none'}) grants",
+                permission=permissions[0].value,
+            )
+        return actor
+
+    dependency.__name__ = "require_any_" + "_".join(p.name.lower() for p in permissions)
+    return dependency
+
+
 _ETAG = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
-from accessd.api.deps import ActorDep, AfterQuery, IdQuery, SessionDep, StateDep, require
+from accessd.api.deps import AfterQuery, IdQuery, SessionDep, StateDep, require, require_any
 from accessd.api.schemas.common import Page
 from accessd.api.schemas.decisions import (
     ChallengePublic,
@@ -138,7 +138,12 @@ challenges_router = APIRouter(prefix="/v1/challenges", tags=["decisions"])
 
 @challenges_router.post("", response_model=ChallengePublic, status_code=201)
 async def new_challenge(
-    body: ChallengeRequest, state: StateDep, actor: ActorDep
+    body: ChallengeRequest,
+    state: StateDep,
+    actor: Annotated[
+        Actor,
+        Depends(require_any(Permission.DECISIONS_REQUEST, Permission.CREDENTIALS_ENROLL)),
+    ],
 ) -> ChallengePublic:
     """A random, single-use, short-lived challenge for a card at ``reader_id`` to sign.
 
