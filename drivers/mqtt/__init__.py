@@ -1,0 +1,1 @@
+"""The MQTT panel protocol: topics, versioned JSON payloads, and the paho client wrapper."""
