@@ -14,8 +14,15 @@ The hierarchy, kept in step with the classes below::
     │   └── CardError (.sw)    any status word other than 9000
     │       ├── WrongLength 6700, SecurityStatusNotSatisfied 6982, AuthenticationBlocked 6983
     │       └── WrongData 6A80, FileNotFound 6A82, InsNotSupported 6D00, WrongPin 63Cx
-    └── PcscError (.hresult) the PC/SC stack (drivers/pcsc.py)
-        └── PcscUnavailable, ReaderUnavailable, NoCard, CardRemoved
+    ├── PcscError (.hresult) the PC/SC stack (drivers/pcsc.py)
+    │   └── PcscUnavailable, ReaderUnavailable, NoCard, CardRemoved
+    └── MqttError              the MQTT client (drivers/mqtt/client.py)
+        ├── MqttUnreachable    no TCP/TLS connection to the broker (OSError underneath)
+        ├── MqttConnectRefused (.reason_code) CONNACK refused: bad credentials, not authorized
+        ├── MqttNotConnected   an operation while the client is not connected
+        ├── MqttTimeout        no CONNACK, PUBACK, SUBACK or reply in time
+        ├── MqttSubscribeRefused (.topic, .reason_code) SUBACK refused a filter
+        └── MqttPublishRefused (.reason_code) MQTT 5 PUBACK with a failure (not authorized)
 
 Callers at the service boundary catch `DriverError`; codec callers catch `MalformedData`.
 """
@@ -121,3 +128,50 @@ class NoCard(PcscError):
 
 class CardRemoved(PcscError):
     """The card was removed (or reset) while connected; reconnect to go on."""
+
+
+class MqttError(DriverError):
+    """The MQTT client failed; paho's errors and reason codes come out as its subclasses."""
+
+
+class MqttUnreachable(MqttError):
+    """The broker could not be reached (refused, unresolvable, TLS failure)."""
+
+
+class MqttConnectRefused(MqttError):
+    """The broker refused the CONNECT; ``reason_code`` is the MQTT 5 reason code (3.1.1
+    return codes as MQTT 5 codes: 0x86 bad user name or password, 0x87 not authorized)."""
+
+    def __init__(self, reason_code: int, reason: str) -> None:
+        self.reason_code = reason_code
+        self.reason = reason
+        super().__init__(f"broker refused the connection: {reason} (0x{reason_code:02X})")
+
+
+class MqttNotConnected(MqttError):
+    """The client is not connected (not yet, no longer, or between reconnects)."""
+
+
+class MqttTimeout(MqttError):
+    """An acknowledgement or reply did not come in time."""
+
+
+class MqttSubscribeRefused(MqttError):
+    """The broker refused a subscription (granted QoS 0x80, or an MQTT 5 failure code)."""
+
+    def __init__(self, topic: str, reason_code: int, reason: str) -> None:
+        self.topic = topic
+        self.reason_code = reason_code
+        self.reason = reason
+        super().__init__(f"subscription to {topic!r} refused: {reason} (0x{reason_code:02X})")
+
+
+class MqttPublishRefused(MqttError):
+    """The broker answered a QoS 1/2 publish with a failure reason code (MQTT 5 only; a 3.1.1
+    broker drops what it refuses without saying so)."""
+
+    def __init__(self, topic: str, reason_code: int, reason: str) -> None:
+        self.topic = topic
+        self.reason_code = reason_code
+        self.reason = reason
+        super().__init__(f"publish to {topic!r} refused: {reason} (0x{reason_code:02X})")
