@@ -168,7 +168,7 @@ def answer_decisions(granted: bool, reason: str = "granted") -> Responder:
 
 
 async def test_start_announces_online_and_birth_retained_and_subscribes(panel: Panel) -> None:
-    session, link, _ = panel
+    _session, link, _ = panel
     assert (TOPICS.status, b"online", True) in link.published
     birth = json.loads(link.on("birth")[-1])
     assert birth["doors"] == [1, 2] and birth["readers"] == [1, 2] and birth["cred_version"] == 1
