@@ -449,11 +449,18 @@ class TestPki:
     # --- revocation -----------------------------------------------------------------------
 
     def revoke(
-        self, cert: x509.Certificate, reason: x509.ReasonFlags = x509.ReasonFlags.key_compromise
+        self,
+        cert: x509.Certificate,
+        reason: x509.ReasonFlags = x509.ReasonFlags.key_compromise,
+        *,
+        at: datetime | None = None,
     ) -> None:
-        """Put ``cert`` on its issuer's next CRL and OCSP answers."""
+        """Put ``cert`` on its issuer's next CRL and OCSP answers, revoked ``at`` (default a
+        minute ago: a validator whose clock runs a little behind, as tests' clocks do, must
+        already see it revoked; a revocation dated after the validation time does not count)."""
         _, hier_name = self._issued[cert.serial_number]
-        self._hier(hier_name).revoked[cert.serial_number] = (datetime.now(UTC), reason)
+        when = at or datetime.now(UTC) - timedelta(minutes=1)
+        self._hier(hier_name).revoked[cert.serial_number] = (when, reason)
 
     def crl_der(self, which: str = "ca", *, next_update: datetime | None = None) -> bytes:
         """A fresh CRL: ``ca``/``root`` of the trusted hierarchy, ``other-ca``/``other-root``."""

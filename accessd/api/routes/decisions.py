@@ -18,17 +18,12 @@ from accessd.api.schemas.decisions import (
     DecisionRequest,
 )
 from accessd.auth.permissions import Permission
-from accessd.authn.proofs import (
-    PROVABLE,
-    Authenticated,
-    BioProof,
-    PkiProof,
-    certificate_sha256,
-)
-from accessd.errors import AccessdError, InvalidInput, PermissionDenied
+from accessd.authn.proofs import BioProof, PkiProof
+from accessd.decisions.requests import access_request
+from accessd.errors import InvalidInput, PermissionDenied
 from accessd.models import DecisionEvent
 from accessd.services.actors import Actor
-from policies.decision import AccessRequest, Decision
+from policies.decision import Decision
 from policies.vocabulary import Mechanism
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
@@ -90,47 +85,18 @@ async def decide(
     at = body.at or datetime.now(UTC)
     if at.tzinfo is None:
         raise InvalidInput("at must carry a timezone offset", code="naive_time")
-    evidence = frozenset(body.evidence)
-    kind = value = ""
-    if body.credential is not None:
-        kind = body.credential.kind
-        value = body.credential.value
-        value = value if kind == "badge_number" else value.lower()
-    failure = None
-    if body.proof is not None or state.settings.require_card_proofs:
-        # Provable mechanisms count only when proven.
-        evidence -= PROVABLE
-    if body.proof is not None:
-        proof, bio = _proofs(body)
-        try:
-            authenticated = await state.authn.verify(body.reader_id, proof, bio)
-        except AccessdError as exc:  # AuthnError or ValidationError: both say why
-            failure = f"{exc.code}: {exc.detail}"
-            kind, value = "cert_sha256", certificate_sha256(proof.certificate)
-        else:
-            evidence |= authenticated.mechanisms
-            failure = _mismatch(kind, value, authenticated)
-            kind, value = "cert_sha256", authenticated.cert_sha256
-    request = AccessRequest(
-        body.reader_id, at.astimezone(UTC), kind, value, evidence, authn_failure=failure
+    proof, bio = _proofs(body) if body.proof is not None else (None, None)
+    request = await access_request(
+        state.authn,
+        reader_id=body.reader_id,
+        at=at,
+        credential=(body.credential.kind, body.credential.value) if body.credential else None,
+        evidence=body.evidence,
+        proof=proof,
+        bio=bio,
+        require_proofs=state.settings.require_card_proofs,
     )
     return public(state.decisions.decide(request, source="api"))
-
-
-def _mismatch(kind: str, value: str, auth: Authenticated) -> str | None:
-    """Why the identifier the reader read disagrees with the proven certificate, if it does."""
-    cert = auth.certificate
-    if not kind:
-        return None
-    if kind == "cert_sha256" and value != cert.sha256:
-        return "credential_mismatch: the certificate is not the one the reader identified"
-    if kind == "fasc_n" and (cert.fascn is None or cert.fascn.hex() != value):
-        return "credential_mismatch: the certificate carries another FASC-N"
-    if kind == "card_uuid" and cert.card_uuid != value:
-        return "credential_mismatch: the certificate carries another card UUID"
-    if kind == "badge_number":
-        return "credential_mismatch: a badge number cannot be bound to a certificate"
-    return None
 
 
 challenges_router = APIRouter(prefix="/v1/challenges", tags=["decisions"])

@@ -1,0 +1,75 @@
+"""From what a reader sent to the engine's AccessRequest: proofs verified on the way.
+
+Shared by every transport (HTTP, MQTT panels, OSDP edge): a proof that fails becomes the
+request's `authn_failure`, so the engine makes it a stored denial saying why, the same for
+all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from accessd.authn.proofs import (
+    PROVABLE,
+    Authenticated,
+    Authenticator,
+    BioProof,
+    PkiProof,
+    certificate_sha256,
+)
+from accessd.errors import AccessdError
+from policies.decision import AccessRequest
+from policies.vocabulary import Mechanism
+
+
+def normalised(kind: str, value: str) -> str:
+    """Identifiers compare in lower case, badge numbers as printed."""
+    return value if kind == "badge_number" else value.lower()
+
+
+async def access_request(
+    authn: Authenticator,
+    *,
+    reader_id: int,
+    at: datetime,
+    credential: tuple[str, str] | None,
+    evidence: Iterable[Mechanism],
+    proof: PkiProof | None = None,
+    bio: BioProof | None = None,
+    require_proofs: bool = False,
+) -> AccessRequest:
+    """The request to decide; ``at`` must be aware."""
+    proven = frozenset(evidence)
+    kind, value = ("", "") if credential is None else (credential[0], normalised(*credential))
+    failure = None
+    if proof is not None or require_proofs:
+        # Provable mechanisms count only when proven.
+        proven -= PROVABLE
+    if proof is not None:
+        try:
+            authenticated = await authn.verify(reader_id, proof, bio)
+        except AccessdError as exc:  # AuthnError or ValidationError: both say why
+            failure = f"{exc.code}: {exc.detail}"
+            kind, value = "cert_sha256", certificate_sha256(proof.certificate)
+        else:
+            proven |= authenticated.mechanisms
+            failure = mismatch(kind, value, authenticated)
+            kind, value = "cert_sha256", authenticated.cert_sha256
+    return AccessRequest(reader_id, at.astimezone(UTC), kind, value, proven, authn_failure=failure)
+
+
+def mismatch(kind: str, value: str, auth: Authenticated) -> str | None:
+    """Why the identifier the reader read disagrees with the proven certificate, if it does."""
+    cert = auth.certificate
+    if not kind:
+        return None
+    if kind == "cert_sha256" and value != cert.sha256:
+        return "credential_mismatch: the certificate is not the one the reader identified"
+    if kind == "fasc_n" and (cert.fascn is None or cert.fascn.hex() != value):
+        return "credential_mismatch: the certificate carries another FASC-N"
+    if kind == "card_uuid" and cert.card_uuid != value:
+        return "credential_mismatch: the certificate carries another card UUID"
+    if kind == "badge_number":
+        return "credential_mismatch: a badge number cannot be bound to a certificate"
+    return None
