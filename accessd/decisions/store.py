@@ -37,6 +37,7 @@ class DecisionStore:
         self._interval = interval
         self._queue: deque[_Item] = deque(maxlen=max_queue)
         self._wake = asyncio.Event()
+        self._flushing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.stored = 0
         self.dropped = 0
@@ -72,6 +73,13 @@ class DecisionStore:
             await self.flush()
 
     async def flush(self) -> None:
+        """Stores everything queued; returns once what was queued before the call is in
+        the database (a flush already under way is waited for, not overtaken: two at once
+        would commit out of order and return before the other's rows are in)."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         while self._queue:
             taken = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
             try:
