@@ -168,6 +168,8 @@ class MosquittoBroker:
         proc, self.proc = self.proc, None
         if proc is None:
             return
+        # A paused broker would not act on SIGTERM.
+        proc.send_signal(signal.SIGCONT)
         proc.terminate()
         try:
             proc.wait(timeout=10)
@@ -181,6 +183,15 @@ class MosquittoBroker:
         """Stops and starts the broker on the same port (persistence kept)."""
         self.stop()
         self.start()
+
+    def pause(self) -> None:
+        """Freezes the broker (SIGSTOP): connections stay open, nothing is answered."""
+        assert self.proc is not None, "not running"
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None, "not running"
+        self.proc.send_signal(signal.SIGCONT)
 
     def reload(self, passwd_text: str | None = None, acl_text: str | None = None) -> None:
         """Replaces the password file and/or ACL and makes the broker re-read them (SIGHUP)."""

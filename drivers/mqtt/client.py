@@ -170,6 +170,8 @@ class MqttClient:
         self._subs_lock = threading.Lock()
         self._subscriptions: dict[str, int] = {}
         self._ever_connected = False
+        # mid of the SUBACK that completes a reconnect (see _loop_connected).
+        self._renewal: int | None = None
         self._closed = False
         self._paho = self._make_paho()
 
@@ -207,7 +209,8 @@ class MqttClient:
 
     @property
     def connected(self) -> asyncio.Event:
-        """Set while connected (CONNACK accepted), cleared when the connection drops."""
+        """Set while connected (CONNACK accepted, subscriptions renewed), cleared when the
+        connection drops."""
         return self._connected
 
     def on_message(self, handler: MessageHandler) -> Callable[[], None]:
@@ -218,7 +221,8 @@ class MqttClient:
         return lambda: self._handlers.remove(handler)
 
     def on_connected(self, callback: Callable[[], None]) -> None:
-        """Calls ``callback`` on the loop after every accepted CONNACK (reconnects too)."""
+        """Calls ``callback`` on the loop after every accepted CONNACK (reconnects too), once
+        the subscriptions renewed after a reconnect are acknowledged."""
         self._on_up.append(callback)
 
     def on_disconnected(self, callback: Callable[[str], None]) -> None:
@@ -455,7 +459,7 @@ class MqttClient:
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(fn, *args)
 
-    def _loop_connected(self, reason: ReasonCode) -> None:
+    def _loop_connected(self, reason: ReasonCode, renewal: int | None) -> None:
         result = self._connect_result
         if reason.is_failure:
             if result is not None and not result.done():
@@ -463,6 +467,14 @@ class MqttClient:
             else:
                 log.warning("reconnect to %s refused: %s", self.config.host, reason)
             return
+        # Up only once the renewed subscriptions are in: a message published after the
+        # callback must not slip past a SUBSCRIBE the broker has not handled yet.
+        self._renewal = renewal
+        if renewal is None:
+            self._mark_up()
+
+    def _mark_up(self) -> None:
+        result = self._connect_result
         self._connected.set()
         if result is not None and not result.done():
             result.set_result(None)
@@ -475,6 +487,7 @@ class MqttClient:
             result.set_exception(MqttUnreachable(detail))
 
     def _loop_disconnected(self, reason: str) -> None:
+        self._renewal = None
         was = self._connected.is_set()
         self._connected.clear()
         if was:
@@ -482,6 +495,10 @@ class MqttClient:
                 self._call(callback, reason)
 
     def _loop_ack(self, mid: int, codes: list[ReasonCode]) -> None:
+        if mid == self._renewal:
+            self._renewal = None
+            self._mark_up()
+            return
         future = self._acks.get(mid)
         if future is not None and not future.done():
             future.set_result(codes)
@@ -530,6 +547,7 @@ class MqttClient:
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
+        renewal = None
         if reason.is_failure:
             if not self._ever_connected:
                 # A refused first connect is the caller's error; retrying would hide it.
@@ -537,16 +555,19 @@ class MqttClient:
         else:
             self._paho_socket_open(client, userdata, client.socket())
             if self._ever_connected and not flags.session_present:
-                self._renew_subscriptions(client)
+                renewal = self._renew_subscriptions(client)
             self._ever_connected = True
-        self._post(self._loop_connected, reason)
+        self._post(self._loop_connected, reason, renewal)
 
-    def _renew_subscriptions(self, client: paho.Client) -> None:
+    def _renew_subscriptions(self, client: paho.Client) -> int | None:
+        """Subscribes again to everything; the SUBACK's mid, or None if nothing was sent."""
         with self._subs_lock:
             subs = list(self._subscriptions.items())
-        if subs:
-            rc, _ = client.subscribe(subs)
-            log.info("renewing %d subscriptions after reconnect: %s", len(subs), rc)
+        if not subs:
+            return None
+        rc, mid = client.subscribe(subs)
+        log.info("renewing %d subscriptions after reconnect", len(subs))
+        return mid if rc == MQTTErrorCode.MQTT_ERR_SUCCESS else None
 
     def _paho_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         if not self._ever_connected:
