@@ -31,6 +31,17 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     mqtt_url: str = "mqtt://127.0.0.1:1883"
+    #: Run the MQTT panel gateway in this process (door panels' requests and events).
+    mqtt_gateway: bool = False
+    mqtt_username: str = "accessd"
+    #: The gateway's MQTT client id. The broker keeps this session (and queues panel
+    #: events for it) while the service restarts, so it must be stable and, with several
+    #: instances, different for each. Unset: "accessd-<host name>".
+    mqtt_client_id: str | None = None
+    #: The service's broker password (put it in the env file: ACCESSD_MQTT_PASSWORD).
+    mqtt_password: SecretStr | None = None
+    #: 5 (MQTT 5) or 3 (MQTT 3.1.1).
+    mqtt_protocol: Literal[3, 5] = 5
     trust_anchors: list[Path] = Field(default_factory=list)
     revocation_fetch_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     #: never: CRLs only; fallback: OCSP when no usable CRL; always: OCSP for every card.

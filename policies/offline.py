@@ -114,27 +114,50 @@ def offline_cache(snap: Snapshot, door_ids: Iterable[int], *, today: date) -> Of
     wanted = {d.id for d in doors if rules[d.id].offline_allowed}
     windows: dict[str, OfflineWindows] = {}
     grants: list[OfflineGrant] = []
-    ids_of = snap.ids_index()
-    for cred in snap.credentials.values():
-        if not cred.usable or cred.valid_until < today:
-            continue
-        person = snap.people.get(cred.person_id)
-        if person is None or not person.active or person.eligibility_suspended:
-            continue
-        opened = dict(_doors_for(snap, person, wanted))
-        if not opened:
-            continue
-        door_keys: list[tuple[int, str]] = []
-        for door_id, schedules in sorted(opened.items()):
-            win = _windows(snap, frozenset(schedules))
-            windows.setdefault(win.key, win)
-            door_keys.append((door_id, win.key))
-        identifiers = tuple(p for p in ids_of.get(cred.id, ()) if p[0] in IdKind.ALL)
-        if identifiers:
-            grants.append(OfflineGrant(cred.id, identifiers, tuple(door_keys), cred.valid_until))
+    for cred_id in snap.credentials:
+        grant = grant_for(snap, cred_id, wanted, windows, today=today)
+        if grant is not None:
+            grants.append(grant)
     return OfflineCache(
         tz, tuple(rules.values()), tuple(windows[k] for k in sorted(windows)), tuple(grants)
     )
+
+
+def offline_doors(snap: Snapshot, door_ids: Iterable[int]) -> set[int]:
+    """Those of ``door_ids`` that may open while accessd is out of reach."""
+    return {
+        d for d in door_ids if d in snap.doors and door_rule(snap, snap.doors[d]).offline_allowed
+    }
+
+
+def grant_for(
+    snap: Snapshot,
+    credential_id: int,
+    wanted: set[int],
+    windows: dict[str, OfflineWindows],
+    *,
+    today: date,
+) -> OfflineGrant | None:
+    """One credential's offline rights at the ``wanted`` doors (None: it opens none of
+    them); the schedules it uses are added to ``windows``."""
+    cred = snap.credentials.get(credential_id)
+    if cred is None or not cred.usable or cred.valid_until < today:
+        return None
+    person = snap.people.get(cred.person_id)
+    if person is None or not person.active or person.eligibility_suspended:
+        return None
+    opened = dict(_doors_for(snap, person, wanted))
+    if not opened:
+        return None
+    door_keys: list[tuple[int, str]] = []
+    for door_id, schedules in sorted(opened.items()):
+        win = _windows(snap, frozenset(schedules))
+        windows.setdefault(win.key, win)
+        door_keys.append((door_id, win.key))
+    identifiers = tuple(p for p in snap.ids_index().get(cred.id, ()) if p[0] in IdKind.ALL)
+    if not identifiers:
+        return None
+    return OfflineGrant(cred.id, identifiers, tuple(door_keys), cred.valid_until)
 
 
 def _doors_for(

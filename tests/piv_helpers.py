@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives import hashes, serialization
@@ -48,13 +49,13 @@ class PivService:
 
 @asynccontextmanager
 async def piv_service(
-    db_url: str, engine: AsyncEngine, bus: EventBus, directory: Path
+    db_url: str, engine: AsyncEngine, bus: EventBus, directory: Path, **settings: Any
 ) -> AsyncIterator[PivService]:
     port = free_port()
     pki = TestPki.create(f"http://127.0.0.1:{port}")
     root, ca = anchor_files(pki, directory)
-    settings = Settings(database_url=db_url, trust_anchors=[root], intermediates=[ca])
-    app = create_app(settings, engine=engine, bus=bus)
+    config = Settings(database_url=db_url, trust_anchors=[root], intermediates=[ca], **settings)
+    app = create_app(config, engine=engine, bus=bus)
     async with (
         PkiServer(pki, port) as server,
         app.router.lifespan_context(app),
@@ -62,4 +63,4 @@ async def piv_service(
             transport=httpx.ASGITransport(app=app), base_url="http://accessd.test"
         ) as client,
     ):
-        yield PivService(client, app, pki, server, settings)
+        yield PivService(client, app, pki, server, config)

@@ -34,6 +34,7 @@ from accessd.config import Settings
 from accessd.db.engine import make_engine, make_sessionmaker
 from accessd.decisions.service import DecisionService
 from accessd.events import EventBus, session_info
+from accessd.gateway.service import gateway_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +58,39 @@ def create_app(
     sessions.configure(info=session_info(the_bus))
     decisions = DecisionService(sessions, the_bus)
     cards = build_card_authentication(settings, sessions)
+    gateway = (
+        gateway_from_settings(settings, sessions, decisions, cards.authenticator, the_bus)
+        if settings.mqtt_gateway
+        else None
+    )
     state = AppState(
-        settings, the_engine, sessions, the_bus, ApiMetrics(), decisions, cards.authenticator
+        settings,
+        the_engine,
+        sessions,
+        the_bus,
+        ApiMetrics(),
+        decisions,
+        cards.authenticator,
+        gateway,
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await decisions.start()
         await cards.start()
+        if gateway is not None:
+            await gateway.start()
         try:
             yield
         finally:
-            await cards.stop()
-            await decisions.stop()
+            try:
+                if gateway is not None:
+                    await gateway.stop()
+            finally:
+                try:
+                    await cards.stop()
+                finally:
+                    await decisions.stop()
             if owns_engine:
                 await the_engine.dispose()
 

@@ -11,6 +11,7 @@ from accessd.authn.proofs import Authenticator
 from accessd.config import Settings
 from accessd.decisions.service import DecisionService
 from accessd.events import EventBus
+from accessd.gateway.service import MqttGateway
 
 
 @dataclass
@@ -22,3 +23,5 @@ class AppState:
     metrics: ApiMetrics
     decisions: DecisionService
     authn: Authenticator
+    #: The MQTT panel gateway, when this process runs one (settings.mqtt_gateway).
+    gateway: MqttGateway | None = None

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -58,6 +59,15 @@ _POLICY_ENTITIES = frozenset(
 _PEOPLE_ENTITIES = frozenset({"group", "access_level", "policy", "all"})
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotChange:
+    """What a refresh applied: people and credentials reloaded, and whether the policy."""
+
+    people: frozenset[int]
+    credentials: frozenset[int]
+    policy: bool
+
+
 class DecisionService:
     def __init__(
         self,
@@ -84,6 +94,9 @@ class DecisionService:
         self._unsubscribe: list[Callable[[], None]] = []
         self.decisions = 0
         self.build_seconds = 0.0
+        #: Called after each batch of changes is applied to the snapshot (the panels'
+        #: caches follow it): ``listener(SnapshotChange)``.
+        self.listeners: list[Callable[[SnapshotChange], None]] = []
 
     async def start(self) -> None:
         started = time.perf_counter()
@@ -187,6 +200,12 @@ class DecisionService:
             self._pending_policy |= policy
             self._pending_all_people |= all_people
             raise
+        change = SnapshotChange(frozenset(people), frozenset(creds), policy)
+        for listener in self.listeners:
+            try:
+                listener(change)
+            except Exception:
+                log.exception("a snapshot listener failed")
 
     def _take_pending(self) -> tuple[set[int], set[int], bool]:
         people, self._pending_people = self._pending_people, set()

@@ -5,6 +5,7 @@ from accessd.models.audit import AuditEntry, AuditHead
 from accessd.models.credentials import Credential, CredentialCertificate, CredentialTransition
 from accessd.models.facilities import Area, Door, Facility, Panel, Reader
 from accessd.models.operators import ApiToken, Operator
+from accessd.models.panel_events import PanelEvent
 from accessd.models.people import Person, SecurityRecord, VettingAlert
 from accessd.models.policy import (
     AccessGrant,
@@ -40,6 +41,7 @@ __all__ = [
     "HolidayCalendar",
     "Operator",
     "Panel",
+    "PanelEvent",
     "Person",
     "PersonGroup",
     "PolicyVersion",

@@ -1,0 +1,259 @@
+"""Each panel's offline credential cache: a versioned snapshot, then deltas in order.
+
+The contents come from `policies.offline` over the decision snapshot. A panel's first
+version is the service's start time in milliseconds, so versions only grow across
+restarts; every change bumps it by one and goes out as a delta from the version before. A
+panel that holds another version asks for the snapshot (``req/snapshot``). Identifiers are
+sent as HMAC-SHA256 under a random per-panel salt, never in the clear.
+
+Revocations take the fast path: `credentials_changed` recomputes only those credentials'
+entries and sends the deltas to every panel concerned at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from accessd.gateway.directory import PanelDirectory, PanelInfo
+from drivers.mqtt import messages as m
+from drivers.mqtt.topics import CRED_DELTA, CRED_SNAPSHOT
+from drivers.panel.cache import credential_hash
+from policies.offline import (
+    OfflineCache,
+    OfflineGrant,
+    OfflineWindows,
+    door_rule,
+    grant_for,
+    offline_cache,
+)
+from policies.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+Publish = Callable[[str, bytes, bool], Awaitable[None]]
+
+
+@dataclass
+class PanelCache:
+    """What one panel has been sent: the version, salt and entries by hash."""
+
+    version: int
+    salt: bytes
+    timezone: str
+    doors: dict[str, m.OfflineDoor]
+    schedules: dict[str, m.OfflineSchedule]
+    entries: dict[str, m.CacheEntry]
+    #: credential id → the hashes of its identifiers, to find its entries again
+    hashes_of: dict[int, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _schedule(win: OfflineWindows) -> m.OfflineSchedule:
+    return m.OfflineSchedule(
+        windows=[
+            m.Window(day=d, start=a, end=b) for d, spans in enumerate(win.week) for a, b in spans
+        ],
+        holidays=sorted(win.holidays),
+        holiday_windows=[m.Window(day=0, start=a, end=b) for a, b in win.holiday],
+    )
+
+
+def _entries(salt: bytes, grant: OfflineGrant) -> list[m.CacheEntry]:
+    doors = {str(d): key for d, key in grant.doors}
+    return [
+        m.CacheEntry(
+            h=credential_hash(salt, kind, value), doors=doors, valid_until=grant.valid_until
+        )
+        for kind, value in grant.identifiers
+    ]
+
+
+class CachePublisher:
+    """Keeps every MQTT panel's cache current; ``publish(topic, payload, retain)``."""
+
+    def __init__(
+        self,
+        directory: PanelDirectory,
+        snapshot: Callable[[], Snapshot],
+        publish: Publish,
+        *,
+        today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+    ) -> None:
+        self._directory = directory
+        self._snapshot = snapshot
+        self._publish = publish
+        self._today = today
+        self._caches: dict[int, PanelCache] = {}
+        self._base_version = int(time.time() * 1000)
+        self.snapshots_sent = 0
+        self.deltas_sent = 0
+        self.failures = 0
+
+    def cache_of(self, panel_id: int) -> PanelCache | None:
+        return self._caches.get(panel_id)
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _build(self, panel: PanelInfo, version: int, salt: bytes) -> PanelCache:
+        content: OfflineCache = offline_cache(self._snapshot(), panel.doors, today=self._today())
+        cache = PanelCache(
+            version=version,
+            salt=salt,
+            timezone=content.timezone,
+            doors={
+                str(r.door_id): m.OfflineDoor(factors=r.factors, offline_allowed=r.offline_allowed)
+                for r in content.doors
+            },
+            schedules={w.key: _schedule(w) for w in content.schedules},
+            entries={},
+        )
+        for grant in content.grants:
+            entries = _entries(salt, grant)
+            cache.hashes_of[grant.credential_id] = tuple(e.h for e in entries)
+            cache.entries.update((e.h, e) for e in entries)
+        return cache
+
+    def snapshot_message(self, cache: PanelCache) -> m.CredSnapshot:
+        return m.CredSnapshot(
+            version=cache.version,
+            salt=base64.b64encode(cache.salt).decode(),
+            timezone=cache.timezone,
+            generated_at=datetime.now(UTC),
+            doors=cache.doors,
+            schedules=cache.schedules,
+            entries=list(cache.entries.values()),
+        )
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def _send(self, panel: PanelInfo, leaf: str, message: m.Message, retain: bool) -> None:
+        try:
+            await self._publish(panel.topics.leaf(leaf), m.encode(message), retain)
+        except Exception:
+            # The panel asks for a snapshot when it finds itself behind; nothing else to do.
+            self.failures += 1
+            log.exception("sending %s to panel %d failed", leaf, panel.id)
+
+    async def publish_all(self) -> None:
+        """A fresh snapshot for every panel (at start, and after a directory change)."""
+        await asyncio.gather(
+            *(self.send_snapshot(p.id, rebuild=True) for p in self._directory.panels())
+        )
+
+    async def send_snapshot(self, panel_id: int, *, rebuild: bool = False) -> None:
+        """The panel's whole cache, retained (so a panel that reconnects finds it)."""
+        panel = self._directory.by_id(panel_id)
+        if panel is None:
+            return
+        cache = self._caches.get(panel_id)
+        if cache is None or rebuild:
+            version = self._base_version if cache is None else cache.version + 1
+            salt = secrets.token_bytes(16) if cache is None else cache.salt
+            cache = self._build(panel, version, salt)
+            self._caches[panel_id] = cache
+        await self._send(panel, CRED_SNAPSHOT, self.snapshot_message(cache), True)
+        self.snapshots_sent += 1
+
+    async def refresh(self) -> None:
+        """Recompute every panel's cache and send what changed as deltas (after policy or
+        people changes, which can touch anyone)."""
+        known = {p.id for p in self._directory.panels()}
+        for gone in set(self._caches) - known:
+            del self._caches[gone]
+        sends = []
+        for panel in self._directory.panels():
+            old = self._caches.get(panel.id)
+            if old is None:
+                sends.append(self.send_snapshot(panel.id, rebuild=True))
+                continue
+            new = self._build(panel, old.version + 1, old.salt)
+            delta = self._diff(old, new)
+            if delta is None:
+                continue
+            self._caches[panel.id] = new
+            sends.append(self._send_delta(panel, delta))
+        await asyncio.gather(*sends)
+
+    @staticmethod
+    def _diff(old: PanelCache, new: PanelCache) -> m.CredDelta | None:
+        upsert = [e for h, e in new.entries.items() if old.entries.get(h) != e]
+        remove = sorted(set(old.entries) - set(new.entries))
+        doors_changed = old.doors != new.doors
+        schedules_changed = old.schedules != new.schedules
+        if not (upsert or remove or doors_changed or schedules_changed):
+            return None
+        return m.CredDelta(
+            from_version=old.version,
+            version=new.version,
+            upsert=upsert,
+            remove=remove,
+            doors=new.doors if doors_changed else None,
+            schedules=new.schedules if schedules_changed or doors_changed else None,
+        )
+
+    async def _send_delta(self, panel: PanelInfo, delta: m.CredDelta) -> None:
+        await self._send(panel, CRED_DELTA, delta, False)
+        self.deltas_sent += 1
+        # The retained snapshot must not go stale behind the deltas: a panel that
+        # connects later starts from it. Sent after the delta, which is what is urgent.
+        cache = self._caches[panel.id]
+        await self._send(panel, CRED_SNAPSHOT, self.snapshot_message(cache), True)
+
+    async def credentials_changed(self, credential_ids: Iterable[int]) -> None:
+        """Recompute only these credentials at every panel and send the deltas at once (a
+        revocation reaches every cache within one round trip to the broker)."""
+        ids = set(credential_ids)
+        snap = self._snapshot()
+        today = self._today()
+        sends = []
+        for panel in self._directory.panels():
+            cache = self._caches.get(panel.id)
+            if cache is None:
+                continue
+            wanted = {int(d) for d, rule in cache.doors.items() if rule.offline_allowed}
+            upsert: list[m.CacheEntry] = []
+            remove: list[str] = []
+            windows: dict[str, OfflineWindows] = {}
+            for cid in ids:
+                before = set(cache.hashes_of.get(cid, ()))
+                grant = grant_for(snap, cid, wanted, windows, today=today)
+                entries = _entries(cache.salt, grant) if grant is not None else []
+                after = {e.h for e in entries}
+                remove.extend(sorted(before - after))
+                upsert.extend(e for e in entries if cache.entries.get(e.h) != e)
+                for h in before - after:
+                    cache.entries.pop(h, None)
+                cache.entries.update((e.h, e) for e in entries)
+                if after:
+                    cache.hashes_of[cid] = tuple(sorted(after))
+                else:
+                    cache.hashes_of.pop(cid, None)
+            new_schedules = {
+                k: _schedule(w) for k, w in windows.items() if k not in cache.schedules
+            }
+            if not (upsert or remove):
+                continue
+            cache.schedules.update(new_schedules)
+            delta = m.CredDelta(
+                from_version=cache.version,
+                version=cache.version + 1,
+                upsert=upsert,
+                remove=remove,
+                schedules=dict(cache.schedules) if new_schedules else None,
+            )
+            cache.version += 1
+            sends.append(self._send_delta(panel, delta))
+        await asyncio.gather(*sends)
+
+
+def door_rules_of(snap: Snapshot, panel: PanelInfo) -> dict[int, bool]:
+    """door id → may open offline (for the operators' view of a panel)."""
+    return {
+        d: door_rule(snap, snap.doors[d]).offline_allowed for d in panel.doors if d in snap.doors
+    }

@@ -1,0 +1,513 @@
+"""The MQTT gateway: door panels' requests answered through the decision path, their events
+stored once, their caches kept current, commands sent and their results awaited.
+
+Requests arrive through the shared subscription ``$share/accessd/ac/v1/+/+/req/#``, so
+several service instances split them; everything else (status, birth, events, door state,
+command results) every instance hears. A message whose topic names a panel accessd does not
+know, or names a reader or door that is not that panel's own, is dropped and reported as a
+``spoofed`` event (the broker's ACL should already stop a panel writing another's topics;
+this catches a misconfigured one). A malformed payload is answered with an ErrorReply
+where it has a reply topic, counted, stored as an ``error`` event, and never stops the
+gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import socket
+import uuid
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from accessd.authn.proofs import Authenticator, BioProof, PkiProof
+from accessd.config import Settings
+from accessd.decisions.requests import access_request
+from accessd.decisions.service import DecisionService, SnapshotChange
+from accessd.events import CredentialsRevoked, CredentialStateChanged, DomainEvent, EventBus
+from accessd.gateway.cache import CachePublisher
+from accessd.gateway.directory import PanelDirectory, PanelInfo
+from accessd.gateway.events import PanelEventStore
+from drivers.errors import MqttError
+from drivers.mqtt import messages as m
+from drivers.mqtt import topics as t
+from drivers.mqtt.client import IncomingMessage, MqttClient
+from policies.decision import Decision
+from policies.vocabulary import Mechanism
+
+log = logging.getLogger(__name__)
+
+#: How long after its last heartbeat or message a panel that said nothing is offline.
+SILENCE_LIMIT = timedelta(seconds=180)
+
+
+@dataclass
+class PanelPresence:
+    online: bool = False
+    last_seen: datetime | None = None
+    birth: m.Birth | None = None
+
+
+class CommandFailed(Exception):
+    """A command the panel refused or did not answer; ``reason`` says which."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class MqttGateway:
+    def __init__(
+        self,
+        client: MqttClient,
+        sessions: async_sessionmaker[AsyncSession],
+        decisions: DecisionService,
+        authn: Authenticator,
+        bus: EventBus,
+        *,
+        require_proofs: bool = False,
+    ) -> None:
+        self.client = client
+        self._sessions = sessions
+        self._decisions = decisions
+        self._authn = authn
+        self._bus = bus
+        self._require_proofs = require_proofs
+        self.directory = PanelDirectory()
+        self.events = PanelEventStore(sessions)
+        self.caches = CachePublisher(self.directory, lambda: decisions.snapshot, self._publish)
+        self.presence: dict[int, PanelPresence] = {}
+        self.counters: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._commands: dict[str, asyncio.Future[m.CommandResult]] = {}
+        self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe_bus: Callable[[], None] = lambda: None
+        self._changed: set[int] = set()
+        self._full_refresh = False
+        self._changed_wake = asyncio.Event()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.directory.load(self._sessions)
+        for line in self.directory.skipped:
+            log.warning("not reachable over MQTT: %s", line)
+        self.events.start()
+        self._unsubscribe = self.client.on_message(self._on_message)
+        await self.client.connect()
+        await self.client.subscribe(
+            [(t.SERVICE_REQUESTS, 1), *((topic, 1) for topic in t.SERVICE_FEEDS)]
+        )
+        self._unsubscribe_bus = self._bus.subscribe(self._on_domain_event)
+        self._decisions.listeners.append(self._on_snapshot_change)
+        await self.caches.publish_all()
+        self._spawn(self._cache_loop())
+
+    async def stop(self) -> None:
+        self._unsubscribe_bus()
+        self._unsubscribe_bus = lambda: None
+        with contextlib.suppress(ValueError):
+            self._decisions.listeners.remove(self._on_snapshot_change)
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        with contextlib.suppress(MqttError):
+            await self.client.disconnect()
+        await self.events.stop()
+
+    async def reload(self) -> None:
+        """Re-read which panels, doors and readers there are, and resend every cache."""
+        await self.directory.load(self._sessions)
+        await self.caches.publish_all()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish(self, topic: str, payload: bytes, retain: bool) -> None:
+        await self.client.publish(topic, payload, 1, retain)
+
+    # -- credential changes -----------------------------------------------------------------
+
+    def _on_domain_event(self, ev: DomainEvent) -> None:
+        # Runs after the decision service patched its snapshot (it subscribed first).
+        if isinstance(ev, CredentialsRevoked):
+            self._changed.update(ev.credential_ids)
+        elif isinstance(ev, CredentialStateChanged):
+            self._changed.add(ev.credential_id)
+        else:
+            return
+        self._changed_wake.set()
+
+    def _on_snapshot_change(self, change: SnapshotChange) -> None:
+        # Policy or people reloaded: anyone's rights may differ, so every cache is diffed.
+        if change.policy or change.people:
+            self._full_refresh = True
+        self._changed.update(change.credentials)
+        self._changed_wake.set()
+
+    async def _cache_loop(self) -> None:
+        while True:
+            await self._changed_wake.wait()
+            self._changed_wake.clear()
+            changed, self._changed = self._changed, set()
+            full, self._full_refresh = self._full_refresh, False
+            try:
+                if changed:
+                    await self.caches.credentials_changed(changed)
+                if full:
+                    # Panels, doors or readers may have come or gone with the policy.
+                    await self.directory.load(self._sessions)
+                    await self.caches.refresh()
+            except Exception:
+                log.exception("updating the panels' caches failed")
+
+    # -- incoming ---------------------------------------------------------------------------
+
+    def _on_message(self, msg: IncomingMessage) -> None:
+        self.counters["received"] += 1
+        try:
+            parsed = t.parse(msg.topic)
+        except t.TopicError:
+            self.counters["foreign_topic"] += 1
+            return
+        panel = self.directory.get(parsed.site, parsed.panel)
+        if panel is None:
+            self.counters["unknown_panel"] += 1
+            return
+        self._seen(panel)
+        kind = parsed.kind
+        if kind == "req/decide":
+            self._spawn(self._decide(panel, msg))
+        elif kind == "req/challenge":
+            self._spawn(self._challenge(panel, msg))
+        elif kind == "req/snapshot":
+            self._spawn(self._snapshot(panel, msg))
+        elif kind == "evt":
+            self._event(panel, parsed, msg)
+        elif kind == "status":
+            self._status(panel, msg)
+        elif kind == "birth":
+            self._birth(panel, msg)
+        elif kind == "res/cmd":
+            self._command_result(panel, msg)
+        elif kind == "state":
+            self.counters["state"] += 1
+
+    def _seen(self, panel: PanelInfo) -> None:
+        self.presence.setdefault(panel.id, PanelPresence()).last_seen = datetime.now(UTC)
+
+    def _malformed(self, panel: PanelInfo, what: str, exc: m.PayloadError) -> None:
+        self.counters[f"malformed_{exc.reason}"] += 1
+        self.events.add(
+            panel_id=panel.id,
+            event_id=str(uuid.uuid4()),
+            type="error",
+            at=datetime.now(UTC),
+            data={"what": what, "reason": exc.reason, "detail": exc.detail[:200]},
+            source="accessd",
+        )
+
+    def _spoofed(self, panel: PanelInfo, what: str, detail: str) -> None:
+        self.counters["spoofed"] += 1
+        log.warning("panel %s/%s: %s %s", panel.site, panel.name, what, detail)
+        self.events.add(
+            panel_id=panel.id,
+            event_id=str(uuid.uuid4()),
+            type="spoofed",
+            at=datetime.now(UTC),
+            data={"what": what, "detail": detail[:200]},
+            source="accessd",
+        )
+
+    async def _reply(
+        self, panel: PanelInfo, msg: IncomingMessage, reply_to: str | None, body: m.Message
+    ) -> None:
+        # A reply topic in the payload must be the panel's own: otherwise the gateway could
+        # be made to publish where the panel may not.
+        target = reply_to if reply_to and reply_to.startswith(panel.topics.prefix + "/") else None
+        try:
+            await self.client.respond(msg, m.encode(body), topic=target or panel.topics.rsp)
+        except MqttError:
+            self.counters["reply_failed"] += 1
+
+    async def _error(
+        self, panel: PanelInfo, msg: IncomingMessage, what: str, exc: m.PayloadError
+    ) -> None:
+        self._malformed(panel, what, exc)
+        await self._reply(panel, msg, None, m.ErrorReply(error=exc.reason, detail=exc.detail))
+
+    async def _decide(self, panel: PanelInfo, msg: IncomingMessage) -> None:
+        try:
+            req = m.decode(m.DecideRequest, msg.payload)
+        except m.PayloadError as exc:
+            await self._error(panel, msg, "req/decide", exc)
+            return
+        if req.reader not in panel.readers:
+            self._spoofed(panel, "req/decide", f"reader {req.reader} is not on this panel")
+            await self._reply(
+                panel, msg, req.reply_to, m.ErrorReply(id=req.id, error="not_your_reader")
+            )
+            return
+        try:
+            proof, bio = _proofs(req)
+        except m.PayloadError as exc:
+            await self._error(panel, msg, "req/decide", exc)
+            return
+        request = await access_request(
+            self._authn,
+            reader_id=req.reader,
+            at=req.at,
+            credential=(req.credential.kind, req.credential.value) if req.credential else None,
+            evidence=[Mechanism(e) for e in req.evidence],
+            proof=proof,
+            bio=bio,
+            require_proofs=self._require_proofs,
+        )
+        decision = self._decisions.decide(request, source="mqtt")
+        self.counters["decisions"] += 1
+        await self._reply(panel, msg, req.reply_to, _reply_of(req.id, decision))
+
+    async def _challenge(self, panel: PanelInfo, msg: IncomingMessage) -> None:
+        try:
+            req = m.decode(m.ChallengeRequest, msg.payload)
+        except m.PayloadError as exc:
+            await self._error(panel, msg, "req/challenge", exc)
+            return
+        if req.reader not in panel.readers:
+            self._spoofed(panel, "req/challenge", f"reader {req.reader} is not on this panel")
+            return
+        book = self._authn.challenges
+        issued = [book.issue(req.reader) for _ in range(req.count)]
+        reply = m.ChallengeReply(
+            id=req.id,
+            challenges=[base64.b64encode(c.value).decode() for c in issued],
+            expires_at=datetime.fromtimestamp(min(c.expires_at for c in issued), UTC),
+        )
+        await self._reply(panel, msg, req.reply_to, reply)
+
+    async def _snapshot(self, panel: PanelInfo, msg: IncomingMessage) -> None:
+        try:
+            m.decode(m.SnapshotRequest, msg.payload)
+        except m.PayloadError as exc:
+            await self._error(panel, msg, "req/snapshot", exc)
+            return
+        self.counters["snapshot_requests"] += 1
+        await self.caches.send_snapshot(panel.id)
+
+    def _event(self, panel: PanelInfo, parsed: t.ParsedTopic, msg: IncomingMessage) -> None:
+        try:
+            ev = m.decode(m.Event, msg.payload)
+        except m.PayloadError as exc:
+            self._malformed(panel, msg.topic, exc)
+            return
+        door = None if parsed.door == t.PANEL_DOOR else int(parsed.door or 0)
+        if ev.type != parsed.leaf or ev.door != door:
+            self._spoofed(panel, msg.topic, "the payload names another door or type")
+            return
+        if door is not None and door not in panel.doors:
+            self._spoofed(panel, msg.topic, f"door {door} is not on this panel")
+            return
+        if ev.reader is not None and ev.reader not in panel.readers:
+            self._spoofed(panel, msg.topic, f"reader {ev.reader} is not on this panel")
+            return
+        self.counters["events"] += 1
+        if ev.type == "heartbeat":
+            self._online(panel, True)
+        self.events.add(
+            panel_id=panel.id,
+            event_id=ev.event_id,
+            seq=ev.seq,
+            type=ev.type,
+            at=ev.at,
+            door_id=door,
+            reader_id=ev.reader,
+            data=dict(ev.data),
+        )
+
+    def _status(self, panel: PanelInfo, msg: IncomingMessage) -> None:
+        text = msg.payload.decode("ascii", "replace").strip()
+        if text not in ("online", "offline"):
+            self._malformed(panel, "status", m.PayloadError("invalid", "online or offline"))
+            return
+        self._online(panel, text == "online")
+
+    def _online(self, panel: PanelInfo, online: bool) -> None:
+        state = self.presence.setdefault(panel.id, PanelPresence())
+        if state.online == online:
+            return
+        state.online = online
+        self.events.add(
+            panel_id=panel.id,
+            event_id=str(uuid.uuid4()),
+            type="panel_online" if online else "panel_offline",
+            at=datetime.now(UTC),
+            source="accessd",
+        )
+
+    def _birth(self, panel: PanelInfo, msg: IncomingMessage) -> None:
+        try:
+            birth = m.decode(m.Birth, msg.payload)
+        except m.PayloadError as exc:
+            self._malformed(panel, "birth", exc)
+            return
+        self.presence.setdefault(panel.id, PanelPresence()).birth = birth
+        cache = self.caches.cache_of(panel.id)
+        if cache is not None and birth.cred_version != cache.version:
+            # It missed something while away: the whole cache again.
+            self._spawn(self.caches.send_snapshot(panel.id))
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def _command_result(self, panel: PanelInfo, msg: IncomingMessage) -> None:
+        try:
+            result = m.decode(m.CommandResult, msg.payload)
+        except m.PayloadError as exc:
+            self._malformed(panel, "res/cmd", exc)
+            return
+        future = self._commands.get(f"{panel.id}:{result.id}")
+        if future is not None and not future.done():
+            future.set_result(result)
+
+    async def command(
+        self,
+        door_id: int,
+        verb: str,
+        args: dict[str, m.Scalar] | None = None,
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109 - the command's own deadline
+    ) -> m.CommandResult:
+        """Sends a command to the panel of ``door_id`` and returns its result; raises
+        CommandFailed (no_panel, offline, timeout, or what the panel said)."""
+        panel = self.directory.panel_of_door(door_id)
+        if panel is None:
+            raise CommandFailed("no_panel", f"door {door_id} is on no MQTT panel")
+        return await self._command(panel, door_id, verb, args or {}, timeout)
+
+    async def lockdown(self, facility_id: int, on: bool, *, timeout: float = 5.0) -> dict[int, str]:  # noqa: ASYNC109
+        """Lockdown on or off at every panel of a facility; panel id → "ok" or why not."""
+        panels = [p for p in self.directory.panels() if p.facility_id == facility_id]
+
+        async def one(panel: PanelInfo) -> tuple[int, str]:
+            try:
+                result = await self._command(panel, t.PANEL_DOOR, "lockdown", {"on": on}, timeout)
+            except CommandFailed as exc:
+                return panel.id, exc.reason
+            return panel.id, "ok" if result.ok else (result.error or "refused")
+
+        return dict(await asyncio.gather(*(one(p) for p in panels)))
+
+    async def _command(
+        self,
+        panel: PanelInfo,
+        door: int | str,
+        verb: str,
+        args: dict[str, m.Scalar],
+        timeout: float,  # noqa: ASYNC109
+    ) -> m.CommandResult:
+        command = m.Command(
+            id=uuid.uuid4().hex,
+            verb=verb,
+            args=args,
+            expires_at=datetime.now(UTC) + timedelta(seconds=max(timeout, 1.0)),
+        )
+        key = f"{panel.id}:{command.id}"
+        future: asyncio.Future[m.CommandResult] = asyncio.get_running_loop().create_future()
+        self._commands[key] = future
+        try:
+            await self.client.publish(panel.topics.command(door, verb), m.encode(command), 1)
+            result = await asyncio.wait_for(future, timeout)
+        except TimeoutError as exc:
+            raise CommandFailed("timeout", f"panel {panel.name} did not answer") from exc
+        except MqttError as exc:
+            raise CommandFailed("offline", str(exc)) from exc
+        finally:
+            self._commands.pop(key, None)
+        self.counters[f"command_{'ok' if result.ok else 'refused'}"] += 1
+        return result
+
+
+def _b64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise m.PayloadError("invalid", f"{what} is not base64") from exc
+
+
+def _proofs(req: m.DecideRequest) -> tuple[PkiProof | None, BioProof | None]:
+    if req.proof is None:
+        return None, None
+    proof = PkiProof(
+        Mechanism(req.proof.mechanism),
+        _b64(req.proof.challenge, "proof.challenge"),
+        _b64(req.proof.certificate, "proof.certificate"),
+        _b64(req.proof.signature, "proof.signature"),
+    )
+    bio = None
+    if req.bio is not None:
+        bio = BioProof(req.bio.matched, req.bio.score, _b64(req.bio.signature, "bio.signature"))
+    return proof, bio
+
+
+def _reply_of(request_id: str, d: Decision) -> m.DecideReply:
+    return m.DecideReply(
+        id=request_id,
+        granted=d.granted,
+        reason=d.reason.value,
+        required=list(d.required),
+        unlock_seconds=d.unlock_seconds,
+        door=d.door_id,
+        trail=list(d.trail)[-6:],
+    )
+
+
+def gateway_from_settings(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    decisions: DecisionService,
+    authn: Authenticator,
+    bus: EventBus,
+) -> MqttGateway:
+    """The gateway the settings describe (``mqtt_url``, ``mqtt_username``, …)."""
+    from urllib.parse import urlsplit
+
+    from drivers.mqtt.client import MqttConfig
+
+    url = urlsplit(settings.mqtt_url)
+    if url.scheme not in ("mqtt", "mqtts") or not url.hostname:
+        raise ValueError(f"mqtt_url must be mqtt://host:port or mqtts://host:port, not {url!r}")
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    config = MqttConfig(
+        host=url.hostname,
+        port=url.port or (8883 if url.scheme == "mqtts" else 1883),
+        client_id=settings.mqtt_client_id or f"accessd-{socket.gethostname()}",
+        # A session the broker keeps over a restart of the service: events panels send
+        # meanwhile are queued for it, not lost.
+        clean_start=False,
+        username=settings.mqtt_username,
+        password=password,
+        protocol=settings.mqtt_protocol,
+        tls=url.scheme == "mqtts",
+    )
+    return MqttGateway(
+        MqttClient(config),
+        sessions,
+        decisions,
+        authn,
+        bus,
+        require_proofs=settings.require_card_proofs,
+    )
