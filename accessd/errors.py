@@ -8,7 +8,9 @@ AccessdError
 ├── PreconditionRequired      428  an update came without If-Match
 ├── PreconditionFailed        412  an update was based on a stale version (lost update)
 ├── AuthenticationFailed      401  no, unknown or expired bearer token; bad password
-└── PermissionDenied          403  the operator's roles do not allow the action
+├── PermissionDenied          403  the operator's roles do not allow the action
+├── DeviceUnavailable         503  no gateway for the device, or the device is offline
+└── DeviceTimeout             504  the device did not answer in time
 """
 
 from __future__ import annotations
@@ -75,3 +77,15 @@ class PermissionDenied(AccessdError):
     status = 403
     title = "Forbidden"
     code = "forbidden"
+
+
+class DeviceUnavailable(AccessdError):
+    status = 503
+    title = "Device unavailable"
+    code = "device_unavailable"
+
+
+class DeviceTimeout(AccessdError):
+    status = 504
+    title = "Device did not answer"
+    code = "device_timeout"

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd.events import EventBus
 from accessd.gateway.service import MqttGateway, gateway_from_settings
-from accessd.models import DecisionEvent, PanelEvent
+from accessd.models import AuditEntry, DecisionEvent, PanelEvent
 from accessd.policyfile import loader as policy_loader
 from accessd.policyfile import versions
 from drivers.mqtt.access import SERVICE_USER
@@ -333,3 +333,46 @@ async def test_a_panel_decides_alone_while_accessd_is_away_and_nothing_is_lost(
         assert online.granted and not online.offline
     finally:
         await again.stop()
+
+
+async def test_operators_command_doors_and_see_panels_and_their_alarms_over_http(
+    site: Site, panel: PanelSession
+) -> None:
+    client = site.svc.client
+    officer = await site.ops.headers("security_officer")
+    door = site.doors["Main entrance"]
+    answer = ok(
+        await client.post(
+            f"/v1/doors/{door}/commands",
+            json={"verb": "unlock", "args": {"seconds": 4}, "reason": "delivery"},
+            headers=officer,
+        )
+    )
+    assert answer["ok"] and answer["state"]["lock"] == "unlocked"
+    refused = await client.post(
+        f"/v1/doors/{door}/commands",
+        json={"verb": "unlock"},
+        headers=await site.ops.headers("facility_manager"),
+    )
+    assert refused.status_code == 403
+    dock = site.doors["Dock door"]  # its panel p2 is not connected
+    timed_out = await client.post(
+        f"/v1/doors/{dock}/commands", json={"verb": "unlock"}, headers=officer
+    )
+    assert timed_out.status_code == 504, timed_out.text
+    status = {p["name"]: p for p in ok(await client.get("/v1/panel-status", headers=officer))}
+    assert status["p1"]["online"] and status["p1"]["firmware"]
+    assert not status["p2"]["online"]
+
+    link = panel.link
+    assert isinstance(link, MqttPanelLink)
+    await link.partition(0.5)  # the broker publishes p1's will: an offline alarm
+    await settle(lambda: site.gateway.counters["panel_offline"] >= 1)
+    await site.gateway.events.flush()
+    alarms = ok(await client.get("/v1/panel-events?alarm=true", headers=officer))["items"]
+    assert "panel_offline" in {a["type"] for a in alarms}
+    async with site.sessions() as s:
+        actions = (
+            await s.scalars(select(AuditEntry.action).where(AuditEntry.action == "door.command"))
+        ).all()
+    assert len(actions) == 2  # the unlock and the one that timed out

@@ -86,6 +86,12 @@ AUDIT = frozenset({("GET", "/v1/audit"), ("GET", "/v1/audit/verify")})
 #: Door readers and panels ask; those who watch the doors read what was decided.
 #: Door readers ask for a challenge for the card, then for the decision with its answer.
 DECIDE = frozenset({("POST", "/v1/decisions"), ("POST", "/v1/challenges")})
+#: Remote door control through the panels.
+DOOR_CONTROL = frozenset(
+    {("POST", "/v1/doors/{door_id}/commands"), ("POST", "/v1/facilities/{facility_id}/lockdown")}
+)
+PANEL_STATUS = frozenset({("GET", "/v1/panel-status")})
+PANEL_EVENTS = frozenset({("GET", "/v1/panel-events")})
 #: The enrollment station: challenges (as reader 0) and binding a card read there.
 ENROLL_CARD = frozenset({("POST", "/v1/challenges"), ("POST", "/v1/enrollments")})
 DECISIONS_READ = frozenset({("GET", "/v1/decisions")})
@@ -158,6 +164,9 @@ EVERY_PROTECTED = (
     | SPONSOR
     | BIND_IDENTIFIERS
     | ENROLL_CARD
+    | DOOR_CONTROL
+    | PANEL_STATUS
+    | PANEL_EVENTS
     | _actions(
         "enroll",
         "adjudicate",
@@ -222,6 +231,9 @@ INTENT: dict[str, frozenset[Route]] = {
         | FORGIVE
         | PROGRAMS_READ
         | PROGRAMS_WRITE
+        | DOOR_CONTROL
+        | PANEL_STATUS
+        | PANEL_EVENTS
     ),
     "facility_manager": (
         STAFF_READ
@@ -233,6 +245,8 @@ INTENT: dict[str, frozenset[Route]] = {
         | IMPACT
         | DECISIONS_READ
         | WHAT_IF
+        | PANEL_STATUS
+        | PANEL_EVENTS
     ),
     # "Everything" read, but operator accounts stay with the admin (see the report).
     "auditor": (
@@ -245,6 +259,8 @@ INTENT: dict[str, frozenset[Route]] = {
         | AUDIT
         | DECISIONS_READ
         | WHAT_IF
+        | PANEL_STATUS
+        | PANEL_EVENTS
     ),
     # A device account: it asks for decisions and can do nothing else.
     "door_reader": DECIDE,

@@ -26,6 +26,7 @@ from accessd.api.routes import (
 )
 from accessd.api.routes import decisions as decisions_routes
 from accessd.api.routes import enrollment as enrollment_routes
+from accessd.api.routes import panels as panel_routes
 from accessd.api.routes import policy as policy_routes
 from accessd.api.routes import programs as program_routes
 from accessd.api.state import AppState
@@ -117,6 +118,7 @@ def create_app(
     app.include_router(decisions_routes.router)
     app.include_router(decisions_routes.challenges_router)
     app.include_router(enrollment_routes.router)
+    app.include_router(panel_routes.router)
     app.include_router(policy_routes.router)
     app.include_router(policy_routes.threat_router)
     for router in policy_objects.routers:

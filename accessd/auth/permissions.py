@@ -41,6 +41,8 @@ class Permission(enum.StrEnum):
     PRESENCE_WRITE = "presence:write"
     #: Raise or lower a facility's threat level.
     THREAT_SET = "threat:set"
+    #: Command doors through their panels: momentary unlock, mode, lockdown.
+    DOORS_CONTROL = "doors:control"
     IMPORT = "import"
 
 
@@ -103,6 +105,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.THREAT_SET,
             P.PROGRAMS_WRITE,
             P.PRESENCE_WRITE,
+            P.DOORS_CONTROL,
         }
     ),
     Role.FACILITY_MANAGER: frozenset(

@@ -74,8 +74,10 @@ class MqttGateway:
         bus: EventBus,
         *,
         require_proofs: bool = False,
+        silence_limit: timedelta = SILENCE_LIMIT,
     ) -> None:
         self.client = client
+        self.silence_limit = silence_limit
         self._sessions = sessions
         self._decisions = decisions
         self._authn = authn
@@ -110,6 +112,7 @@ class MqttGateway:
         self._decisions.listeners.append(self._on_snapshot_change)
         await self.caches.publish_all()
         self._spawn(self._cache_loop())
+        self._spawn(self._silence_loop())
 
     async def stop(self) -> None:
         self._unsubscribe_bus()
@@ -176,6 +179,22 @@ class MqttGateway:
             except Exception:
                 log.exception("updating the panels' caches failed")
 
+    async def _silence_loop(self) -> None:
+        # A panel whose connection died without the broker noticing yet (or whose network
+        # loop hangs) sends no will: heartbeats that stop are the other sign.
+        while True:
+            await asyncio.sleep(min(10.0, self.silence_limit.total_seconds() / 3))
+            now = datetime.now(UTC)
+            for panel_id, seen in list(self.presence.items()):
+                panel = self.directory.by_id(panel_id)
+                if (
+                    panel is not None
+                    and seen.online
+                    and seen.last_seen is not None
+                    and now - seen.last_seen > self.silence_limit
+                ):
+                    self._online(panel, False, why="silent")
+
     # -- incoming ---------------------------------------------------------------------------
 
     def _on_message(self, msg: IncomingMessage) -> None:
@@ -191,6 +210,8 @@ class MqttGateway:
             return
         self._seen(panel)
         kind = parsed.kind
+        if kind != "status" and not self.presence[panel.id].online:
+            self._online(panel, True, why="heard")
         if kind == "req/decide":
             self._spawn(self._decide(panel, msg))
         elif kind == "req/challenge":
@@ -346,16 +367,18 @@ class MqttGateway:
             return
         self._online(panel, text == "online")
 
-    def _online(self, panel: PanelInfo, online: bool) -> None:
+    def _online(self, panel: PanelInfo, online: bool, *, why: str = "status") -> None:
         state = self.presence.setdefault(panel.id, PanelPresence())
         if state.online == online:
             return
         state.online = online
+        self.counters["panel_online" if online else "panel_offline"] += 1
         self.events.add(
             panel_id=panel.id,
             event_id=str(uuid.uuid4()),
             type="panel_online" if online else "panel_offline",
             at=datetime.now(UTC),
+            data={"why": why},
             source="accessd",
         )
 
