@@ -2,7 +2,11 @@
 
     python -m simulators.panel --broker HOST:PORT --site HQ --count N --credentials FILE
         [--passwords FILE] [--scenario FILE] [--duration S] [--state-dir DIR]
-        [--doors-per-panel 2] [--prefix p] [--protocol 5|3] [--hook NAME=CMD ...]
+        [--doors-per-panel 2] [--prefix p] [--layout FILE] [--protocol 5|3]
+        [--hook NAME=CMD ...]
+
+``--layout`` runs a real site's panels, doors and readers by their names and ids (JSON, see
+simulators/panel/layout.py) instead of ``--count`` numbered ones.
 
 With a scenario it runs it and prints its report as one JSON object on stdout; without,
 the panels stay up (heartbeats, decisions on command) for ``--duration`` seconds or until
@@ -24,6 +28,7 @@ from typing import Any
 
 from simulators.panel.credentials import read_credentials
 from simulators.panel.fleet import FleetConfig, start_fleet, stop_fleet
+from simulators.panel.layout import read_layout
 from simulators.panel.scenario import Runner, ScenarioError, load_scenario
 
 
@@ -41,6 +46,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--state-dir", type=Path, help="panel buffers (default: a temp dir)")
     parser.add_argument("--doors-per-panel", type=int, default=2)
     parser.add_argument("--prefix", default="p", help="panel names are <prefix><n>")
+    parser.add_argument("--layout", type=Path, help="the site's panels, doors, readers (JSON)")
     parser.add_argument("--protocol", type=int, choices=(3, 5), default=5)
     parser.add_argument("--decide-timeout", type=float, default=0.3)
     parser.add_argument("--heartbeat", type=float, default=60.0)
@@ -81,6 +87,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             protocol=args.protocol,
             decide_timeout=args.decide_timeout,
             heartbeat_seconds=args.heartbeat,
+            layout=read_layout(args.layout) if args.layout else (),
         )
         panels = await start_fleet(config)
         try:

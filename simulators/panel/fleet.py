@@ -1,7 +1,8 @@
 """Many simulated panels in one process: door hardware around `drivers.panel` sessions.
 
 Panel ``i`` (1-based) of a fleet is named ``<prefix><i>`` and has doors and readers
-``(i-1)*doors_per_panel + 1 …``, one reader a door, so ids are unique across the site.
+``(i-1)*doors_per_panel + 1 …``, one reader a door, so ids are unique across the site;
+with a ``layout`` (`simulators.panel.layout`) the panels are a real site's, by name and ids.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from drivers.panel.doors import DoorConfig
 from drivers.panel.link import PanelLink
 from drivers.panel.mqtt_link import MqttPanelLink, panel_mqtt_config
 from drivers.panel.session import AccessResult, PanelConfig, PanelSession
+from simulators.panel.layout import PanelLayout
 from simulators.panel.reader import read_card
 from simulators.piv_card import VirtualPivCard
 
@@ -33,6 +35,8 @@ class FleetConfig:
     protocol: int = 5
     decide_timeout: float = 0.3
     heartbeat_seconds: float = 60.0
+    #: The site's panels and their doors; when given, ``count`` and ``prefix`` are unused.
+    layout: tuple[PanelLayout, ...] = ()
 
 
 class SimulatedPanel:
@@ -84,11 +88,14 @@ class SimulatedPanel:
 
 
 def build_panel(config: FleetConfig, index: int) -> SimulatedPanel:
-    name = f"{config.prefix}{index}"
-    first = (index - 1) * config.doors_per_panel + 1
-    doors = tuple(
-        DoorConfig(door=d, readers=(d,)) for d in range(first, first + config.doors_per_panel)
-    )
+    if config.layout:
+        name, doors = config.layout[index - 1].name, config.layout[index - 1].doors
+    else:
+        name = f"{config.prefix}{index}"
+        first = (index - 1) * config.doors_per_panel + 1
+        doors = tuple(
+            DoorConfig(door=d, readers=(d,)) for d in range(first, first + config.doors_per_panel)
+        )
     link = MqttPanelLink(
         panel_mqtt_config(
             config.site,
@@ -117,7 +124,8 @@ def build_panel(config: FleetConfig, index: int) -> SimulatedPanel:
 
 async def start_fleet(config: FleetConfig) -> list[SimulatedPanel]:
     config.state_dir.mkdir(parents=True, exist_ok=True)
-    panels = [build_panel(config, i) for i in range(1, config.count + 1)]
+    count = len(config.layout) if config.layout else config.count
+    panels = [build_panel(config, i) for i in range(1, count + 1)]
     # Not all at once: hundreds of CONNECTs in the same millisecond is a broker restart's
     # load, not a start-up's.
     for start in range(0, len(panels), 50):
