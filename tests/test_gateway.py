@@ -161,7 +161,9 @@ async def panel(site: Site, tmp_path: Path) -> AsyncIterator[PanelSession]:
     session.buffer.close()
 
 
-async def _panel(site: Site, tmp: Path, name: str, door: str, reader: str) -> PanelSession:
+async def _panel(
+    site: Site, tmp: Path, name: str, door: str, reader: str, *, protocol: int = 5
+) -> PanelSession:
     link = MqttPanelLink(
         panel_mqtt_config(
             "hq",
@@ -169,6 +171,7 @@ async def _panel(site: Site, tmp: Path, name: str, door: str, reader: str) -> Pa
             host="127.0.0.1",
             port=site.broker.port,
             password=site.users[f"hq.{name}"],
+            protocol=protocol,
         ),
         retry_seconds=0.2,
     )
@@ -178,6 +181,7 @@ async def _panel(site: Site, tmp: Path, name: str, door: str, reader: str) -> Pa
         doors=(DoorConfig(door=site.doors[door], readers=(site.readers[reader],)),),
         decide_timeout=0.3,
         request_timeout=1.0,
+        protocol=5 if protocol == 5 else 3,
     )
     session = PanelSession(config, link, EventBuffer(tmp / f"{name}.db"))
     await session.start()
@@ -376,3 +380,42 @@ async def test_operators_command_doors_and_see_panels_and_their_alarms_over_http
             await s.scalars(select(AuditEntry.action).where(AuditEntry.action == "door.command"))
         ).all()
     assert len(actions) == 2  # the unlock and the one that timed out
+
+
+async def test_an_mqtt_3_1_1_panel_is_answered_by_the_ids_in_its_payloads(
+    site: Site, tmp_path: Path
+) -> None:
+    old = await _panel(site, tmp_path, "p2", "Dock door", "Dock in", protocol=3)
+    try:
+        result = await _present(site, old, reader="Dock in")
+        assert (result.granted, result.reason, result.offline) == (True, "granted", False)
+    finally:
+        await old.close()
+        old.buffer.close()
+
+
+async def test_two_service_instances_share_the_requests(site: Site, panel: PanelSession) -> None:
+    state = site.svc.app.state.accessd
+    second = gateway_from_settings(
+        state.settings.model_copy(update={"mqtt_client_id": "accessd-second"}),
+        site.sessions,
+        state.decisions,
+        state.authn,
+        site.bus,
+        state.engine,
+    )
+    await second.start()
+    try:
+        if state.engine.dialect.name == "postgresql":
+            # One publisher of caches (the advisory lock's holder), the other answers only.
+            await settle(lambda: site.gateway.publishes_caches)
+            assert not second.publishes_caches
+        first_before = site.gateway.counters["decisions"]
+        results = [await _present(site, panel) for _ in range(40)]
+        assert all(r.granted and not r.offline for r in results)
+        first = site.gateway.counters["decisions"] - first_before
+        other = second.counters["decisions"]
+        # Each request answered once, by one of the two; both took some.
+        assert first + other == 40 and first > 0 and other > 0, (first, other)
+    finally:
+        await second.stop()

@@ -60,7 +60,9 @@ def create_app(
     decisions = DecisionService(sessions, the_bus)
     cards = build_card_authentication(settings, sessions)
     gateway = (
-        gateway_from_settings(settings, sessions, decisions, cards.authenticator, the_bus)
+        gateway_from_settings(
+            settings, sessions, decisions, cards.authenticator, the_bus, the_engine
+        )
         if settings.mqtt_gateway
         else None
     )

@@ -22,11 +22,11 @@ import socket
 import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd.authn.proofs import Authenticator, BioProof, PkiProof
 from accessd.config import Settings
@@ -36,6 +36,7 @@ from accessd.events import CredentialsRevoked, CredentialStateChanged, DomainEve
 from accessd.gateway.cache import CachePublisher
 from accessd.gateway.directory import PanelDirectory, PanelInfo
 from accessd.gateway.events import PanelEventStore
+from accessd.gateway.leader import Leadership
 from drivers.errors import MqttError
 from drivers.mqtt import messages as m
 from drivers.mqtt import topics as t
@@ -75,9 +76,18 @@ class MqttGateway:
         *,
         require_proofs: bool = False,
         silence_limit: timedelta = SILENCE_LIMIT,
+        leadership: Leadership | None = None,
+        requests: MqttClient | None = None,
     ) -> None:
+        #: Feeds (events, status) and every publish: a session the broker keeps.
         self.client = client
+        #: The shared request subscription, on a session the broker forgets when the
+        #: instance goes: a persistent one would keep taking its share of the requests
+        #: while nobody reads them. The same client when none is given.
+        self.requests = requests or client
+        self._unsubscribe_requests: Callable[[], None] = lambda: None
         self.silence_limit = silence_limit
+        self._leadership = leadership
         self._sessions = sessions
         self._decisions = decisions
         self._authn = authn
@@ -105,14 +115,32 @@ class MqttGateway:
         self.events.start()
         self._unsubscribe = self.client.on_message(self._on_message)
         await self.client.connect()
-        await self.client.subscribe(
-            [(t.SERVICE_REQUESTS, 1), *((topic, 1) for topic in t.SERVICE_FEEDS)]
-        )
+        if self.requests is self.client:
+            await self.client.subscribe(
+                [(t.SERVICE_REQUESTS, 1), *((topic, 1) for topic in t.SERVICE_FEEDS)]
+            )
+        else:
+            self._unsubscribe_requests = self.requests.on_message(self._on_message)
+            await self.client.subscribe([(topic, 1) for topic in t.SERVICE_FEEDS])
+            await self.requests.connect()
+            await self.requests.subscribe([(t.SERVICE_REQUESTS, 1)])
         self._unsubscribe_bus = self._bus.subscribe(self._on_domain_event)
         self._decisions.listeners.append(self._on_snapshot_change)
+        self._spawn(self._silence_loop())
+        if self._leadership is None:
+            await self.caches.publish_all()
+            self._spawn(self._cache_loop())
+        else:
+            self._spawn(self._leadership.run(self._lead))
+
+    async def _lead(self) -> None:
+        # Elected: our caches become the panels' caches.
         await self.caches.publish_all()
         self._spawn(self._cache_loop())
-        self._spawn(self._silence_loop())
+
+    @property
+    def publishes_caches(self) -> bool:
+        return self._leadership is None or self._leadership.leading
 
     async def stop(self) -> None:
         self._unsubscribe_bus()
@@ -127,6 +155,14 @@ class MqttGateway:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+        if self.requests is not self.client:
+            self._unsubscribe_requests()
+            self._unsubscribe_requests = lambda: None
+            with contextlib.suppress(MqttError, ValueError):
+                # Leave the share first: the broker stops sending this instance requests.
+                await self.requests.unsubscribe([t.SERVICE_REQUESTS])
+            with contextlib.suppress(MqttError, ValueError):
+                await self.requests.disconnect()
         with contextlib.suppress(MqttError):
             await self.client.disconnect()
         await self.events.stop()
@@ -157,6 +193,10 @@ class MqttGateway:
         self._changed_wake.set()
 
     def _on_snapshot_change(self, change: SnapshotChange) -> None:
+        if change.policy:
+            # Panels, doors or readers may have come or gone with the policy; every
+            # instance needs that to check who may send what.
+            self._spawn(self.directory.load(self._sessions))
         # Policy or people reloaded: anyone's rights may differ, so every cache is diffed.
         if change.policy or change.people:
             self._full_refresh = True
@@ -262,7 +302,7 @@ class MqttGateway:
         # be made to publish where the panel may not.
         target = reply_to if reply_to and reply_to.startswith(panel.topics.prefix + "/") else None
         try:
-            await self.client.respond(msg, m.encode(body), topic=target or panel.topics.rsp)
+            await self.requests.respond(msg, m.encode(body), topic=target or panel.topics.rsp)
         except MqttError:
             self.counters["reply_failed"] += 1
 
@@ -328,7 +368,8 @@ class MqttGateway:
             await self._error(panel, msg, "req/snapshot", exc)
             return
         self.counters["snapshot_requests"] += 1
-        await self.caches.send_snapshot(panel.id)
+        if self.publishes_caches:
+            await self.caches.send_snapshot(panel.id)
 
     def _event(self, panel: PanelInfo, parsed: t.ParsedTopic, msg: IncomingMessage) -> None:
         try:
@@ -390,7 +431,7 @@ class MqttGateway:
             return
         self.presence.setdefault(panel.id, PanelPresence()).birth = birth
         cache = self.caches.cache_of(panel.id)
-        if cache is not None and birth.cred_version != cache.version:
+        if self.publishes_caches and cache is not None and birth.cred_version != cache.version:
             # It missed something while away: the whole cache again.
             self._spawn(self.caches.send_snapshot(panel.id))
 
@@ -504,6 +545,7 @@ def gateway_from_settings(
     decisions: DecisionService,
     authn: Authenticator,
     bus: EventBus,
+    engine: AsyncEngine | None = None,
 ) -> MqttGateway:
     """The gateway the settings describe (``mqtt_url``, ``mqtt_username``, …)."""
     from urllib.parse import urlsplit
@@ -514,10 +556,11 @@ def gateway_from_settings(
     if url.scheme not in ("mqtt", "mqtts") or not url.hostname:
         raise ValueError(f"mqtt_url must be mqtt://host:port or mqtts://host:port, not {url!r}")
     password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    client_id = settings.mqtt_client_id or f"accessd-{socket.gethostname()}"
     config = MqttConfig(
         host=url.hostname,
         port=url.port or (8883 if url.scheme == "mqtts" else 1883),
-        client_id=settings.mqtt_client_id or f"accessd-{socket.gethostname()}",
+        client_id=client_id,
         # A session the broker keeps over a restart of the service: events panels send
         # meanwhile are queued for it, not lost.
         clean_start=False,
@@ -526,6 +569,9 @@ def gateway_from_settings(
         protocol=settings.mqtt_protocol,
         tls=url.scheme == "mqtts",
     )
+    # Requests: a panel that gets no answer in 300 ms decides alone, so a request queued
+    # for a dead instance is worse than none; this session ends with the connection.
+    requests_config = replace(config, client_id=f"{client_id}-req", clean_start=True)
     return MqttGateway(
         MqttClient(config),
         sessions,
@@ -533,4 +579,6 @@ def gateway_from_settings(
         authn,
         bus,
         require_proofs=settings.require_card_proofs,
+        leadership=Leadership(engine) if engine is not None else None,
+        requests=MqttClient(requests_config),
     )
