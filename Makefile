@@ -73,7 +73,12 @@ $(DEV_STAMP): pyproject.toml $(VENV_STAMP)
 	$(BIN)/python -m pip install -e '.[dev]'
 	touch $@ $(CORE_STAMP)
 
+# The demo runs the project's own Mosquitto config; installed here when root and missing.
 demo: $(CORE_STAMP)
+	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto; \
+	    else echo "note: no mosquitto (apt-get install mosquitto): the demo serves the API alone" >&2; fi; }
 	$(BIN)/accessd demo
 
 services:

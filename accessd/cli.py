@@ -16,7 +16,9 @@ from accessd import __version__
 from accessd.cli_enroll import add_enroll_command
 from accessd.cli_mqtt import add_mqtt_commands
 from accessd.cli_policy import add_policy_commands
+from accessd.cli_simulate import add_simulate_commands
 from accessd.config import Settings, load_settings
+from accessd.demo import add_demo_command
 
 T = TypeVar("T")
 
@@ -249,13 +251,6 @@ def cmd_import(args: argparse.Namespace) -> int:
     return _run(go)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from accessd.demo import run_demo
-
-    settings = settings_from(args)
-    return run_demo(settings, host=args.host or settings.host, port=args.port or settings.port)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="accessd",
@@ -314,14 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("demo", help="migrate a local database, add sample data and serve")
-    p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.set_defaults(func=cmd_demo)
+    add_demo_command(sub)
 
     add_policy_commands(sub)
     add_enroll_command(sub)
     add_mqtt_commands(sub)
+    add_simulate_commands(sub)
     return parser
 
 
