@@ -7,6 +7,8 @@ all of them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -18,9 +20,37 @@ from accessd.authn.proofs import (
     PkiProof,
     certificate_sha256,
 )
-from accessd.errors import AccessdError
+from accessd.errors import AccessdError, InvalidInput
 from policies.decision import AccessRequest
 from policies.vocabulary import Mechanism
+
+
+def decode_b64(text: str, what: str) -> bytes:
+    """Standard base64 (the schemas have checked its alphabet already); InvalidInput else."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"{what} is not base64", code="bad_base64") from exc
+
+
+def proofs_from(
+    proof: tuple[str, str, str, str] | None, bio: tuple[bool, int, str] | None
+) -> tuple[PkiProof | None, BioProof | None]:
+    """The proofs as (mechanism, challenge, certificate, signature) and (matched, score,
+    signature), base64 fields decoded; InvalidInput for bad base64."""
+    if proof is None:
+        return None, None
+    mechanism, challenge, certificate, signature = proof
+    pki = PkiProof(
+        Mechanism(mechanism),
+        decode_b64(challenge, "proof.challenge"),
+        decode_b64(certificate, "proof.certificate"),
+        decode_b64(signature, "proof.signature"),
+    )
+    if bio is None:
+        return pki, None
+    matched, score, bio_signature = bio
+    return pki, BioProof(matched, score, decode_b64(bio_signature, "bio.signature"))
 
 
 def normalised(kind: str, value: str) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import logging
 import socket
@@ -28,10 +27,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from accessd.authn.proofs import Authenticator, BioProof, PkiProof
+from accessd.authn.proofs import Authenticator
 from accessd.config import Settings
-from accessd.decisions.requests import access_request
+from accessd.decisions.requests import access_request, proofs_from
 from accessd.decisions.service import DecisionService, SnapshotChange
+from accessd.errors import InvalidInput
 from accessd.events import CredentialsRevoked, CredentialStateChanged, DomainEvent, EventBus
 from accessd.gateway.cache import CachePublisher
 from accessd.gateway.directory import PanelDirectory, PanelInfo
@@ -325,9 +325,19 @@ class MqttGateway:
             )
             return
         try:
-            proof, bio = _proofs(req)
-        except m.PayloadError as exc:
-            await self._error(panel, msg, "req/decide", exc)
+            proof, bio = proofs_from(
+                (
+                    req.proof.mechanism,
+                    req.proof.challenge,
+                    req.proof.certificate,
+                    req.proof.signature,
+                )
+                if req.proof
+                else None,
+                (req.bio.matched, req.bio.score, req.bio.signature) if req.bio else None,
+            )
+        except InvalidInput as exc:
+            await self._error(panel, msg, "req/decide", m.PayloadError("invalid", exc.detail))
             return
         request = await access_request(
             self._authn,
@@ -503,28 +513,6 @@ class MqttGateway:
             self._commands.pop(key, None)
         self.counters[f"command_{'ok' if result.ok else 'refused'}"] += 1
         return result
-
-
-def _b64(text: str, what: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise m.PayloadError("invalid", f"{what} is not base64") from exc
-
-
-def _proofs(req: m.DecideRequest) -> tuple[PkiProof | None, BioProof | None]:
-    if req.proof is None:
-        return None, None
-    proof = PkiProof(
-        Mechanism(req.proof.mechanism),
-        _b64(req.proof.challenge, "proof.challenge"),
-        _b64(req.proof.certificate, "proof.certificate"),
-        _b64(req.proof.signature, "proof.signature"),
-    )
-    bio = None
-    if req.bio is not None:
-        bio = BioProof(req.bio.matched, req.bio.score, _b64(req.bio.signature, "bio.signature"))
-    return proof, bio
 
 
 def _reply_of(request_id: str, d: Decision) -> m.DecideReply:

@@ -1,7 +1,6 @@
 """Access decisions for IP readers, and the stored decision events."""
 
 import base64
-import binascii
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -18,13 +17,11 @@ from accessd.api.schemas.decisions import (
     DecisionRequest,
 )
 from accessd.auth.permissions import Permission
-from accessd.authn.proofs import BioProof, PkiProof
-from accessd.decisions.requests import access_request
+from accessd.decisions.requests import access_request, proofs_from
 from accessd.errors import InvalidInput, PermissionDenied
 from accessd.models import DecisionEvent
 from accessd.services.actors import Actor
 from policies.decision import Decision
-from policies.vocabulary import Mechanism
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
 
@@ -49,27 +46,6 @@ def public(d: Decision) -> DecisionPublic:
     )
 
 
-def _b64(text: str, what: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidInput(f"{what} is not base64", code="bad_base64") from exc
-
-
-def _proofs(body: DecisionRequest) -> tuple[PkiProof, BioProof | None]:
-    assert body.proof is not None
-    proof = PkiProof(
-        Mechanism(body.proof.mechanism),
-        _b64(body.proof.challenge, "proof.challenge"),
-        _b64(body.proof.certificate, "proof.certificate"),
-        _b64(body.proof.signature, "proof.signature"),
-    )
-    bio = None
-    if body.bio is not None:
-        bio = BioProof(body.bio.matched, body.bio.score, _b64(body.bio.signature, "bio.signature"))
-    return proof, bio
-
-
 @router.post("", response_model=DecisionPublic)
 async def decide(
     body: DecisionRequest,
@@ -85,7 +61,11 @@ async def decide(
     at = body.at or datetime.now(UTC)
     if at.tzinfo is None:
         raise InvalidInput("at must carry a timezone offset", code="naive_time")
-    proof, bio = _proofs(body) if body.proof is not None else (None, None)
+    p, b = body.proof, body.bio
+    proof, bio = proofs_from(
+        (p.mechanism, p.challenge, p.certificate, p.signature) if p else None,
+        (b.matched, b.score, b.signature) if b else None,
+    )
     request = await access_request(
         state.authn,
         reader_id=body.reader_id,

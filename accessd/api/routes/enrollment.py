@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import date
 from typing import Annotated
 
@@ -20,6 +18,7 @@ from accessd.api.schemas.enrollment import (
 )
 from accessd.auth.permissions import Permission
 from accessd.authn.proofs import PkiProof
+from accessd.decisions.requests import decode_b64
 from accessd.enrollment.inspection import CardIdentity, inspect
 from accessd.enrollment.reading import CardReading
 from accessd.enrollment.registration import register, registered_to
@@ -30,16 +29,9 @@ from policies.vocabulary import Mechanism
 router = APIRouter(prefix="/v1/enrollments", tags=["enrollment"])
 
 
-def _b64(text: str, what: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidInput(f"{what} is not base64", code="bad_base64") from exc
-
-
 def reading_from(card: CardReadingIn) -> CardReading:
     certificates: dict[str, bytes] = {
-        s: _b64(v, f"card.certificates.{s}") for s, v in card.certificates.items()
+        s: decode_b64(v, f"card.certificates.{s}") for s, v in card.certificates.items()
     }
     proofs = []
     for i, p in enumerate(card.proofs):
@@ -52,12 +44,12 @@ def reading_from(card: CardReadingIn) -> CardReading:
         proofs.append(
             PkiProof(
                 Mechanism(p.mechanism),
-                _b64(p.challenge, f"card.proofs[{i}].challenge"),
+                decode_b64(p.challenge, f"card.proofs[{i}].challenge"),
                 certificates[slot],
-                _b64(p.signature, f"card.proofs[{i}].signature"),
+                decode_b64(p.signature, f"card.proofs[{i}].signature"),
             )
         )
-    return CardReading(_b64(card.chuid, "card.chuid"), certificates, tuple(proofs))
+    return CardReading(decode_b64(card.chuid, "card.chuid"), certificates, tuple(proofs))
 
 
 def identity_public(identity: CardIdentity) -> CardIdentityPublic:
