@@ -850,16 +850,19 @@ async def service_side(args: argparse.Namespace, url: str) -> dict[str, Any]:
             await c.ask({"cmd": "quit"})
             await c.proc.wait()
     finally:
-        for c in children:
-            if c.proc.returncode is None:
-                c.proc.kill()
-                await c.proc.wait()
-        await echo.disconnect()
-        await gateway.stop()
-        await cards.stop()
-        await decisions.stop()
-        await engine.dispose()
-        broker.close()
+        # The broker and children go even when stopping the service fails.
+        try:
+            await echo.disconnect()
+            await gateway.stop()
+            await cards.stop()
+            await decisions.stop()
+            await engine.dispose()
+        finally:
+            for c in children:
+                if c.proc.returncode is None:
+                    c.proc.kill()
+                    await c.proc.wait()
+            broker.close()
     return result
 
 
