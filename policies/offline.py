@@ -10,13 +10,16 @@ and program read-in are checked here, once, for the door's area.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import TypeVar
 
 from policies.schedules import ALWAYS, Interval
 from policies.snapshot import AreaPolicy, DoorPolicy, IdKind, PersonPolicy, Snapshot
 from policies.vocabulary import Affiliation, AntiPassback, DoorMode
+
+K = TypeVar("K", bound=Hashable)
 
 _ONLINE_ONLY_MODES = frozenset({DoorMode.LOCKED, DoorMode.LOCKDOWN, DoorMode.FIRST_PERSON_IN})
 
@@ -108,19 +111,60 @@ def _union(spans: Iterable[tuple[Interval, ...]]) -> tuple[Interval, ...]:
 def offline_cache(snap: Snapshot, door_ids: Iterable[int], *, today: date) -> OfflineCache:
     """The cache for a panel holding ``door_ids``; credentials that may open none of them,
     or no longer can (not usable, expired before ``today``), are left out."""
-    doors = [snap.doors[d] for d in sorted(set(door_ids)) if d in snap.doors]
-    rules = {d.id: door_rule(snap, d) for d in doors}
-    tz = str(snap.facilities[doors[0].facility_id].tz) if doors else "UTC"
-    wanted = {d.id for d in doors if rules[d.id].offline_allowed}
-    windows: dict[str, OfflineWindows] = {}
-    grants: list[OfflineGrant] = []
-    for cred_id in snap.credentials:
-        grant = grant_for(snap, cred_id, wanted, windows, today=today)
-        if grant is not None:
-            grants.append(grant)
-    return OfflineCache(
-        tz, tuple(rules.values()), tuple(windows[k] for k in sorted(windows)), tuple(grants)
-    )
+    return offline_caches(snap, {0: door_ids}, today=today)[0]
+
+
+def offline_caches(
+    snap: Snapshot, panels: Mapping[K, Iterable[int]], *, today: date
+) -> dict[K, OfflineCache]:
+    """`offline_cache` for many panels in one pass over the credentials: each credential's
+    rights are worked out once, then split by panel (hundreds of panels and a hundred
+    thousand credentials must not cost panels times credentials)."""
+    doors_of: dict[K, list[DoorPolicy]] = {
+        k: [snap.doors[d] for d in sorted(set(ids)) if d in snap.doors] for k, ids in panels.items()
+    }
+    rules: dict[int, OfflineDoorRule] = {}
+    panels_of_door: dict[int, list[K]] = {}
+    for k, doors in doors_of.items():
+        for d in doors:
+            rule = rules.setdefault(d.id, door_rule(snap, d))
+            if rule.offline_allowed:
+                panels_of_door.setdefault(d.id, []).append(k)
+    wanted = set(panels_of_door)
+    windows: dict[K, dict[str, OfflineWindows]] = {k: {} for k in panels}
+    grants: dict[K, list[OfflineGrant]] = {k: [] for k in panels}
+    ids_of = snap.ids_index()
+    for cred in snap.credentials.values():
+        if not cred.usable or cred.valid_until < today:
+            continue
+        person = snap.people.get(cred.person_id)
+        if person is None or not person.active or person.eligibility_suspended:
+            continue
+        opened = dict(_doors_for(snap, person, wanted))
+        if not opened:
+            continue
+        identifiers = tuple(p for p in ids_of.get(cred.id, ()) if p[0] in IdKind.ALL)
+        if not identifiers:
+            continue
+        by_panel: dict[K, list[tuple[int, str]]] = {}
+        for door_id, schedules in sorted(opened.items()):
+            for k in panels_of_door[door_id]:
+                win = _windows(snap, frozenset(schedules))
+                windows[k].setdefault(win.key, win)
+                by_panel.setdefault(k, []).append((door_id, win.key))
+        for k, door_keys in by_panel.items():
+            grants[k].append(OfflineGrant(cred.id, identifiers, tuple(door_keys), cred.valid_until))
+    out: dict[K, OfflineCache] = {}
+    for k, doors in doors_of.items():
+        tz = str(snap.facilities[doors[0].facility_id].tz) if doors else "UTC"
+        w = windows[k]
+        out[k] = OfflineCache(
+            tz,
+            tuple(rules[d.id] for d in doors),
+            tuple(w[key] for key in sorted(w)),
+            tuple(grants[k]),
+        )
+    return out
 
 
 def offline_doors(snap: Snapshot, door_ids: Iterable[int]) -> set[int]:

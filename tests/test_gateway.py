@@ -421,3 +421,55 @@ async def test_two_service_instances_share_the_requests(site: Site, panel: Panel
         assert first + other == 40 and first > 0 and other > 0, (first, other)
     finally:
         await second.stop()
+
+
+async def test_a_panel_cannot_have_its_answers_sent_to_another_panel(site: Site) -> None:
+    from drivers.mqtt.client import MqttClient, MqttConfig
+
+    def login(name: str, client_id: str) -> MqttClient:
+        return MqttClient(
+            MqttConfig(
+                host="127.0.0.1",
+                port=site.broker.port,
+                client_id=client_id,
+                username=f"hq.{name}",
+                password=site.users[f"hq.{name}"],
+            )
+        )
+
+    victim, attacker = login("p1", "victim-watch"), login("p2", "attacker")
+    seen: list[tuple[str, bytes]] = []
+    answered: list[bytes] = []
+    victim.on_message(lambda msg: seen.append((msg.topic, msg.payload)))
+    attacker.on_message(lambda msg: answered.append(msg.payload))
+    await victim.connect()
+    await attacker.connect()
+    try:
+        p1, p2 = PanelTopics("hq", "p1"), PanelTopics("hq", "p2")
+        await victim.subscribe([(p1.rsp, 1)])
+        await attacker.subscribe([(p2.rsp, 1)])
+        before = site.gateway.counters["spoofed"]
+        for how in ("response_topic", "reply_to"):
+            request = DecideRequest(
+                id=f"forge-{how}",
+                reader=site.readers["Dock in"],  # p2's own reader: a legitimate request
+                at=datetime.now(UTC),
+                credential={"kind": "card_uuid", "value": site.card.card_uuid},  # type: ignore[arg-type]
+                evidence=["pki_cak"],
+                reply_to=p1.rsp if how == "reply_to" else None,
+            )
+            await attacker.publish(
+                p2.leaf("req/decide"),
+                encode(request),
+                response_topic=p1.rsp if how == "response_topic" else None,
+                correlation_data=b"p1-pending-request",
+            )
+        # Both answers go somewhere: to the asking panel's own rsp, never the victim's.
+        await settle(lambda: len(answered) + len(seen) >= 2)
+        await asyncio.sleep(0.2)
+        assert seen == []
+        assert len(answered) == 2
+        assert site.gateway.counters["spoofed"] == before + 2
+    finally:
+        await victim.disconnect()
+        await attacker.disconnect()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
-from policies.offline import offline_cache
+from policies.offline import offline_cache, offline_caches
 from policies.snapshot import DoorPolicy
 from policies.vocabulary import Affiliation, DoorMode, Eligibility
 from tests.policy_site import (
@@ -103,3 +103,14 @@ def test_a_locked_door_and_a_restricted_threat_level_stay_shut_offline() -> None
     )
     cache = offline_cache(s, [MAIN], today=TODAY)
     assert cache.grants == () and not cache.doors[0].offline_allowed
+
+
+def test_many_panels_in_one_pass_equal_each_panel_on_its_own() -> None:
+    s = site()
+    add_person(s, 1, levels=frozenset({LVL_ALL}))
+    add_person(s, 2, groups=frozenset({STAFF_GROUP}))
+    add_person(s, 3, levels=frozenset({LVL_SCIF}), eligibility=Eligibility.TS_SCI)
+    panels = {"a": [MAIN], "b": [MAIN, CORRIDOR], "c": [SIDE, VAULT], "d": []}
+    together = offline_caches(s, panels, today=TODAY)
+    assert together == {k: offline_cache(s, doors, today=TODAY) for k, doors in panels.items()}
+    assert together["b"].grants and not together["d"].grants

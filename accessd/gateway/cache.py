@@ -32,6 +32,7 @@ from policies.offline import (
     door_rule,
     grant_for,
     offline_cache,
+    offline_caches,
 )
 from policies.snapshot import Snapshot
 
@@ -94,14 +95,19 @@ class CachePublisher:
         self.snapshots_sent = 0
         self.deltas_sent = 0
         self.failures = 0
+        self._stale: set[int] = set()
+        self._stale_wake = asyncio.Event()
 
     def cache_of(self, panel_id: int) -> PanelCache | None:
         return self._caches.get(panel_id)
 
     # -- building ---------------------------------------------------------------------------
 
-    def _build(self, panel: PanelInfo, version: int, salt: bytes) -> PanelCache:
-        content: OfflineCache = offline_cache(self._snapshot(), panel.doors, today=self._today())
+    def _build(
+        self, panel: PanelInfo, version: int, salt: bytes, content: OfflineCache | None = None
+    ) -> PanelCache:
+        if content is None:
+            content = offline_cache(self._snapshot(), panel.doors, today=self._today())
         cache = PanelCache(
             version=version,
             salt=salt,
@@ -140,11 +146,23 @@ class CachePublisher:
             self.failures += 1
             log.exception("sending %s to panel %d failed", leaf, panel.id)
 
+    def _contents(self) -> dict[int, OfflineCache]:
+        """Every panel's cache contents, in one pass over the credentials."""
+        panels = {p.id: p.doors for p in self._directory.panels()}
+        return offline_caches(self._snapshot(), panels, today=self._today())
+
     async def publish_all(self) -> None:
         """A fresh snapshot for every panel (at start, and after a directory change)."""
-        await asyncio.gather(
-            *(self.send_snapshot(p.id, rebuild=True) for p in self._directory.panels())
-        )
+        contents = self._contents()
+        sends = []
+        for panel in self._directory.panels():
+            old = self._caches.get(panel.id)
+            version = self._base_version if old is None else old.version + 1
+            salt = secrets.token_bytes(16) if old is None else old.salt
+            self._caches[panel.id] = self._build(panel, version, salt, contents[panel.id])
+            sends.append(self.send_snapshot(panel.id))
+            await asyncio.sleep(0)  # hundreds of panels: let requests through meanwhile
+        await asyncio.gather(*sends)
 
     async def send_snapshot(self, panel_id: int, *, rebuild: bool = False) -> None:
         """The panel's whole cache, retained (so a panel that reconnects finds it)."""
@@ -166,13 +184,18 @@ class CachePublisher:
         known = {p.id for p in self._directory.panels()}
         for gone in set(self._caches) - known:
             del self._caches[gone]
+        contents = self._contents()
         sends = []
         for panel in self._directory.panels():
             old = self._caches.get(panel.id)
             if old is None:
-                sends.append(self.send_snapshot(panel.id, rebuild=True))
+                self._caches[panel.id] = self._build(
+                    panel, self._base_version, secrets.token_bytes(16), contents[panel.id]
+                )
+                sends.append(self.send_snapshot(panel.id))
                 continue
-            new = self._build(panel, old.version + 1, old.salt)
+            new = self._build(panel, old.version + 1, old.salt, contents[panel.id])
+            await asyncio.sleep(0)
             delta = self._diff(old, new)
             if delta is None:
                 continue
@@ -200,10 +223,25 @@ class CachePublisher:
     async def _send_delta(self, panel: PanelInfo, delta: m.CredDelta) -> None:
         await self._send(panel, CRED_DELTA, delta, False)
         self.deltas_sent += 1
-        # The retained snapshot must not go stale behind the deltas: a panel that
-        # connects later starts from it. Sent after the delta, which is what is urgent.
-        cache = self._caches[panel.id]
-        await self._send(panel, CRED_SNAPSHOT, self.snapshot_message(cache), True)
+        # The retained snapshot must not go stale behind the deltas (a panel that connects
+        # later starts from it), but re-encoding whole caches on the revocation path slows
+        # the deltas down: it is refreshed a little later, once per burst of changes.
+        self._stale.add(panel.id)
+        self._stale_wake.set()
+
+    async def retain_loop(self, quiet: float = 1.0) -> None:
+        """Re-publishes the retained snapshot of panels whose cache moved on by deltas."""
+        while True:
+            await self._stale_wake.wait()
+            await asyncio.sleep(quiet)
+            self._stale_wake.clear()
+            stale, self._stale = self._stale, set()
+            for panel_id in stale:
+                panel = self._directory.by_id(panel_id)
+                cache = self._caches.get(panel_id)
+                if panel is not None and cache is not None:
+                    await self._send(panel, CRED_SNAPSHOT, self.snapshot_message(cache), True)
+                    await asyncio.sleep(0)
 
     async def credentials_changed(self, credential_ids: Iterable[int]) -> None:
         """Recompute only these credentials at every panel and send the deltas at once (a

@@ -128,8 +128,7 @@ class MqttGateway:
         self._decisions.listeners.append(self._on_snapshot_change)
         self._spawn(self._silence_loop())
         if self._leadership is None:
-            await self.caches.publish_all()
-            self._spawn(self._cache_loop())
+            await self._lead()
         else:
             self._spawn(self._leadership.run(self._lead))
 
@@ -137,6 +136,7 @@ class MqttGateway:
         # Elected: our caches become the panels' caches.
         await self.caches.publish_all()
         self._spawn(self._cache_loop())
+        self._spawn(self.caches.retain_loop())
 
     @property
     def publishes_caches(self) -> bool:
@@ -298,11 +298,25 @@ class MqttGateway:
     async def _reply(
         self, panel: PanelInfo, msg: IncomingMessage, reply_to: str | None, body: m.Message
     ) -> None:
-        # A reply topic in the payload must be the panel's own: otherwise the gateway could
-        # be made to publish where the panel may not.
-        target = reply_to if reply_to and reply_to.startswith(panel.topics.prefix + "/") else None
+        # Every reply topic, the payload's reply_to and the MQTT 5 response topic alike, must
+        # be the panel's own: the service may write anywhere, so a panel naming another's
+        # rsp topic could hand that panel a forged answer (with correlation data of its
+        # choosing) that the broker's ACL would never let it publish itself.
+        own = panel.topics.prefix + "/"
+        target = reply_to if reply_to and reply_to.startswith(own) else panel.topics.rsp
+        if reply_to and not reply_to.startswith(own):
+            self._spoofed(panel, "reply_to", f"{reply_to!r} is not the panel's own topic")
+        payload = m.encode(body)
         try:
-            await self.requests.respond(msg, m.encode(body), topic=target or panel.topics.rsp)
+            if msg.response_topic is None or msg.response_topic.startswith(own):
+                await self.requests.respond(msg, payload, topic=target)
+            else:
+                self._spoofed(
+                    panel, "response_topic", f"{msg.response_topic!r} is not the panel's own"
+                )
+                await self.requests.publish(
+                    target, payload, 1, correlation_data=msg.correlation_data
+                )
         except MqttError:
             self.counters["reply_failed"] += 1
 
