@@ -111,7 +111,8 @@ async def panel(
     session = PanelSession(config, link, EventBuffer(tmp_path / "p1.db"))
     session.cache.apply_snapshot(snapshot([entry("cert_sha256", CARD.sha256, {"1": "always"})]))
     await session.start()
-    await settle(lambda: link.connected)
+    # Subscribed, not just connected: a delta sent before the SUBACK would be lost.
+    await settle(lambda: session.announced)
     yield session, link
     await session.close()
     session.buffer.close()

@@ -180,6 +180,11 @@ class PanelSession:
 
     # --- lifecycle ------------------------------------------------------------------------
 
+    @property
+    def announced(self) -> bool:
+        """Connected now, and subscribed and announced (status, birth) at least once."""
+        return self._connections > 0 and self.link.connected
+
     async def start(self) -> None:
         self.link.on_message(self._on_message)
         self.link.on_connection(self._on_connection)
