@@ -9,7 +9,9 @@ the start) and one action:
     exit:      {panel: p1, door: d}                 REX and out
     partition: {panels: all | [p1, ...], seconds: s}
     hook:      name                                 runs the command given as --hook name=CMD
-                                                    (broker restart, revoking a card, ...)
+                                                    (broker restart, revoking a card, ...),
+                                                    or awaits the hook when it is a callable
+                                                    (a test driving the stack in-process)
 
 The report counts presentations, grants, denials and offline decisions (per step too),
 events recorded and uploaded, and what is still buffered.
@@ -21,7 +23,7 @@ import asyncio
 import random
 import shlex
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,10 @@ from simulators.piv_card import VirtualPivCard
 from simulators.pki import CardMaterial
 
 ACTIONS = ("rush", "present", "force", "exit", "partition", "hook")
+
+#: A hook is a shell command, or an in-process callable whose int result (if any) is the
+#: step's exit code.
+Hook = str | Callable[[], Awaitable[object]]
 
 
 class ScenarioError(ValueError):
@@ -58,13 +64,13 @@ class Runner:
         self,
         panels: Sequence[SimulatedPanel],
         cards: Sequence[CardMaterial],
-        hooks: dict[str, str] | None = None,
+        hooks: Mapping[str, Hook] | None = None,
         seed: int = 1,
     ) -> None:
         self.panels = {p.name: p for p in panels}
         self.materials = list(cards)
         self.cards = [VirtualPivCard(m) for m in cards]
-        self.hooks = hooks or {}
+        self.hooks: Mapping[str, Hook] = hooks or {}
         self.random = random.Random(seed)  # noqa: S311 - who walks where, not a secret
         self.steps: list[dict[str, Any]] = []
         self._tasks: list[asyncio.Task[Any]] = []
@@ -146,6 +152,9 @@ class Runner:
         command = self.hooks.get(name)
         if command is None:
             raise ScenarioError(f"hook {name!r} has no command (--hook {name}=CMD)")
+        if not isinstance(command, str):
+            result = await command()
+            return result if isinstance(result, int) else 0
         proc = await asyncio.create_subprocess_exec(*shlex.split(command))
         return await proc.wait()
 
