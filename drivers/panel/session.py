@@ -21,7 +21,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from drivers.mqtt import topics
@@ -63,6 +63,9 @@ from drivers.panel.proofs import verified_certificate
 log = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Message)
+#: A challenge this close to its end is dropped, not used: the card's answer still has to
+#: travel to accessd, which refuses it once expired.
+CHALLENGE_MARGIN = timedelta(seconds=5)
 
 #: led / buzzer commands go to the hardware through this: door, verb, args.
 Indicator = Callable[[int, str, dict[str, Scalar]], None]
@@ -322,6 +325,13 @@ class PanelSession:
             await asyncio.sleep(self.config.tick_seconds)
             for door in self.doors.values():
                 door.tick()
+            # Keep accessd's challenges fresh at idle readers too: a pool left to expire
+            # would make the next card sign a challenge of the panel's own, which only an
+            # offline decision accepts (a quiet door would decide offline though accessd
+            # is up, and doors that need accessd would refuse valid cards).
+            for reader in self._challenges:
+                self._drop_stale(reader)
+                self._refill(reader)
 
     async def _heartbeat_loop(self) -> None:
         while True:
@@ -467,13 +477,20 @@ class PanelSession:
         """A challenge for a card at ``reader``: (value, from_accessd). Without a fresh one
         from accessd the panel makes its own, which only an offline decision accepts."""
         pool = self._challenges.get(reader, deque())
-        now = self.clock.now()
-        while pool and pool[0].expires_at <= now:
-            pool.popleft()
+        self._drop_stale(reader)
         self._refill(reader)
         if pool:
             return pool.popleft().value, True
         return os.urandom(32), False
+
+    def _drop_stale(self, reader: int) -> None:
+        """Forget challenges that would expire before an answer signed now reached accessd."""
+        pool = self._challenges.get(reader)
+        if not pool:
+            return
+        limit = self.clock.now() + CHALLENGE_MARGIN
+        while pool and pool[0].expires_at <= limit:
+            pool.popleft()
 
     def challenges_held(self, reader: int) -> int:
         return len(self._challenges.get(reader, ()))
