@@ -74,11 +74,15 @@ $(DEV_STAMP): pyproject.toml $(VENV_STAMP)
 	touch $@ $(CORE_STAMP)
 
 # The demo runs the project's own Mosquitto config; installed here when root and missing.
+# Where it cannot be installed, the embedded-broker extra (amqtt, MQTT 3.1.1) stands in.
 demo: $(CORE_STAMP)
 	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
 	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto; \
-	    else echo "note: no mosquitto (apt-get install mosquitto): the demo serves the API alone" >&2; fi; }
+	    fi; } || true
+	@command -v mosquitto >/dev/null || test -x /usr/sbin/mosquitto || { \
+	    echo "note: no mosquitto (apt-get install mosquitto): installing the embedded broker" >&2; \
+	    $(BIN)/python -m pip install -e '.[embedded-broker]'; }
 	$(BIN)/accessd demo
 
 services:

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     mqtt_password: SecretStr | None = None
     #: 5 (MQTT 5) or 3 (MQTT 3.1.1).
     mqtt_protocol: Literal[3, 5] = 5
+    #: Take panel requests through the shared subscription ``$share/accessd/...`` so
+    #: several instances split them. Off only for a broker without shared subscriptions
+    #: (the demo's embedded amqtt), and then with a single instance: each would answer
+    #: every request.
+    mqtt_shared_requests: bool = True
     trust_anchors: list[Path] = Field(default_factory=list)
     revocation_fetch_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     #: never: CRLs only; fallback: OCSP when no usable CRL; always: OCSP for every card.

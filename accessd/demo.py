@@ -5,7 +5,7 @@ Every sample record goes through the same use cases as the API and the CLI (so t
 chain, the lifecycle and separation of duties hold for the demo data too), and the door
 policy is the two example policy files, applied as version 1.
 
-With Mosquitto installed the demo also runs, each as a child process stopped by its pid:
+With a broker the demo also runs, each as a child process stopped by its pid:
 
 * ``python -m simulators.panel.demo`` (accessd does not import the simulators): a test PKI
   and a virtual card for every badge-holding demo person, bound to that person's credential
@@ -13,7 +13,10 @@ With Mosquitto installed the demo also runs, each as a child process stopped by 
   and the site's MQTT panels (hq-panel-1 of policies/examples/hq.yaml) with their real
   doors and readers, presenting the cards at random readers round after round;
 * Mosquitto from deploy/mosquitto/accessd.conf on a free loopback port, with the logins and
-  ACL of `accessd mqtt acl` (accessd.demo_broker);
+  ACL of `accessd mqtt acl` (accessd.demo_broker); or, where Mosquitto is not installed and
+  the ``embedded-broker`` extra is, amqtt with the same logins and ACL, which speaks MQTT
+  3.1.1 only and has no shared subscriptions (accessd.demo_embedded_broker): the service
+  and the panels then use 3.1.1 and the gateway a plain request subscription;
 
 and serves the API with the MQTT gateway on, printing a line per stored decision and panel
 event. The cards, the PKI and the broker logins are kept in ``--state-dir`` so a second run
@@ -273,8 +276,10 @@ class DemoOptions:
     state_dir: Path = Path(".accessd-demo")
     #: Stop after this many seconds (tests); None: until Ctrl-C.
     exit_after: float | None = None
-    #: Broker, cards and panels (when Mosquitto is installed); False: the API alone.
+    #: Broker, cards and panels (when there is a broker); False: the API alone.
     panels: bool = True
+    #: mosquitto, embedded (amqtt) or auto: Mosquitto when installed, else amqtt.
+    broker: str = "auto"
     pki_port: int = 8099
     round_seconds: float = 20.0
 
@@ -487,34 +492,59 @@ async def _serve(
     return watcher
 
 
+def pick_broker(choice: str) -> tuple[str | None, str]:
+    """("mosquitto", "embedded" or None, and a note for the user: why there is no broker,
+    or why auto took amqtt) for a ``--broker`` choice."""
+    from accessd.demo_broker import mosquitto_binary
+    from accessd.demo_embedded_broker import embedded_broker_available
+
+    mosquitto = mosquitto_binary() is not None and choice in ("auto", "mosquitto")
+    embedded = embedded_broker_available() and choice in ("auto", "embedded")
+    if mosquitto:
+        return "mosquitto", ""
+    no_mosquitto = "mosquitto is not installed (Debian: apt-get install mosquitto)"
+    no_embedded = "the embedded broker is not installed (pip install -e '.[embedded-broker]')"
+    if embedded:
+        return "embedded", f"{no_mosquitto}: amqtt instead, MQTT 3.1.1" if choice == "auto" else ""
+    why = {"mosquitto": no_mosquitto, "embedded": no_embedded}.get(
+        choice, f"{no_mosquitto} and {no_embedded}"
+    )
+    return None, why
+
+
 def run_demo(
     settings: Settings, *, host: str, port: int, options: DemoOptions | None = None
 ) -> int:
-    """Seeds, starts the broker and the simulated panels (when Mosquitto is there), serves
+    """Seeds, starts the broker and the simulated panels (when there is a broker), serves
     until Ctrl-C/SIGTERM or ``options.exit_after``; every child is stopped on the way out."""
     from pydantic import SecretStr
 
     from accessd.demo_broker import DemoBroker, mosquitto_binary
+    from accessd.demo_embedded_broker import EmbeddedBroker
 
     options = options or DemoOptions()
-    binary = mosquitto_binary() if options.panels else None
-    if options.panels and binary is None:
+    kind, why = pick_broker(options.broker) if options.panels else (None, "")
+    if kind is None and options.panels:
         print(
-            "accessd demo: mosquitto is not installed (Debian: apt-get install mosquitto), "
-            "so no broker and no simulated panels: serving the API alone",
+            f"accessd demo: {why}, so no broker and no simulated panels: serving the API alone",
             file=sys.stderr,
         )
+    elif why:
+        print(f"accessd demo: {why}", file=sys.stderr)
+    # amqtt has neither MQTT 5 nor shared subscriptions (accessd.demo_embedded_broker).
+    protocol = 3 if kind == "embedded" else 5
     state = options.state_dir.resolve()
     sim: subprocess.Popen[bytes] | None = None
-    broker: DemoBroker | None = None
+    broker: DemoBroker | EmbeddedBroker | None = None
     previous_term = signal.signal(signal.SIGTERM, _raise_exit)
     try:
         cards: dict[str, dict[str, Any]] = {}
         ready: dict[str, Any] = {}
-        if binary is not None:
+        if kind is not None:
             state.mkdir(mode=0o700, parents=True, exist_ok=True)
             _write_private(state / "holders.json", json.dumps(holders(), indent=1))
-            broker = DemoBroker(binary)
+            binary = mosquitto_binary()
+            broker = DemoBroker(binary) if kind == "mosquitto" and binary else EmbeddedBroker()
             sim = subprocess.Popen(  # noqa: S603 - our own module and arguments, no shell
                 [
                     sys.executable,
@@ -536,6 +566,8 @@ def run_demo(
                     str(state / "panel-passwords.json"),
                     "--round-seconds",
                     str(options.round_seconds),
+                    "--protocol",
+                    str(protocol),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -545,15 +577,20 @@ def run_demo(
             cards = {c["holder"]: c for c in json.loads(Path(ready["cards"]).read_text())}
         accounts = asyncio.run(seed(settings, cards))
         tokens, reader = asyncio.run(_tokens(settings, [u for u, _ in accounts.values()]))
-        if binary is not None and broker is not None:
+        if broker is not None:
             logins = asyncio.run(_broker_logins(settings, state / "broker"))
             passwords = {p["username"]: p["password"] for p in logins["panels"]}
             _write_private(state / "panel-passwords.json", json.dumps(passwords))
             _write_private(state / "layout.json", json.dumps(asyncio.run(_layout(settings, SITE))))
-            broker.start(state / "broker" / "passwd", state / "broker" / "acl")
+            if isinstance(broker, DemoBroker):
+                broker.start(state / "broker" / "passwd", state / "broker" / "acl")
+            else:
+                broker.start(logins)
             settings = settings.model_copy(
                 update={
                     "mqtt_gateway": True,
+                    "mqtt_protocol": protocol,
+                    "mqtt_shared_requests": kind != "embedded",
                     "mqtt_url": broker.url,
                     "mqtt_username": logins["service"]["username"],
                     "mqtt_password": SecretStr(logins["service"]["password"]),
@@ -589,7 +626,14 @@ def _print_intro(
     print(f"  OpenAPI      {base}/openapi.json")
     print(f"  policy       {', '.join(p.name for p in POLICY_FILES)} (version 1)")
     if broker is not None:
-        print(f"  broker       {broker.url} (Mosquitto, deploy/mosquitto/accessd.conf)")
+        from accessd.demo_broker import DemoBroker
+
+        what = (
+            "Mosquitto, deploy/mosquitto/accessd.conf"
+            if isinstance(broker, DemoBroker)
+            else "embedded amqtt, MQTT 3.1.1"
+        )
+        print(f"  broker       {broker.url} ({what})")
         print(f"  test PKI     {ready['pki']} (CRLs, OCSP); cards of {len(holders())} people")
         print(f"  panels       site {SITE}: python -m simulators.panel.demo")
     print("\n  operator                   password          bearer token (8 h)")
@@ -630,6 +674,12 @@ def add_demo_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-panels", action="store_true", help="the API alone: no broker, cards or panels"
     )
+    parser.add_argument(
+        "--broker",
+        choices=("auto", "mosquitto", "embedded"),
+        default=DemoOptions.broker,
+        help="auto (default): Mosquitto when installed, else the embedded amqtt",
+    )
     parser.add_argument("--pki-port", type=int, default=DemoOptions.pki_port)
     parser.add_argument(
         "--round-seconds",
@@ -653,6 +703,7 @@ def options_from(args: argparse.Namespace) -> DemoOptions:
         state_dir=args.state_dir,
         exit_after=args.exit_after,
         panels=not args.no_panels,
+        broker=args.broker,
         pki_port=args.pki_port,
         round_seconds=args.round_seconds,
     )

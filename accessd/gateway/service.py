@@ -2,13 +2,14 @@
 stored once, their caches kept current, commands sent and their results awaited.
 
 Requests arrive through the shared subscription ``$share/accessd/ac/v1/+/+/req/#``, so
-several service instances split them; everything else (status, birth, events, door state,
-command results) every instance hears. A message whose topic names a panel accessd does not
-know, or names a reader or door that is not that panel's own, is dropped and reported as a
-``spoofed`` event (the broker's ACL should already stop a panel writing another's topics;
-this catches a misconfigured one). A malformed payload is answered with an ErrorReply
-where it has a reply topic, counted, stored as an ``error`` event, and never stops the
-gateway.
+several service instances split them (or, with ``shared_requests`` off for a broker without
+shared subscriptions, through ``ac/v1/+/+/req/#`` to a single instance); everything else
+(status, birth, events, door state, command results) every instance hears. A message
+whose topic names a panel accessd does not know, or names a reader or door that is not that
+panel's own, is dropped and reported as a ``spoofed`` event (the broker's ACL should
+already stop a panel writing another's topics; this catches a misconfigured one). A
+malformed payload is answered with an ErrorReply where it has a reply topic, counted,
+stored as an ``error`` event, and never stops the gateway.
 """
 
 from __future__ import annotations
@@ -78,6 +79,7 @@ class MqttGateway:
         silence_limit: timedelta = SILENCE_LIMIT,
         leadership: Leadership | None = None,
         requests: MqttClient | None = None,
+        shared_requests: bool = True,
     ) -> None:
         #: Feeds (events, status) and every publish: a session the broker keeps.
         self.client = client
@@ -86,6 +88,9 @@ class MqttGateway:
         #: while nobody reads them. The same client when none is given.
         self.requests = requests or client
         self._unsubscribe_requests: Callable[[], None] = lambda: None
+        self._requests_topic = (
+            t.SERVICE_REQUESTS if shared_requests else t.SERVICE_REQUESTS_UNSHARED
+        )
         self.silence_limit = silence_limit
         self._leadership = leadership
         self._sessions = sessions
@@ -117,13 +122,13 @@ class MqttGateway:
         await self.client.connect()
         if self.requests is self.client:
             await self.client.subscribe(
-                [(t.SERVICE_REQUESTS, 1), *((topic, 1) for topic in t.SERVICE_FEEDS)]
+                [(self._requests_topic, 1), *((topic, 1) for topic in t.SERVICE_FEEDS)]
             )
         else:
             self._unsubscribe_requests = self.requests.on_message(self._on_message)
             await self.client.subscribe([(topic, 1) for topic in t.SERVICE_FEEDS])
             await self.requests.connect()
-            await self.requests.subscribe([(t.SERVICE_REQUESTS, 1)])
+            await self.requests.subscribe([(self._requests_topic, 1)])
         self._unsubscribe_bus = self._bus.subscribe(self._on_domain_event)
         self._decisions.listeners.append(self._on_snapshot_change)
         self._spawn(self._silence_loop())
@@ -160,7 +165,7 @@ class MqttGateway:
             self._unsubscribe_requests = lambda: None
             with contextlib.suppress(MqttError, ValueError):
                 # Leave the share first: the broker stops sending this instance requests.
-                await self.requests.unsubscribe([t.SERVICE_REQUESTS])
+                await self.requests.unsubscribe([self._requests_topic])
             with contextlib.suppress(MqttError, ValueError):
                 await self.requests.disconnect()
         with contextlib.suppress(MqttError):
@@ -583,4 +588,5 @@ def gateway_from_settings(
         require_proofs=settings.require_card_proofs,
         leadership=Leadership(engine) if engine is not None else None,
         requests=MqttClient(requests_config),
+        shared_requests=settings.mqtt_shared_requests,
     )

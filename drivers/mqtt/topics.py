@@ -114,9 +114,12 @@ def _door(door: int | str) -> str:
     return door
 
 
+#: The requests without the share, for a broker that has no shared subscriptions: one
+#: service instance then takes them all.
+SERVICE_REQUESTS_UNSHARED = f"{ROOT}/+/+/req/#"
 #: What the service subscribes to: requests through the shared subscription, so several
 #: instances share them, and everything else from every panel.
-SERVICE_REQUESTS = f"$share/{SHARE_GROUP}/{ROOT}/+/+/req/#"
+SERVICE_REQUESTS = f"$share/{SHARE_GROUP}/{SERVICE_REQUESTS_UNSHARED}"
 SERVICE_FEEDS = (
     f"{ROOT}/+/+/{STATUS}",
     f"{ROOT}/+/+/{BIRTH}",

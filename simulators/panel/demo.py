@@ -2,7 +2,7 @@
 
     python -m simulators.panel.demo --dir DIR --holders FILE [--pki-port 8099]
         --broker HOST:PORT --site SITE --layout FILE --passwords FILE [--round-seconds 20]
-        [--rounds N]
+        [--rounds N] [--protocol 5|3]
 
 1. Issues a test-PKI card for every holder of ``--holders`` (JSON list of ``{"holder",
    "name", "card_uuid"}``) or, when ``DIR`` holds the PKI and cards of an earlier run, loads
@@ -56,6 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--round-seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=0, help="0: until stopped")
     parser.add_argument("--state-dir", type=Path, help="panel buffers (default DIR/panels)")
+    parser.add_argument(
+        "--protocol", type=int, choices=(3, 5), default=5, help="MQTT 5, or 3 for 3.1.1"
+    )
     args = parser.parse_args(argv)
     host, _, port = args.broker.rpartition(":")
     if not host or not port.isdigit() or args.round_seconds <= 0:
@@ -160,6 +163,7 @@ async def main(args: argparse.Namespace) -> int:
             state_dir=args.state_dir or args.dir / "panels",
             passwords=json.loads(args.passwords.read_text()),
             layout=read_layout(args.layout),
+            protocol=args.protocol,
         )
         panels = await start_fleet(config)
         try:
