@@ -66,6 +66,8 @@ R = TypeVar("R", bound=Message)
 #: A challenge this close to its end is dropped, not used: the card's answer still has to
 #: travel to accessd, which refuses it once expired.
 CHALLENGE_MARGIN = timedelta(seconds=5)
+#: Seconds before asking again for challenges accessd did not give.
+REFILL_BACKOFF = 2.0
 
 #: led / buzzer commands go to the hardware through this: door, verb, args.
 Indicator = Callable[[int, str, dict[str, Scalar]], None]
@@ -174,6 +176,7 @@ class PanelSession:
         self._pending: dict[str, tuple[type[Message], asyncio.Future[Message]]] = {}
         self._challenges: dict[int, deque[_Challenge]] = {r: deque() for r in self._reader_door}
         self._refilling: set[int] = set()
+        self._refill_after: dict[int, float] = {}  # reader -> loop time of the next ask
         self._wake = asyncio.Event()
         self._subscribed = False
         self._connections = 0
@@ -499,6 +502,8 @@ class PanelSession:
         pool = self._challenges.get(reader)
         if pool is None or reader in self._refilling or not self.link.connected:
             return
+        if asyncio.get_running_loop().time() < self._refill_after.get(reader, 0.0):
+            return  # accessd did not answer the last ask: not again at every tick
         if len(pool) * 2 > self.config.challenge_pool:
             return
         self._refilling.add(reader)
@@ -521,6 +526,12 @@ class PanelSession:
                 pool = self._challenges[reader]
                 for value in reply.challenges:
                     pool.append(_Challenge(base64.b64decode(value), reply.expires_at))
+                self._refill_after.pop(reader, None)
+            else:
+                self._refill_after[reader] = asyncio.get_running_loop().time() + REFILL_BACKOFF
+        except BaseException:
+            self._refill_after[reader] = asyncio.get_running_loop().time() + REFILL_BACKOFF
+            raise
         finally:
             self._refilling.discard(reader)
 

@@ -19,6 +19,7 @@ from drivers.mqtt.messages import CredentialRef, Mechanism, PkiProof
 from drivers.panel.session import PanelSession, Presentation
 from drivers.piv.cardedge import PivCard
 from drivers.piv.challenge import sign_challenge
+from drivers.transport import CardTransport
 from simulators.loopback import LoopbackTransport
 from simulators.piv_card import VirtualPivCard
 
@@ -28,12 +29,20 @@ def _b64(data: bytes) -> str:
 
 
 async def read_card(
-    session: PanelSession, reader: int, card: VirtualPivCard, *, pin: str | None = None
+    session: PanelSession,
+    reader: int,
+    card: VirtualPivCard,
+    *,
+    pin: str | None = None,
+    transport: CardTransport | None = None,
 ) -> Presentation:
     """What the reader gets from ``card``; a PIN the card refuses leaves ``pin_verified``
-    False and falls back to PKI-CAK."""
-    card.reset()  # a card coming into the field is powered up afresh
-    piv = PivCard(LoopbackTransport(card))
+    False and falls back to PKI-CAK. ``transport`` reads it another way than in-process
+    (through PC/SC: `simulators.panel.pcsc_reader`)."""
+    if transport is None:
+        card.reset()  # a card coming into the field is powered up afresh
+        transport = LoopbackTransport(card)
+    piv = PivCard(transport)
     await piv.select()
     chuid = await piv.read_chuid()
     identifiers = (
