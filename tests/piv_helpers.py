@@ -18,6 +18,8 @@ from accessd.api.app import create_app
 from accessd.config import Settings
 from accessd.events import EventBus
 from simulators.pki import CardMaterial, PkiServer, TestPki, free_port
+from tests.conftest import Operators
+from tests.helpers import act, adjudicate, make_person, ok, sponsor
 
 
 def anchor_files(pki: TestPki, directory: Path) -> tuple[Path, Path]:
@@ -64,3 +66,36 @@ async def piv_service(
         ) as client,
     ):
         yield PivService(client, app, pki, server, config)
+
+
+async def issue_piv_credential(
+    client: httpx.AsyncClient, ops: Operators, external_id: str, card: CardMaterial
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A new person, favorably adjudicated, whose active PIV credential is ``card`` (FASC-N,
+    UUID and the 9A/9E fingerprints bound), taken through the lifecycle by operators in each
+    role. Returns (person, credential)."""
+    person = await make_person(client, await ops.headers("registrar"), external_id=external_id)
+    await adjudicate(client, await ops.headers("adjudicator"), person["id"])
+    cred = await sponsor(
+        client,
+        await ops.headers("sponsor"),
+        person["id"],
+        fasc_n=card.fascn.hex(),
+        card_uuid=card.card_uuid,
+        certificates=[{"slot": slot, "sha256": fingerprint(card, slot)} for slot in ("9a", "9e")],
+    )
+    for action, role in (
+        ("enroll", "registrar"),
+        ("adjudicate", "adjudicator"),
+        ("issue", "issuer"),
+        ("activate", "issuer"),
+    ):
+        ok(await act(client, await ops.headers(role), cred["id"], action))
+    return person, cred
+
+
+async def ids_by_name(
+    client: httpx.AsyncClient, headers: dict[str, str], path: str
+) -> dict[str, int]:
+    """name → id of every record a list route returns (``/v1/doors``, ``/v1/readers``)."""
+    return {r["name"]: r["id"] for r in ok(await client.get(path, headers=headers))["items"]}

@@ -28,8 +28,8 @@ from simulators.loopback import LoopbackTransport
 from simulators.piv_card import VirtualPivCard
 from simulators.pki import CardMaterial, PkiServer, TestPki
 from tests.conftest import Operators
-from tests.helpers import act, adjudicate, make_person, ok, problem, sponsor
-from tests.piv_helpers import b64, fingerprint, piv_service
+from tests.helpers import ok, problem
+from tests.piv_helpers import b64, fingerprint, issue_piv_credential, piv_service
 
 POLICY = """\
 version: 1
@@ -158,29 +158,6 @@ class Site:
     state: Any
 
 
-async def _issue(
-    client: httpx.AsyncClient, ops: Operators, external_id: str, card: CardMaterial
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    person = await make_person(client, await ops.headers("registrar"), external_id=external_id)
-    await adjudicate(client, await ops.headers("adjudicator"), person["id"])
-    cred = await sponsor(
-        client,
-        await ops.headers("sponsor"),
-        person["id"],
-        fasc_n=card.fascn.hex(),
-        card_uuid=card.card_uuid,
-        certificates=[{"slot": slot, "sha256": fingerprint(card, slot)} for slot in ("9a", "9e")],
-    )
-    for action, role in (
-        ("enroll", "registrar"),
-        ("adjudicate", "adjudicator"),
-        ("issue", "issuer"),
-        ("activate", "issuer"),
-    ):
-        ok(await act(client, await ops.headers(role), cred["id"], action))
-    return person, cred
-
-
 @pytest.fixture
 async def site(
     db_url: str,
@@ -193,7 +170,7 @@ async def site(
     async with piv_service(db_url, engine, bus, tmp_path) as svc:
         client, pki, server, app = svc.client, svc.pki, svc.server, svc.app
         card = pki.issue_card(algorithms={"9a": "rsa2048", "9e": "p256"})
-        person, cred = await _issue(client, ops, "E1", card)
+        person, cred = await issue_piv_credential(client, ops, "E1", card)
         async with sessions() as s:
             await versions.apply(s, "test", policy_loader.parse(POLICY, "site.yaml"))
             await s.commit()

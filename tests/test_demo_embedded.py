@@ -26,8 +26,7 @@ from drivers.mqtt.client import MqttClient, MqttConfig
 from drivers.mqtt.topics import PanelTopics
 from drivers.panel.session import PanelSession
 from tests.conftest import Operators
-from tests.helpers import act, adjudicate, make_person, ok, sponsor
-from tests.piv_helpers import fingerprint, piv_service
+from tests.piv_helpers import ids_by_name, issue_piv_credential, piv_service
 from tests.test_demo import demo, stored
 from tests.test_gateway import POLICY, Site, _panel, _present, settle
 
@@ -147,24 +146,8 @@ async def site(
         mqtt_shared_requests=False,
     ) as svc:
         http = svc.client
-        person = await make_person(http, await ops.headers("registrar"), external_id="E1")
-        await adjudicate(http, await ops.headers("adjudicator"), person["id"])
         card = svc.pki.issue_card(algorithms={"9a": "p256", "9e": "p256"})
-        cred = await sponsor(
-            http,
-            await ops.headers("sponsor"),
-            person["id"],
-            fasc_n=card.fascn.hex(),
-            card_uuid=card.card_uuid,
-            certificates=[{"slot": s, "sha256": fingerprint(card, s)} for s in ("9a", "9e")],
-        )
-        for action, role in (
-            ("enroll", "registrar"),
-            ("adjudicate", "adjudicator"),
-            ("issue", "issuer"),
-            ("activate", "issuer"),
-        ):
-            ok(await act(http, await ops.headers(role), cred["id"], action))
+        _person, cred = await issue_piv_credential(http, ops, "E1", card)
         async with sessions() as s:
             await versions.apply(s, "test", policy_loader.parse(POLICY, "site.yaml"))
             await s.commit()
@@ -174,10 +157,8 @@ async def site(
         assert gateway is not None
         await settle(lambda: len(gateway.directory) == 2)
         fm = await ops.headers("facility_manager")
-        doors = {d["name"]: d["id"] for d in ok(await http.get("/v1/doors", headers=fm))["items"]}
-        readers = {
-            r["name"]: r["id"] for r in ok(await http.get("/v1/readers", headers=fm))["items"]
-        }
+        doors = await ids_by_name(http, fm, "/v1/doors")
+        readers = await ids_by_name(http, fm, "/v1/readers")
         yield Site(svc, gateway, card, cred, doors, readers, ops, sessions, amqtt, users, bus)
 
 

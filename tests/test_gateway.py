@@ -32,9 +32,15 @@ from simulators.panel.reader import read_card
 from simulators.piv_card import VirtualPivCard
 from simulators.pki import CardMaterial
 from tests.conftest import Operators
-from tests.helpers import act, adjudicate, make_person, ok, sponsor
+from tests.helpers import act, ok
 from tests.mqtt_broker import MosquittoBroker, mosquitto, mqtt_users  # noqa: F401
-from tests.piv_helpers import PivService, fingerprint, piv_service
+from tests.piv_helpers import (
+    PivService,
+    fingerprint,
+    ids_by_name,
+    issue_piv_credential,
+    piv_service,
+)
 
 POLICY = """\
 version: 1
@@ -116,25 +122,8 @@ async def site(
         mqtt_password=mqtt_users[SERVICE_USER],
     ) as svc:
         client = svc.client
-        registrar = await ops.headers("registrar")
-        person = await make_person(client, registrar, external_id="E1")
-        await adjudicate(client, await ops.headers("adjudicator"), person["id"])
         card = svc.pki.issue_card(algorithms={"9a": "p256", "9e": "p256"})
-        cred = await sponsor(
-            client,
-            await ops.headers("sponsor"),
-            person["id"],
-            fasc_n=card.fascn.hex(),
-            card_uuid=card.card_uuid,
-            certificates=[{"slot": s, "sha256": fingerprint(card, s)} for s in ("9a", "9e")],
-        )
-        for action, role in (
-            ("enroll", "registrar"),
-            ("adjudicate", "adjudicator"),
-            ("issue", "issuer"),
-            ("activate", "issuer"),
-        ):
-            ok(await act(client, await ops.headers(role), cred["id"], action))
+        _person, cred = await issue_piv_credential(client, ops, "E1", card)
         async with sessions() as s:
             await versions.apply(s, "test", policy_loader.parse(POLICY, "site.yaml"))
             await s.commit()
@@ -144,10 +133,8 @@ async def site(
         assert gateway is not None
         await settle(lambda: len(gateway.directory) == 2)
         fm = await ops.headers("facility_manager")
-        doors = {d["name"]: d["id"] for d in ok(await client.get("/v1/doors", headers=fm))["items"]}
-        readers = {
-            r["name"]: r["id"] for r in ok(await client.get("/v1/readers", headers=fm))["items"]
-        }
+        doors = await ids_by_name(client, fm, "/v1/doors")
+        readers = await ids_by_name(client, fm, "/v1/readers")
         yield Site(
             svc, gateway, card, cred, doors, readers, ops, sessions, mosquitto, mqtt_users, bus
         )

@@ -29,9 +29,14 @@ from simulators.panel.layout import parse_layout
 from simulators.panel.scenario import Hook, Runner, load_scenario
 from simulators.pki import CardMaterial
 from tests.conftest import Operators
-from tests.helpers import act, adjudicate, make_person, ok, sponsor
+from tests.helpers import act, ok
 from tests.mqtt_broker import PANELS, MosquittoBroker, mqtt_users  # noqa: F401
-from tests.piv_helpers import PivService, fingerprint, piv_service
+from tests.piv_helpers import (
+    PivService,
+    ids_by_name,
+    issue_piv_credential,
+    piv_service,
+)
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "simulators" / "panel" / "scenarios"
 HOLDERS = 8
@@ -150,29 +155,10 @@ async def stack(
         mqtt_password=mqtt_users[SERVICE_USER],
     ) as svc:
         client = svc.client
-        registrar, adjudicator, sponsor_h, issuer = [
-            await ops.headers(role) for role in ("registrar", "adjudicator", "sponsor", "issuer")
-        ]
         cards, credentials = [], []
         for i in range(HOLDERS):
-            person = await make_person(client, registrar, external_id=f"E{i}")
-            await adjudicate(client, adjudicator, person["id"])
             card = svc.pki.issue_card(name=f"Holder {i}", algorithms={"9a": "p256", "9e": "p256"})
-            cred = await sponsor(
-                client,
-                sponsor_h,
-                person["id"],
-                fasc_n=card.fascn.hex(),
-                card_uuid=card.card_uuid,
-                certificates=[{"slot": s, "sha256": fingerprint(card, s)} for s in ("9a", "9e")],
-            )
-            for action, headers in (
-                ("enroll", registrar),
-                ("adjudicate", adjudicator),
-                ("issue", issuer),
-                ("activate", issuer),
-            ):
-                ok(await act(client, headers, cred["id"], action))
+            _person, cred = await issue_piv_credential(client, ops, f"E{i}", card)
             cards.append(card)
             credentials.append(cred)
         async with sessions() as s:
@@ -192,8 +178,8 @@ async def start_site_fleet(stack: Stack, tmp_path: Path, passwords: dict[str, st
     """The site's panels as the simulator's fleet, each with its cache and challenges."""
     fm = await stack.ops.headers("facility_manager")
     client = stack.svc.client
-    doors = {d["name"]: d["id"] for d in ok(await client.get("/v1/doors", headers=fm))["items"]}
-    readers = {r["name"]: r["id"] for r in ok(await client.get("/v1/readers", headers=fm))["items"]}
+    doors = await ids_by_name(client, fm, "/v1/doors")
+    readers = await ids_by_name(client, fm, "/v1/readers")
     # The scenario files name doors and readers by these ids.
     assert doors == {f"Door {d}": d for d in range(1, 5)}, doors
     assert readers == {f"Reader {d}": d for d in range(1, 5)}, readers
