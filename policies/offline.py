@@ -167,13 +167,6 @@ def offline_caches(
     return out
 
 
-def offline_doors(snap: Snapshot, door_ids: Iterable[int]) -> set[int]:
-    """Those of ``door_ids`` that may open while accessd is out of reach."""
-    return {
-        d for d in door_ids if d in snap.doors and door_rule(snap, snap.doors[d]).offline_allowed
-    }
-
-
 def grant_for(
     snap: Snapshot,
     credential_id: int,

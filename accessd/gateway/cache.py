@@ -29,7 +29,6 @@ from policies.offline import (
     OfflineCache,
     OfflineGrant,
     OfflineWindows,
-    door_rule,
     grant_for,
     offline_cache,
     offline_caches,
@@ -164,16 +163,15 @@ class CachePublisher:
             await asyncio.sleep(0)  # hundreds of panels: let requests through meanwhile
         await asyncio.gather(*sends)
 
-    async def send_snapshot(self, panel_id: int, *, rebuild: bool = False) -> None:
-        """The panel's whole cache, retained (so a panel that reconnects finds it)."""
+    async def send_snapshot(self, panel_id: int) -> None:
+        """The panel's whole cache, retained (so a panel that reconnects finds it); built
+        first for a panel that has none yet."""
         panel = self._directory.by_id(panel_id)
         if panel is None:
             return
         cache = self._caches.get(panel_id)
-        if cache is None or rebuild:
-            version = self._base_version if cache is None else cache.version + 1
-            salt = secrets.token_bytes(16) if cache is None else cache.salt
-            cache = self._build(panel, version, salt)
+        if cache is None:
+            cache = self._build(panel, self._base_version, secrets.token_bytes(16))
             self._caches[panel_id] = cache
         await self._send(panel, CRED_SNAPSHOT, self.snapshot_message(cache), True)
         self.snapshots_sent += 1
@@ -288,10 +286,3 @@ class CachePublisher:
             cache.version += 1
             sends.append(self._send_delta(panel, delta))
         await asyncio.gather(*sends)
-
-
-def door_rules_of(snap: Snapshot, panel: PanelInfo) -> dict[int, bool]:
-    """door id → may open offline (for the operators' view of a panel)."""
-    return {
-        d: door_rule(snap, snap.doors[d]).offline_allowed for d in panel.doors if d in snap.doors
-    }

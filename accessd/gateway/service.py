@@ -172,11 +172,6 @@ class MqttGateway:
             await self.client.disconnect()
         await self.events.stop()
 
-    async def reload(self) -> None:
-        """Re-read which panels, doors and readers there are, and resend every cache."""
-        await self.directory.load(self._sessions)
-        await self.caches.publish_all()
-
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
