@@ -109,27 +109,41 @@ class DemoBroker:
             stderr=subprocess.DEVNULL,
             process_group=0,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
-            ):
-                return
-            time.sleep(0.05)
+        if wait_until_listening(self.proc, self.port, timeout):
+            return
         self.stop()
         log = self.log.read_text(errors="replace") if self.log.exists() else ""
         raise RuntimeError(f"mosquitto did not start on port {self.port}: {log[-2000:]}")
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_until_listening(proc: subprocess.Popen[bytes], port: int, timeout: float) -> bool:
+    """Whether ``proc`` accepts connections on the loopback ``port`` within ``timeout``
+    seconds (False as soon as it exits)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.5),
+        ):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL after 10 s; nothing for a process already gone."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

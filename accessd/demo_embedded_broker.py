@@ -24,7 +24,6 @@ config and starts and stops it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import shutil
 import signal
@@ -32,13 +31,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from argon2 import PasswordHasher
 
+from accessd.demo_broker import stop_process, wait_until_listening
 from drivers.mqtt.access import SERVICE_USER, panel_rules, panel_username, service_rules
 
 #: The passwords are 256-bit random secrets (accessd.gateway.acl.new_password), which no
@@ -137,29 +136,15 @@ class EmbeddedBroker:
                 stderr=log,
                 process_group=0,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
-            ):
-                return
-            time.sleep(0.05)
+        if wait_until_listening(self.proc, self.port, timeout):
+            return
         text = self.log.read_text(errors="replace")
         self.stop()
         raise RuntimeError(f"the embedded broker did not start on port {self.port}: {text[-2000:]}")
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 

@@ -34,6 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
+from population import insert_people  # bench/, on the path when a script runs
 
 from accessd.db import bulk
 from accessd.db.engine import make_engine, make_sessionmaker
@@ -48,11 +49,9 @@ from accessd.models import (
     Door,
     Facility,
     GroupMember,
-    Person,
     PersonGroup,
     Reader,
     Schedule,
-    SecurityRecord,
 )
 from policies.decision import AccessRequest
 from policies.engine import evaluate
@@ -223,40 +222,7 @@ async def populate(url: str, people: int, credentials: int) -> None:
             for g in range(1, GROUPS + 1)
             for lv in {rnd.randrange(1, LEVELS + 1) for _ in range(3)}
         ]
-        await bulk.insert_rows(
-            s,
-            Person,
-            (
-                {
-                    "id": p,
-                    "external_id": f"E{p}",
-                    "given_name": "G",
-                    "family_name": f"F{p}",
-                    "email": None,
-                    "affiliation": "employee",
-                    "organization": "",
-                    "status": "active",
-                }
-                | stamp
-                for p in range(1, people + 1)
-            ),
-        )
-        await bulk.insert_rows(
-            s,
-            SecurityRecord,
-            (
-                {
-                    "person_id": p,
-                    "investigation_tier": "tier3",
-                    "adjudication": "favorable",
-                    "eligibility": "ts_sci",
-                    "eligibility_suspended": False,
-                    "cv_enrolled": True,
-                }
-                | stamp
-                for p in range(1, people + 1)
-            ),
-        )
+        await insert_people(s, people, stamp, eligibility="ts_sci")
         await bulk.insert_rows(
             s,
             GroupMember,

@@ -366,6 +366,8 @@ async def populate(url: str, people: int, requesters: int, panels: int, shared: 
     """The site and its people, written with COPY: one facility, one requester door (and
     panel, reader, level and group) per requester panel, one door every cache panel has a
     reader of, and people 1..``shared`` in the group that opens it."""
+    from population import insert_people  # bench/, on the path when a script runs
+
     from accessd.db import bulk
     from accessd.db.engine import make_engine, make_sessionmaker
     from accessd.db.migrate import upgrade
@@ -379,10 +381,8 @@ async def populate(url: str, people: int, requesters: int, panels: int, shared: 
         Facility,
         GroupMember,
         Panel,
-        Person,
         PersonGroup,
         Reader,
-        SecurityRecord,
     )
 
     engine = make_engine(url)
@@ -516,40 +516,7 @@ async def populate(url: str, people: int, requesters: int, panels: int, shared: 
                 for g in range(1, levels + 1)
             ],
         )
-        await bulk.insert_rows(
-            s,
-            Person,
-            (
-                {
-                    "id": p,
-                    "external_id": f"E{p}",
-                    "given_name": "G",
-                    "family_name": f"F{p}",
-                    "email": None,
-                    "affiliation": "employee",
-                    "organization": "",
-                    "status": "active",
-                }
-                | stamp
-                for p in range(1, people + 1)
-            ),
-        )
-        await bulk.insert_rows(
-            s,
-            SecurityRecord,
-            (
-                {
-                    "person_id": p,
-                    "investigation_tier": "tier3",
-                    "adjudication": "favorable",
-                    "eligibility": "secret",
-                    "eligibility_suspended": False,
-                    "cv_enrolled": True,
-                }
-                | stamp
-                for p in range(1, people + 1)
-            ),
-        )
+        await insert_people(s, people, stamp, eligibility="secret")
         await bulk.insert_rows(
             s,
             GroupMember,
