@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from accessd import __version__
+from accessd.cli_demo import add_demo_command
 from accessd.cli_enroll import add_enroll_command
 from accessd.cli_mqtt import add_mqtt_commands
 from accessd.cli_policy import add_policy_commands
 from accessd.cli_simulate import add_simulate_commands
 from accessd.config import Settings, load_settings
-from accessd.demo import add_demo_command
 
 T = TypeVar("T")
 

@@ -36,7 +36,6 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from types import FrameType
@@ -45,6 +44,7 @@ from typing import IO, Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accessd.cli_demo import DemoOptions, add_demo_options, cmd_demo
 from accessd.config import Settings
 from accessd.db.engine import make_engine, make_sessionmaker
 from accessd.db.migrate import upgrade
@@ -155,7 +155,9 @@ async def _people(
             actors[Role.SPONSOR],
             person_id=person.id,
             kind=kind,
-            valid_from=today,
+            # From yesterday: cards are checked against the facility's local date, which at
+            # HQ (New York) is still yesterday for five hours after UTC midnight.
+            valid_from=today - timedelta(days=1),
             valid_until=today + timedelta(days=days),
             reason="demo onboarding",
             identifiers={"badge_number": f"B-{ext}", "card_uuid": card_uuid(ext)},
@@ -268,20 +270,6 @@ SITE = "HQ"
 #: Modes a simulated door knows; any other (first person in, unlocked by schedule) starts
 #: as card only and the service decides the rest.
 PANEL_MODES = frozenset({"locked", "card_only", "card_and_pin", "unlocked", "lockdown"})
-
-
-@dataclass(frozen=True)
-class DemoOptions:
-    #: Cards, test PKI, broker logins, panel buffers: kept across runs.
-    state_dir: Path = Path(".accessd-demo")
-    #: Stop after this many seconds (tests); None: until Ctrl-C.
-    exit_after: float | None = None
-    #: Broker, cards and panels (when there is a broker); False: the API alone.
-    panels: bool = True
-    #: mosquitto, embedded (amqtt) or auto: Mosquitto when installed, else amqtt.
-    broker: str = "auto"
-    pki_port: int = 8099
-    round_seconds: float = 20.0
 
 
 def holders() -> list[dict[str, str]]:
@@ -658,67 +646,6 @@ def _print_intro(
         f"{base}/v1/decisions -d '{ask}'"
     )
     print(f"    curl -s {auth} {base}/v1/decisions\n", flush=True)
-
-
-def add_demo_options(parser: argparse.ArgumentParser) -> None:
-    """The options of `accessd demo` (host and port included)."""
-    parser.add_argument("--host")
-    parser.add_argument("--port", type=int)
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=DemoOptions.state_dir,
-        help="cards, test PKI, broker logins, kept across runs (default .accessd-demo)",
-    )
-    parser.add_argument("--exit-after", type=float, metavar="SECONDS", help="stop after this")
-    parser.add_argument(
-        "--no-panels", action="store_true", help="the API alone: no broker, cards or panels"
-    )
-    parser.add_argument(
-        "--broker",
-        choices=("auto", "mosquitto", "embedded"),
-        default=DemoOptions.broker,
-        help="auto (default): Mosquitto when installed, else the embedded amqtt",
-    )
-    parser.add_argument("--pki-port", type=int, default=DemoOptions.pki_port)
-    parser.add_argument(
-        "--round-seconds",
-        type=float,
-        default=DemoOptions.round_seconds,
-        help="every card is presented once in each round of this length",
-    )
-
-
-def add_demo_command(sub: Any) -> None:
-    """Adds `demo` to the `accessd` parser."""
-    p = sub.add_parser(
-        "demo", help="sample data, a broker, simulated panels and cards, and the API"
-    )
-    add_demo_options(p)
-    p.set_defaults(func=cmd_demo)
-
-
-def options_from(args: argparse.Namespace) -> DemoOptions:
-    return DemoOptions(
-        state_dir=args.state_dir,
-        exit_after=args.exit_after,
-        panels=not args.no_panels,
-        broker=args.broker,
-        pki_port=args.pki_port,
-        round_seconds=args.round_seconds,
-    )
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from accessd.cli import settings_from
-
-    settings = settings_from(args)
-    return run_demo(
-        settings,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        options=options_from(args),
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -67,11 +67,14 @@ async def sponsor(
     days: int = 365 * 5,
     **extra: Any,
 ) -> dict[str, Any]:
+    # From yesterday: validity is checked in the facility's own date, which west of UTC is
+    # still yesterday for hours after UTC midnight.
+    start = TODAY - timedelta(days=1)
     body = {
         "person_id": person_id,
         "kind": kind,
-        "valid_from": TODAY.isoformat(),
-        "valid_until": (TODAY + timedelta(days=days)).isoformat(),
+        "valid_from": start.isoformat(),
+        "valid_until": (start + timedelta(days=days)).isoformat(),
         **extra,
     }
     result: dict[str, Any] = ok(
