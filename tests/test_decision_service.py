@@ -73,7 +73,8 @@ async def make_site(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int
             Actor(1001, "sponsor", frozenset()),
             person_id=person.id,
             kind=CredentialKind.PIV,
-            valid_from=date.today(),
+            # From yesterday: New York's date lags UTC's for hours after midnight.
+            valid_from=date.today() - timedelta(days=1),
             valid_until=date.today() + timedelta(days=365),
             identifiers={"card_uuid": UUID},
         )
