@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -65,7 +66,7 @@ if str(ROOT) not in sys.path:
 from drivers.mqtt import messages as m  # noqa: E402
 from drivers.mqtt.access import SERVICE_USER, mosquitto_acl, panel_username  # noqa: E402
 from drivers.mqtt.client import IncomingMessage, MqttClient, MqttConfig  # noqa: E402
-from drivers.mqtt.topics import PanelTopics  # noqa: E402
+from drivers.mqtt.topics import DEADLINE_QOS, PanelTopics  # noqa: E402
 from drivers.panel.cache import credential_hash  # noqa: E402
 from drivers.panel.mqtt_link import panel_mqtt_config  # noqa: E402
 
@@ -75,9 +76,7 @@ ECHO_ROOT = "bench/echo"
 #: What a door one of a person's levels opens gets, of the requests.
 AT_OWN_DOOR = 0.8
 REPLY_TIMEOUT = 15.0
-#: Cache panels per panel-side process: paho waits in select(), which takes no file
-#: descriptor above 1023, and every MqttClient holds three (its socket and paho's wake-up
-#: socket pair).
+#: Cache panels per panel-side process, so that their decoding of a delta uses both cores.
 PANELS_PER_PROCESS = 250
 
 log = logging.getLogger("bench.decisions_mqtt")
@@ -175,7 +174,12 @@ class Requester:
             client, topic, rsp = self.echo, self.echo_req, self.echo_rsp
         start = time.perf_counter()
         reply = await client.request(
-            topic, payload, reply_topic=rsp, request_id=rid, timeout=REPLY_TIMEOUT
+            topic,
+            payload,
+            reply_topic=rsp,
+            request_id=rid,
+            timeout=REPLY_TIMEOUT,
+            qos=DEADLINE_QOS,
         )
         return time.perf_counter() - start, reply
 
@@ -649,7 +653,7 @@ async def service_side(args: argparse.Namespace, url: str) -> dict[str, Any]:
 
     def on_echo(msg: IncomingMessage) -> None:
         # As the gateway does: a task per request, the reply on its response topic.
-        task = asyncio.create_task(echo.respond(msg, fixed))
+        task = asyncio.create_task(echo.respond(msg, fixed, qos=DEADLINE_QOS))
         echo_tasks.add(task)
         task.add_done_callback(echo_tasks.discard)
 
@@ -710,12 +714,16 @@ async def service_side(args: argparse.Namespace, url: str) -> dict[str, Any]:
         for target in ("echo", "gateway"):
             await child.ask({"cmd": "run", "target": target, "n": 2000, "in_flight": 64})
         runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        pauses = GcPauses()
         for rnd in range(args.rounds):
             for mode, n, flight in (
                 ("flight", args.requests, args.in_flight),
                 ("seq", args.seq_requests, 1),
             ):
                 for target in ("echo", "gateway"):
+                    # Each run starts quiet: the decisions of the run before are written.
+                    await decisions.store.flush()
+                    pauses.clear()
                     r = await child.ask(
                         {"cmd": "run", "target": target, "n": n, "in_flight": flight}
                     )
@@ -724,6 +732,7 @@ async def service_side(args: argparse.Namespace, url: str) -> dict[str, Any]:
                         f"round {rnd + 1} {target:>7} {mode:>6} x{flight:<3}: "
                         f"{r['per_s']:8,.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
                         f"p99 {r['p99_ms']:.2f} ms  ({r['n']} replies, {r['errors']} errors)"
+                        f"  service GC: {pauses.summary()}"
                     )
 
         def med(target: str, mode: str, key: str) -> float:
@@ -831,6 +840,32 @@ async def service_side(args: argparse.Namespace, url: str) -> dict[str, Any]:
                     await c.proc.wait()
             broker.close()
     return result
+
+
+class GcPauses:
+    """The garbage collector's pauses in this process (the service side), from gc.callbacks."""
+
+    def __init__(self) -> None:
+        self._start = 0.0
+        self._gen = 0
+        self.seen: list[tuple[int, float]] = []
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seen.append((info["generation"], (time.perf_counter() - self._start) * 1e3))
+
+    def clear(self) -> None:
+        self.seen.clear()
+
+    def summary(self) -> str:
+        if not self.seen:
+            return "none"
+        longest = max(ms for _, ms in self.seen)
+        full = sum(1 for g, _ in self.seen if g == 2)
+        return f"{len(self.seen)} collections ({full} full), longest {longest:.1f} ms"
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from accessd.policyfile import loader as policy_loader
 from accessd.policyfile import versions
 from drivers.mqtt.access import SERVICE_USER
 from drivers.mqtt.messages import DecideRequest, encode
-from drivers.mqtt.topics import PanelTopics
+from drivers.mqtt.topics import DEADLINE_QOS, PanelTopics
 from drivers.panel.buffer import EventBuffer
 from drivers.panel.doors import DoorConfig
 from drivers.panel.mqtt_link import MqttPanelLink, panel_mqtt_config
@@ -427,8 +427,9 @@ async def test_a_panel_cannot_have_its_answers_sent_to_another_panel(site: Site)
     victim, attacker = login("p1", "victim-watch"), login("p2", "attacker")
     seen: list[tuple[str, bytes]] = []
     answered: list[bytes] = []
+    qos: set[int] = set()
     victim.on_message(lambda msg: seen.append((msg.topic, msg.payload)))
-    attacker.on_message(lambda msg: answered.append(msg.payload))
+    attacker.on_message(lambda msg: (answered.append(msg.payload), qos.add(msg.qos)))
     await victim.connect()
     await attacker.connect()
     try:
@@ -456,6 +457,8 @@ async def test_a_panel_cannot_have_its_answers_sent_to_another_panel(site: Site)
         await asyncio.sleep(0.2)
         assert seen == []
         assert len(answered) == 2
+        # Answers are worth something only before the panel's deadline: no PUBACKs.
+        assert qos == {DEADLINE_QOS}
         assert site.gateway.counters["spoofed"] == before + 2
     finally:
         await victim.disconnect()

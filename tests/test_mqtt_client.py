@@ -357,3 +357,40 @@ def test_the_password_is_not_in_the_repr() -> None:
     cfg = MqttConfig(host="h", username="u", password="s3cret-value")
     assert "s3cret-value" not in repr(cfg)
     assert "u" in repr(cfg)
+
+
+async def test_a_burst_read_in_one_recv_is_delivered_whole_and_in_order(connect: Connect) -> None:
+    # Many small messages reach the socket together; the client reads them in one recv()
+    # into its own buffer, which the selector cannot see: every one must still come out.
+    service = await connect(SERVICE_USER)
+    inbox = Inbox(service)
+    await service.subscribe([(P1.event(1, "card"), 1)])
+    panel = await connect(PANEL1)
+    count = 500
+    await asyncio.gather(
+        *(panel.publish(P1.event(1, "card"), b"%d" % i, qos=0) for i in range(count))
+    )
+    got = [(await inbox.next()).payload for _ in range(count)]
+    assert got == [b"%d" % i for i in range(count)]
+    assert inbox.threads == {threading.get_ident()}
+
+
+async def test_keepalive_pings_hold_a_quiet_connection(connect: Connect) -> None:
+    # The broker drops a client silent for 1.5 keepalives; only the loop's PINGREQs keep
+    # this one up, and a drop would clear `connected`.
+    client = await connect(PANEL1, keepalive=1)
+    drops: list[str] = []
+    client.on_disconnected(drops.append)
+    await asyncio.sleep(3.5)
+    assert drops == []
+    assert client.connected.is_set()
+    await client.publish(P1.event(1, "heartbeat"), b"still here")
+
+
+async def test_no_network_thread_is_started(connect: Connect) -> None:
+    before = {t.ident for t in threading.enumerate()}
+    client = await connect(PANEL1)
+    await client.publish(P1.event(1, "heartbeat"), b"x")
+    # Only the default executor's worker that ran the blocking TCP connect may be new.
+    new = [t for t in threading.enumerate() if t.ident not in before]
+    assert all(t.name.startswith("asyncio_") for t in new), [t.name for t in new]

@@ -4,6 +4,7 @@ with executemany on SQLite. Runs in the caller's transaction."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -58,9 +59,14 @@ async def insert_rows(
     rows: Iterable[Mapping[str, Any]],
     *,
     batch: int = 10_000,
+    yield_every: int = 0,
 ) -> int:
     """Inserts plain rows (column name -> value); missing columns get scalar defaults or
-    the database's own default (a sequence for an omitted primary key)."""
+    the database's own default (a sequence for an omitted primary key).
+
+    ``yield_every`` > 0 lets other tasks run after every that many rows are built: a
+    writer beside a latency-bound path (decisions) must not hold the loop for the
+    milliseconds a few hundred rows take to make."""
     await session.flush()
     table = _table(model)
     defaults = _column_defaults(table)
@@ -68,15 +74,19 @@ async def insert_rows(
     chunk: list[dict[str, Any]] = []
     for row in rows:
         chunk.append({**defaults, **row})
+        if yield_every and len(chunk) % yield_every == 0:
+            await asyncio.sleep(0)
         if len(chunk) >= batch:
-            count += await _write(session, table, chunk)
+            count += await _write(session, table, chunk, yield_every)
             chunk = []
     if chunk:
-        count += await _write(session, table, chunk)
+        count += await _write(session, table, chunk, yield_every)
     return count
 
 
-async def _write(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> int:
+async def _write(
+    session: AsyncSession, table: Table, rows: list[dict[str, Any]], yield_every: int = 0
+) -> int:
     """Every row carries the same keys (insert_rows fills defaults)."""
     if not _is_postgresql(session):
         await session.execute(table.insert(), rows)
@@ -87,11 +97,13 @@ async def _write(session: AsyncSession, table: Table, rows: list[dict[str, Any]]
     json_at = [i for i, c in enumerate(columns) if isinstance(table.columns[c].type, JSON)]
     if json_at:
         records = []
-        for r in rows:
+        for n, r in enumerate(rows, 1):
             values = [r[c] for c in columns]
             for i in json_at:
                 values[i] = json.dumps(values[i], separators=(",", ":"), ensure_ascii=False)
             records.append(tuple(values))
+            if yield_every and n % yield_every == 0:
+                await asyncio.sleep(0)
     else:
         records = [tuple(r[c] for c in columns) for r in rows]
     conn = await session.connection()

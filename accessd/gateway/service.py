@@ -309,13 +309,13 @@ class MqttGateway:
         payload = m.encode(body)
         try:
             if msg.response_topic is None or msg.response_topic.startswith(own):
-                await self.requests.respond(msg, payload, topic=target)
+                await self.requests.respond(msg, payload, topic=target, qos=t.DEADLINE_QOS)
             else:
                 self._spoofed(
                     panel, "response_topic", f"{msg.response_topic!r} is not the panel's own"
                 )
                 await self.requests.publish(
-                    target, payload, 1, correlation_data=msg.correlation_data
+                    target, payload, t.DEADLINE_QOS, correlation_data=msg.correlation_data
                 )
         except MqttError:
             self.counters["reply_failed"] += 1

@@ -12,9 +12,16 @@ Usage::
     await client.respond(incoming_request, body, topic=fallback_reply_topic)
     await client.disconnect()
 
-paho runs its network loop in its own thread (``loop_start``) and reconnects there with
-exponential backoff (``reconnect_delay_set``); every paho callback is moved onto the event
-loop with ``call_soon_threadsafe``, so handlers, futures and state are only touched there.
+paho's network I/O runs on the event loop itself, through paho's external-loop API: the
+socket is watched with ``loop.add_reader``/``add_writer`` (``loop_read``/``loop_write``), a
+once-a-second timer runs ``loop_misc`` (keepalive PINGREQ, the PINGRESP deadline), and a
+publish is written at once from the coroutine that makes it. So paho's callbacks, the
+handlers, the futures and all state are on the loop, and a request and its reply cross no
+thread: with paho's own network thread (``loop_start``) each message paid two thread
+hand-offs and, under load, waits for the GIL of up to the switch interval (5 ms), which was
+most of the sequential p99 (bench/decisions_mqtt.py). Only the blocking TCP (and TLS)
+connect of a reconnect runs in a worker thread; while it runs nothing else touches paho.
+Reconnects back off exponentially from ``reconnect_min_delay`` to ``reconnect_max_delay``.
 Subscriptions made through `subscribe` are kept and made again after a reconnect into a
 session the broker no longer holds.
 
@@ -35,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import socket
@@ -119,8 +127,8 @@ class MqttConfig:
 
 @dataclass(frozen=True, slots=True)
 class IncomingMessage:
-    """A message as the handlers get it. ``received`` is `time.monotonic()` when paho's
-    thread read it; ``response_topic`` and ``correlation_data`` are MQTT 5 only."""
+    """A message as the handlers get it. ``received`` is `time.monotonic()` when it was
+    read off the socket; ``response_topic`` and ``correlation_data`` are MQTT 5 only."""
 
     topic: str
     payload: bytes
@@ -151,14 +159,48 @@ class _Pending:
     future: asyncio.Future[IncomingMessage]
 
 
+class _Paho(paho.Client):
+    """paho's client reading the socket through a buffer of its own.
+
+    paho reads a packet in three or more recv() calls (the command byte, each byte of the
+    remaining length, the rest) and ends each read with one that fails with EAGAIN; a
+    loopback recv() costs microseconds and an exception more. Here one recv() of up to
+    64 KiB fills a buffer that those small reads are served from. `MqttClient._readable`
+    drains the buffer, since the selector cannot see what is already in it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.rbuf = bytearray()
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        buf = self.rbuf
+        if not buf:
+            data = super()._sock_recv(65536)
+            if not data:
+                return data
+            if len(data) <= bufsize:
+                return data
+            buf += data
+        out = bytes(buf[:bufsize])
+        del buf[:bufsize]
+        return out
+
+    def _sock_close(self) -> None:
+        self.rbuf.clear()
+        super()._sock_close()
+
+
 class MqttClient:
-    """An MQTT connection whose operations are coroutines and whose callbacks run on the
-    event loop that called `connect`. Not reusable after `disconnect`."""
+    """An MQTT connection whose operations are coroutines and whose network I/O and
+    callbacks run on the event loop that called `connect`. Not reusable after
+    `disconnect`."""
 
     def __init__(self, config: MqttConfig, *, reply_id: ReplyId = json_reply_id) -> None:
         self.config = config
         self._reply_id = reply_id
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._handlers: list[MessageHandler] = []
         self._on_up: list[Callable[[], None]] = []
         self._on_down: list[Callable[[str], None]] = []
@@ -166,20 +208,29 @@ class MqttClient:
         self._connect_result: asyncio.Future[None] | None = None
         self._acks: dict[int, asyncio.Future[list[ReasonCode]]] = {}
         self._pending: dict[str, _Pending] = {}
-        # Read by paho's thread when it renews subscriptions, written on the loop.
-        self._subs_lock = threading.Lock()
         self._subscriptions: dict[str, int] = {}
         self._ever_connected = False
         # mid of the SUBACK that completes a reconnect (see _loop_connected).
         self._renewal: int | None = None
         self._closed = False
+        # The descriptor the loop watches; paho's socket object may already be closed
+        # when it says so, and a closed socket has no fileno().
+        self._fd: int | None = None
+        # Whether the loop watches the socket for writability / a write is scheduled.
+        self._writer = False
+        self._write_soon = False
+        self._ticker: asyncio.TimerHandle | None = None
+        self._reconnector: asyncio.Task[None] | None = None
+        # The worker thread's TCP connect; while it runs, the loop leaves paho alone.
+        self._connecting: asyncio.Future[Any] | None = None
+        self._backoff = float(config.reconnect_min_delay)
         self._paho = self._make_paho()
 
     # -- set-up ---------------------------------------------------------------------------
 
-    def _make_paho(self) -> paho.Client:
+    def _make_paho(self) -> _Paho:
         cfg = self.config
-        client = paho.Client(
+        client = _Paho(
             CallbackAPIVersion.VERSION2,
             client_id=cfg.client_id,
             protocol=paho.MQTTv5 if cfg.protocol == 5 else paho.MQTTv311,
@@ -194,11 +245,13 @@ class MqttClient:
             client.will_set(cfg.will.topic, cfg.will.payload, cfg.will.qos, cfg.will.retain)
         if cfg.tls:
             client.tls_set(ca_certs=cfg.ca_file, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        client.reconnect_delay_set(cfg.reconnect_min_delay, cfg.reconnect_max_delay)
+        client.connect_timeout = cfg.timeout
         client.max_inflight_messages_set(cfg.max_inflight)
         client.on_socket_open = self._paho_socket_open
+        client.on_socket_close = self._paho_socket_close
+        client.on_socket_register_write = self._paho_want_write
+        client.on_socket_unregister_write = self._paho_written
         client.on_connect = self._paho_connect
-        client.on_connect_fail = self._paho_connect_fail
         client.on_disconnect = self._paho_disconnect
         client.on_message = self._paho_message
         client.on_publish = self._paho_ack_publish
@@ -242,33 +295,48 @@ class MqttClient:
         if self._closed or self._loop is not None:
             raise MqttError("connect() may be called once per client")
         cfg = self.config
-        self._loop = asyncio.get_running_loop()
-        self._connect_result = self._loop.create_future()
+        self._loop = loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._connect_result = loop.create_future()
         props = None
         if cfg.protocol == 5:
             props = _properties(PacketTypes.CONNECT)
             # A kept session outlives an outage of up to a day; a clean one ends with the
             # connection, as on 3.1.1.
             props.SessionExpiryInterval = 0 if cfg.clean_start else 86400
-        self._paho.connect_async(
-            cfg.host,
-            cfg.port,
-            cfg.keepalive,
-            clean_start=cfg.clean_start if cfg.protocol == 5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
-            properties=props,
-        )
-        self._paho.loop_start()
+        clean_start = cfg.clean_start if cfg.protocol == 5 else paho.MQTT_CLEAN_START_FIRST_ONLY
+        self._tick()
         try:
+            self._connecting = loop.run_in_executor(
+                None,
+                functools.partial(
+                    self._paho.connect,
+                    cfg.host,
+                    cfg.port,
+                    cfg.keepalive,
+                    clean_start=clean_start,
+                    properties=props,
+                ),
+            )
+            try:
+                await self._connecting
+            finally:
+                self._connecting = None
             await asyncio.wait_for(self._connect_result, cfg.timeout)
+        except (OSError, ValueError) as exc:
+            await self._shutdown()
+            raise MqttUnreachable(
+                f"cannot reach the broker at {cfg.host}:{cfg.port}: {exc}"
+            ) from exc
         except TimeoutError as exc:
             await self._shutdown()
             raise MqttTimeout(f"no CONNACK from {cfg.host}:{cfg.port} in {cfg.timeout} s") from exc
-        except MqttError:
+        except BaseException:
             await self._shutdown()
             raise
 
     async def disconnect(self) -> None:
-        """Sends DISCONNECT and stops the network thread; pending operations fail with
+        """Sends DISCONNECT and closes the socket; pending operations fail with
         MqttNotConnected. Safe to call more than once."""
         if self._closed:
             return
@@ -294,6 +362,7 @@ class MqttClient:
         self._check_rc(rc, "subscribe")
         if mid is None:
             raise MqttNotConnected("subscribe: the connection dropped")
+        self._flush()
         codes = await self._await_ack(mid, "SUBACK")
         granted: list[int] = []
         refused: MqttSubscribeRefused | None = None
@@ -302,8 +371,7 @@ class MqttClient:
                 refused = refused or MqttSubscribeRefused(topic, code.value, str(code))
                 continue
             granted.append(code.value)
-            with self._subs_lock:
-                self._subscriptions[topic] = qos
+            self._subscriptions[topic] = qos
         if refused is not None:
             raise refused
         return granted
@@ -311,11 +379,11 @@ class MqttClient:
     async def unsubscribe(self, topics: Iterable[str]) -> None:
         """Unsubscribes (without waiting for the UNSUBACK) and stops renewing them."""
         names = list(topics)
-        with self._subs_lock:
-            for topic in names:
-                self._subscriptions.pop(topic, None)
+        for topic in names:
+            self._subscriptions.pop(topic, None)
         if names and self._paho.is_connected():
             self._paho.unsubscribe(names)
+            self._flush()
 
     async def publish(
         self,
@@ -345,6 +413,7 @@ class MqttClient:
         except ValueError as exc:
             raise MqttError(f"cannot publish to {topic!r}: {exc}") from exc
         self._check_rc(info.rc, f"publish to {topic!r}")
+        self._flush()
         if qos == 0:
             return
         (code,) = await self._await_ack(info.mid, "PUBACK")
@@ -423,9 +492,16 @@ class MqttClient:
         if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise MqttError(f"{what} failed: {paho.error_string(rc)}")
 
+    def _flush(self) -> None:
+        # paho only queues a packet when an external loop watches for writability; writing
+        # it here, before the coroutine yields, saves a loop pass per message. What the
+        # socket does not take now, the writer callback sends when it drains.
+        if self._connecting is None and self._paho.want_write():
+            self._paho.loop_write()
+
     async def _await_ack(self, mid: int, what: str) -> list[ReasonCode]:
-        # paho's thread may already have the ack, but its callback reaches the loop only
-        # after this coroutine yields, so registering here cannot miss it.
+        # Acks are read only in the reader callback, which cannot run before this coroutine
+        # yields, so registering here cannot miss one.
         future = self._require_loop().create_future()
         self._acks[mid] = future
         try:
@@ -438,10 +514,27 @@ class MqttClient:
 
     async def _shutdown(self) -> None:
         self._closed = True
-        if self._paho.is_connected():
+        if self._reconnector is not None:
+            self._reconnector.cancel()
+        if self._connecting is not None:
+            # The worker's connect cannot be cancelled; let it finish so that its socket
+            # is closed below rather than left open behind us.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._connecting)
+        if self._paho.socket() is not None:
             self._paho.disconnect()
-        # loop_stop joins paho's thread, which ends once the DISCONNECT is written.
-        await asyncio.to_thread(self._paho.loop_stop)
+            self._flush()
+            # The DISCONNECT normally leaves at once and paho closes the socket after it;
+            # a full send buffer gets a second to drain, then the socket is closed anyway.
+            for _ in range(100):
+                if self._paho.socket() is None:
+                    break
+                await asyncio.sleep(0.01)
+            else:
+                self._paho._sock_close()  # paho has no public "close now"
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
         self._connected.clear()
         gone = MqttNotConnected("the client disconnected")
         for ack in self._acks.values():
@@ -452,12 +545,120 @@ class MqttClient:
                 entry.future.set_exception(gone)
 
     def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        """Runs ``fn`` on the loop, after the paho call now under way has returned."""
         loop = self._loop
         if loop is None or loop.is_closed():
+            return
+        if threading.get_ident() == self._loop_thread:
+            loop.call_soon(fn, *args)
             return
         # The loop may close between the check and the call; then nobody is listening.
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(fn, *args)
+
+    def _on_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        """Runs ``fn`` now when on the loop's thread, else posts it there."""
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+        else:
+            self._post(fn, *args)
+
+    # -- the socket on the loop -----------------------------------------------------------
+
+    def _watch(self, fd: int) -> None:
+        if self._loop is None or fd < 0:
+            return
+        self._fd = fd
+        self._loop.add_reader(fd, self._readable)
+
+    def _unwatch(self, fd: int) -> None:
+        if self._loop is None or self._fd != fd:
+            return
+        self._fd = None
+        self._writer = False
+        self._loop.remove_reader(fd)
+        self._loop.remove_writer(fd)
+
+    def _want_write(self, fd: int) -> None:
+        # paho queued a packet. Try to send it on the next loop pass (by then the paho call
+        # that queued it has returned) and watch for writability only if the socket does
+        # not take it all: two epoll_ctl calls per PUBACK otherwise.
+        if self._loop is None or self._fd != fd or self._write_soon:
+            return
+        self._write_soon = True
+        self._loop.call_soon(self._write_now)
+
+    def _write_now(self) -> None:
+        self._write_soon = False
+        if self._connecting is None and self._paho.want_write():
+            self._paho.loop_write()
+        if self._paho.want_write() and self._fd is not None and not self._writer:
+            self._writer = True
+            self._require_loop().add_writer(self._fd, self._writable)
+
+    def _unwatch_write(self, fd: int) -> None:
+        if self._loop is not None and self._fd == fd and self._writer:
+            self._writer = False
+            self._loop.remove_writer(fd)
+
+    # No guard for a connect under way in the worker thread: by the time the worker has
+    # announced the socket it only queues CONNECT, which the loop itself then writes.
+    def _readable(self) -> None:
+        client = self._paho
+        rc = client.loop_read()
+        # What the selector cannot see: packets left in our read buffer, and TLS records
+        # already decrypted inside the SSL object.
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            sock = client.socket()
+            if sock is None:
+                break
+            if not client.rbuf and not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                break
+            rc = client.loop_read()
+        # The PUBACKs (and replies queued by handlers run inline) leave in this same pass.
+        if self._paho.want_write():
+            self._paho.loop_write()
+
+    def _writable(self) -> None:
+        self._paho.loop_write()
+
+    def _tick(self) -> None:
+        # Keepalive: paho sends PINGREQ when the link was quiet for `keepalive` seconds and
+        # drops a connection whose PINGRESP is overdue.
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        if self._connecting is None:
+            self._paho.loop_misc()
+        self._ticker = loop.call_later(1.0, self._tick)
+
+    def _schedule_reconnect(self) -> None:
+        if self._closed or self._reconnector is not None or self._loop is None:
+            return
+        self._reconnector = self._loop.create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        """Tries again with exponential backoff until a TCP connection is up and CONNECT is
+        sent; the CONNACK, or the next drop, arrives through the callbacks."""
+        loop = self._require_loop()
+        cfg = self.config
+        try:
+            while not self._closed:
+                await asyncio.sleep(self._backoff)
+                self._backoff = min(self._backoff * 2, float(cfg.reconnect_max_delay))
+                if self._closed:
+                    return
+                self._connecting = loop.run_in_executor(None, self._paho.reconnect)
+                try:
+                    await asyncio.shield(self._connecting)
+                except (OSError, ValueError) as exc:
+                    log.debug("reconnect to %s:%s failed: %s", cfg.host, cfg.port, exc)
+                    continue
+                finally:
+                    self._connecting = None
+                return
+        finally:
+            self._reconnector = None
 
     def _loop_connected(self, reason: ReasonCode, renewal: int | None) -> None:
         result = self._connect_result
@@ -467,6 +668,7 @@ class MqttClient:
             else:
                 log.warning("reconnect to %s refused: %s", self.config.host, reason)
             return
+        self._backoff = float(self.config.reconnect_min_delay)
         # Up only once the renewed subscriptions are in: a message published after the
         # callback must not slip past a SUBSCRIBE the broker has not handled yet.
         self._renewal = renewal
@@ -481,11 +683,6 @@ class MqttClient:
         for callback in list(self._on_up):
             self._call(callback)
 
-    def _loop_connect_failed(self, detail: str) -> None:
-        result = self._connect_result
-        if result is not None and not result.done():
-            result.set_exception(MqttUnreachable(detail))
-
     def _loop_disconnected(self, reason: str) -> None:
         self._renewal = None
         was = self._connected.is_set()
@@ -493,6 +690,8 @@ class MqttClient:
         if was:
             for callback in list(self._on_down):
                 self._call(callback, reason)
+        if self._ever_connected:
+            self._schedule_reconnect()
 
     def _loop_ack(self, mid: int, codes: list[ReasonCode]) -> None:
         if mid == self._renewal:
@@ -529,15 +728,30 @@ class MqttClient:
         except Exception:
             log.exception("MQTT callback %r failed", fn)
 
-    # -- paho callbacks (paho's network thread) -------------------------------------------
+    # -- paho callbacks: on the loop, inside loop_read/loop_write/loop_misc; the socket
+    # -- ones also in the worker thread that connects ------------------------------------
 
-    def _paho_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        # Before CONNECT is written, so even the handshake is not held back by Nagle.
+    def _set_nodelay(self, sock: Any) -> None:
         if self.config.tcp_nodelay and isinstance(sock, socket.socket):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError as exc:
                 log.warning("cannot set TCP_NODELAY: %s", exc)
+
+    def _paho_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        # Before CONNECT is written, so even the handshake is not held back by Nagle.
+        self._set_nodelay(sock)
+        self._on_loop(self._watch, sock.fileno())
+
+    def _paho_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        # paho calls this before it closes the socket, while fileno() still answers.
+        self._on_loop(self._unwatch, sock.fileno())
+
+    def _paho_want_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._on_loop(self._want_write, sock.fileno())
+
+    def _paho_written(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._on_loop(self._unwatch_write, sock.fileno())
 
     def _paho_connect(
         self,
@@ -553,7 +767,6 @@ class MqttClient:
                 # A refused first connect is the caller's error; retrying would hide it.
                 client.disconnect()
         else:
-            self._paho_socket_open(client, userdata, client.socket())
             if self._ever_connected and not flags.session_present:
                 renewal = self._renew_subscriptions(client)
             self._ever_connected = True
@@ -561,20 +774,12 @@ class MqttClient:
 
     def _renew_subscriptions(self, client: paho.Client) -> int | None:
         """Subscribes again to everything; the SUBACK's mid, or None if nothing was sent."""
-        with self._subs_lock:
-            subs = list(self._subscriptions.items())
+        subs = list(self._subscriptions.items())
         if not subs:
             return None
         rc, mid = client.subscribe(subs)
         log.info("renewing %d subscriptions after reconnect", len(subs))
         return mid if rc == MQTTErrorCode.MQTT_ERR_SUCCESS else None
-
-    def _paho_connect_fail(self, client: paho.Client, userdata: Any) -> None:
-        if not self._ever_connected:
-            client.disconnect()
-        detail = f"cannot reach the broker at {self.config.host}:{self.config.port}"
-        log.debug(detail)
-        self._post(self._loop_connect_failed, detail)
 
     def _paho_disconnect(
         self,

@@ -366,7 +366,7 @@ class PanelSession:
 
         async def send() -> None:
             try:
-                await self.link.publish(topic, encode(message))
+                await self.link.publish(topic, encode(message), qos=topics.DEADLINE_QOS)
             except LinkDown as exc:
                 if not future.done():
                     future.set_exception(exc)

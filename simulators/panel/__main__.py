@@ -12,8 +12,8 @@ With a scenario it runs it and prints its report as one JSON object on stdout; w
 the panels stay up (heartbeats, decisions on command) for ``--duration`` seconds or until
 SIGINT/SIGTERM, and then print the same report. Exit status 0, or 2 for bad arguments.
 
-``--processes P`` (default: enough that none runs more than 200 panels, as paho's select()
-takes no file descriptor above 1023) runs the fleet in P child processes and prints their
+``--processes P`` (default: enough that none runs more than 200 panels, so that a large
+fleet uses every core) runs the fleet in P child processes and prints their
 merged report; simulators/panel/multiproc.py says how the panels and the scenario are split.
 """
 

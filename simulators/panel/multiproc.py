@@ -1,10 +1,10 @@
 """One fleet in several simulator processes (``--processes P``), merged into one report.
 
-paho's network loop uses select(), which takes no file descriptor above 1023, and each
-panel's client holds about three: one process hangs at connect beyond some 300 panels. So
-the parent runs P children of ``python -m simulators.panel`` with the same arguments and a
-hidden ``--shard I/P``; shard I runs the panels of one index range of the fleet, with the
-names, doors and readers the single-process run gives them (`fleet_layout`, `shard_range`).
+A Python process runs its panels on one core; a large fleet (and its broker) wants all of
+the machine's. So the parent runs P children of ``python -m simulators.panel`` with the
+same arguments and a hidden ``--shard I/P``; shard I runs the panels of one index range of
+the fleet, with the names, doors and readers the single-process run gives them
+(`fleet_layout`, `shard_range`).
 
 A shard runs the scenario's steps that concern its panels: ``present``, ``force`` and
 ``exit`` in the shard that holds the panel (a panel no shard holds goes to shard 0, which

@@ -1,0 +1,92 @@
+"""accessd.db.batches.BatchWriter: what one flush takes, order, retries."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from accessd.db.batches import BatchWriter
+
+
+class Recording(BatchWriter[int]):
+    """Writes nothing; records each batch. ``during_write`` runs inside the first write,
+    as requests keep arriving while a real write waits for the database."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], **kw: Any) -> None:
+        super().__init__(sessions, **kw)
+        self.batches: list[list[int]] = []
+        self.during_write: list[int] = []
+        self.fail_next = False
+
+    def add(self, item: int) -> None:
+        self._enqueue(item)
+
+    async def write(self, session: AsyncSession, items: list[int]) -> int:
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("database gone")
+        self.batches.append(items)
+        for item in self.during_write:
+            self.add(item)
+        self.during_write = []
+        await asyncio.sleep(0)
+        return len(items)
+
+
+async def test_a_flush_writes_what_was_queued_when_it_began(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    writer = Recording(sessions)
+    for i in range(3):
+        writer.add(i)
+    writer.during_write = [3, 4]
+    await writer.flush()
+    # Draining until empty would have written 3 and 4 in a second, tiny transaction.
+    assert writer.batches == [[0, 1, 2]]
+    assert writer.queued == 2
+    await writer.flush()
+    assert writer.batches == [[0, 1, 2], [3, 4]]
+    assert writer.stored == 5
+
+
+async def test_a_large_queue_is_written_in_batches_in_order(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    writer = Recording(sessions, batch=4)
+    for i in range(10):
+        writer.add(i)
+    await writer.flush()
+    assert writer.batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert writer.queued == 0
+
+
+async def test_a_failed_write_keeps_its_batch_first_in_line(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    writer = Recording(sessions)
+    for i in range(3):
+        writer.add(i)
+    writer.fail_next = True
+    await writer.flush()
+    assert writer.failures == 1 and writer.batches == []
+    writer.add(3)
+    await writer.flush()
+    assert writer.batches == [[0, 1, 2, 3]]
+
+
+async def test_the_background_writer_flushes_on_its_interval(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    writer = Recording(sessions, interval=0.05)
+    writer.start()
+    try:
+        writer.add(1)
+        for _ in range(200):
+            if writer.batches:
+                break
+            await asyncio.sleep(0.01)
+        assert writer.batches == [[1]]
+    finally:
+        await writer.stop()
