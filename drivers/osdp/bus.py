@@ -81,6 +81,8 @@ class PdStats:
     busy: int = 0
     sequence_errors: int = 0
     went_offline: int = 0
+    #: Seconds from writing a command to its valid reply, the most recent 1,000.
+    round_trips: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
 
 
 @dataclass(slots=True)
@@ -248,6 +250,7 @@ class ControlPanel:
         wire = encode(frame)
         attempts = busy = 0
         while attempts <= self.retries:
+            sent = self._clock()
             reply = await self._send_and_wait(address, wire)
             if reply is None:
                 pd.stats.timeouts += 1
@@ -267,6 +270,7 @@ class ControlPanel:
                     continue
                 await asyncio.sleep(self.busy_delay)
                 continue
+            pd.stats.round_trips.append(self._clock() - sent)
             self._answered(pd)
             if reply.code == Reply.NAK:
                 pd.stats.naks += 1

@@ -1,0 +1,1 @@
+"""Simulated OSDP readers (PDs) on a serial line: a pty for the real stack, or in memory."""
