@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from accessd import __version__
 from accessd.cli_demo import add_demo_command
+from accessd.cli_edge import add_edge_command
 from accessd.cli_enroll import add_enroll_command
 from accessd.cli_mqtt import add_mqtt_commands
 from accessd.cli_policy import add_policy_commands
@@ -314,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_policy_commands(sub)
     add_enroll_command(sub)
     add_mqtt_commands(sub)
+    add_edge_command(sub)
     add_simulate_commands(sub)
     return parser
 

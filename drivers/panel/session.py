@@ -153,6 +153,7 @@ class PanelSession:
         clock: Clock | None = None,
         cache: CredentialCache | None = None,
         indicator: Indicator | None = None,
+        hardware: Callable[[DoorController], None] | None = None,
     ) -> None:
         self.config = config
         self.topics = PanelTopics(config.site, config.panel)
@@ -162,6 +163,8 @@ class PanelSession:
         self.cache = cache or CredentialCache()
         self.stats = SessionStats()
         self._indicator = indicator
+        # Called on every change of a door's state (lock, mode), for real relays to follow.
+        self._hardware = hardware
         self.doors: dict[int, DoorController] = {}
         self._reader_door: dict[int, int] = {}
         for door_config in config.doors:
@@ -183,6 +186,19 @@ class PanelSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._closed = False
+
+    def attach(
+        self,
+        *,
+        hardware: Callable[[DoorController], None] | None = None,
+        indicator: Indicator | None = None,
+    ) -> None:
+        """Connects real outputs after construction: ``hardware(door)`` on every change of
+        a door's state, ``indicator`` for accessd's led and buzzer commands."""
+        if hardware is not None:
+            self._hardware = hardware
+        if indicator is not None:
+            self._indicator = indicator
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -293,6 +309,11 @@ class PanelSession:
         return emit
 
     def _door_changed(self, door: DoorController) -> None:
+        if self._hardware is not None:
+            try:
+                self._hardware(door)
+            except Exception:
+                log.exception("door hardware callback failed for door %d", door.door)
         if self.link.connected:
             self._spawn(self._publish_state(door))
 

@@ -1,0 +1,204 @@
+"""The edge controller: OSDP readers on a serial bus, door relays, and the panel session.
+
+It is a panel like the simulated ones (`drivers.panel.session.PanelSession`: the same MQTT
+protocol, offline cache and event buffer), whose readers are real OSDP PDs polled by
+`drivers.osdp.bus.ControlPanel`:
+
+- a card read (osdp_RAW) becomes a `Presentation` at the reader's accessd reader id; the
+  decision (accessd's, or the cache's when accessd does not answer in time) lights the
+  reader's LED green or red and beeps once or three times;
+- the door's relay follows `DoorController.locked`: an osdp_OUT on the output the strike
+  is wired to (``strike_output`` of the reader at that door);
+- key presses (osdp_KEYPAD) are collected per reader as a PIN until ``#``;
+- a reader going offline or coming back, and its tamper switch, become events.
+
+LED and buzzer commands from accessd (``cmd/<door>/led``, ``buzzer``) go to the readers of
+that door.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.edge.cards import credential_of
+from drivers.mqtt.messages import Scalar
+from drivers.osdp.bus import ControlPanel, OsdpError
+from drivers.osdp.codes import Command, Reply
+from drivers.osdp.frame import Frame
+from drivers.panel.doors import DoorController
+from drivers.panel.session import AccessResult, PanelSession, Presentation
+
+log = logging.getLogger(__name__)
+
+# osdp_LED colours and osdp_OUT control codes (SIA OSDP 2.2, 6.10 and 6.9).
+RED, GREEN = 1, 2
+OUT_OFF, OUT_ON = 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderWiring:
+    """One OSDP reader: its bus address, accessd's id for it, its door, and the output on
+    it that drives the door's strike (None: the strike is wired elsewhere)."""
+
+    address: int
+    reader: int
+    door: int
+    strike_output: int | None = None
+
+
+def led(reader: int, color: int, tenths: int) -> bytes:
+    """An osdp_LED record: ``color`` for ``tenths`` of a second, then back to off."""
+    return bytes((reader, 0, 2, tenths, 0, color, color)) + struct.pack("<H", tenths) + bytes(5)
+
+
+def beep(reader: int, count: int, tenths: int = 2) -> bytes:
+    """An osdp_BUZ record: ``count`` beeps of the default tone."""
+    return bytes((reader, 2, tenths, tenths, count))
+
+
+class EdgeController:
+    """Joins a `ControlPanel` and a `PanelSession`; `start` both through it."""
+
+    def __init__(
+        self,
+        cp: ControlPanel,
+        session: PanelSession,
+        wiring: Sequence[ReaderWiring],
+        *,
+        badge_format: str = "{facility}:{number}",
+    ) -> None:
+        self.cp = cp
+        self.session = session
+        self.badge_format = badge_format
+        self.by_address = {w.address: w for w in wiring}
+        if len(self.by_address) != len(wiring):
+            raise ValueError("two readers share an OSDP address")
+        unknown = {w.door for w in wiring} - set(session.doors)
+        if unknown:
+            raise ValueError(f"readers wired to doors the panel lacks: {sorted(unknown)}")
+        self.strikes = {w.door: w for w in wiring if w.strike_output is not None}
+        self.pins: dict[int, str] = {}
+        self.results: list[AccessResult] = []
+        self.unreadable = 0
+        self._tamper: dict[int, bool] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        cp.on_reply(self._on_reply)
+        cp.on_status(self._on_status)
+        session.attach(hardware=self._door_changed, indicator=self._indicate)
+
+    async def start(self) -> None:
+        await self.session.start()
+        self.cp.start()
+
+    async def close(self) -> None:
+        await self.cp.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.session.close()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- from the readers -----------------------------------------------------------------
+
+    def _on_reply(self, address: int, frame: Frame) -> None:
+        wiring = self.by_address.get(address)
+        if wiring is None:
+            return
+        if frame.code == Reply.RAW:
+            self._card(wiring, frame.data)
+        elif frame.code == Reply.KEYPAD and len(frame.data) >= 2:
+            self._keys(wiring, frame.data[2 : 2 + frame.data[1]])
+        elif frame.code == Reply.LSTATR and frame.data:
+            tampered = bool(frame.data[0])
+            if self._tamper.get(address, False) != tampered:
+                self._tamper[address] = tampered
+                self.session.record(
+                    "tamper", door=wiring.door, reader=wiring.reader, data={"alarm": tampered}
+                )
+
+    def _card(self, wiring: ReaderWiring, data: bytes) -> None:
+        if len(data) < 4:
+            self.unreadable += 1
+            return
+        bits = struct.unpack("<H", data[2:4])[0]
+        credential = credential_of(bits, data[4:], self.badge_format)
+        if credential is None:
+            self.unreadable += 1
+            self.session.record(
+                "card", door=wiring.door, reader=wiring.reader, data={"readable": False}
+            )
+            return
+        # Digits typed before the card are not evidence: only a PIV card that accepts the
+        # PIN proves it (``pin_verified``), so they are dropped rather than kept.
+        self.pins.pop(wiring.address, None)
+        self._spawn(
+            self._present(wiring, Presentation(reader=wiring.reader, credential=credential))
+        )
+
+    async def _present(self, wiring: ReaderWiring, p: Presentation) -> None:
+        result = await self.session.present(p)
+        self.results.append(result)
+        color, beeps = (GREEN, 1) if result.granted else (RED, 3)
+        try:
+            await self.cp.command(wiring.address, Command.LED, led(0, color, 20))
+            await self.cp.command(wiring.address, Command.BUZ, beep(0, beeps))
+        except OsdpError as exc:
+            log.warning("reader %d did not take the LED/buzzer: %s", wiring.address, exc)
+
+    def _keys(self, wiring: ReaderWiring, keys: bytes) -> None:
+        typed = self.pins.get(wiring.address, "")
+        for key in keys:
+            if key == 0x0D:  # '#': entry done, kept for the card that follows
+                continue
+            if key == 0x7F:  # '*': clear
+                typed = ""
+            elif 0x30 <= key <= 0x39 and len(typed) < 16:
+                typed += chr(key)
+        self.pins[wiring.address] = typed
+
+    def _on_status(self, address: int, online: bool) -> None:
+        wiring = self.by_address.get(address)
+        if wiring is not None:
+            data: dict[str, Scalar] = {"alarm": not online, "address": address}
+            self.session.record("reader_offline", door=wiring.door, reader=wiring.reader, data=data)
+
+    # -- to the readers -------------------------------------------------------------------
+
+    def _door_changed(self, door: DoorController) -> None:
+        wiring = self.strikes.get(door.door)
+        if wiring is None or wiring.strike_output is None:
+            return
+        control = OUT_OFF if door.locked else OUT_ON
+        record = bytes((wiring.strike_output, control, 0, 0))
+        self._spawn(self._send(wiring.address, Command.OUT, record))
+
+    def _indicate(self, door: int, verb: str, args: dict[str, Scalar]) -> None:
+        for wiring in self.by_address.values():
+            if wiring.door != door:
+                continue
+            if verb == "led":
+                color = GREEN if args.get("color") == "green" else RED
+                seconds = args.get("seconds", 2)
+                tenths = int(seconds * 10) if isinstance(seconds, int | float) else 20
+                self._spawn(self._send(wiring.address, Command.LED, led(0, color, tenths)))
+            elif verb == "buzzer":
+                count = args.get("count", 1)
+                beeps = count if isinstance(count, int) and 0 < count < 10 else 1
+                self._spawn(self._send(wiring.address, Command.BUZ, beep(0, beeps)))
+
+    async def _send(self, address: int, code: int, data: bytes) -> None:
+        try:
+            reply = await self.cp.command(address, code, data)
+        except OsdpError as exc:
+            log.warning("reader %d: command 0x%02X failed: %s", address, code, exc)
+            return
+        if reply.code != Reply.ACK:
+            log.warning("reader %d refused command 0x%02X: 0x%02X", address, code, reply.code)
