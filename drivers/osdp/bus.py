@@ -21,6 +21,13 @@ Transaction rules (SIA OSDP 2.2, 5.7 and 5.9):
   a second only, so that a dead reader does not slow the bus for the live ones, and starts
   again at sequence 0 (and, with a key, a new secure session).
 
+A PD configured with a key (``PdConfig.scbk``) gets a secure session (`drivers.osdp.secure`)
+as soon as it answers its first poll, and nothing else until it has one: commands queued
+meanwhile fail, the handshake is tried again every ``offline_retry`` seconds. Every command
+is then sealed (MAC, data encrypted) and every reply opened; a reply that does not open
+ends the session, which starts again before the next exchange. ``PdConfig.install`` takes
+a reader that holds only the default key SCBK-D through osdp_KEYSET to its own key.
+
 Everything that can go wrong on the wire is counted in `BusStats` / `PdStats`; nothing
 received can raise out of the decoder or stop the loop.
 """
@@ -38,6 +45,7 @@ from dataclasses import dataclass, field
 from drivers.errors import DriverError
 from drivers.osdp.codes import Command, NakReason, Reply
 from drivers.osdp.frame import Frame, FrameDecoder, encode
+from drivers.osdp.secure import SCBK_D, SecureChannel, SecureChannelError
 from drivers.osdp.transport import Line, OsdpLineError
 
 log = logging.getLogger(__name__)
@@ -58,16 +66,33 @@ class BusClosed(OsdpError):
     """The control panel was closed."""
 
 
+class HandshakeRefused(OsdpError):
+    """The PD answered a handshake step with something else (osdp_NAK, or nothing)."""
+
+    def __init__(self, reply: Frame | None) -> None:
+        what = "no reply" if reply is None else f"reply 0x{reply.code:02X}"
+        super().__init__(f"the PD refused the secure-channel step: {what}")
+
+
 @dataclass(frozen=True, slots=True)
 class PdConfig:
-    """One reader on the bus."""
+    """One reader on the bus. With ``scbk`` every exchange after the first poll runs in a
+    secure session under that key; with ``install`` too, the reader is taken to hold only
+    the default key: the session starts on SCBK-D, osdp_KEYSET gives it ``scbk``, and the
+    session starts again on it."""
 
     address: int
     use_crc: bool = True
+    scbk: bytes | None = field(default=None, repr=False)
+    install: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.address <= 0x7E:
             raise ValueError(f"PD address {self.address} out of 0..0x7E")
+        if self.scbk is not None and len(self.scbk) != 16:
+            raise ValueError("an SCBK is 16 bytes")
+        if self.install and self.scbk is None:
+            raise ValueError("install mode needs the SCBK to install")
 
 
 @dataclass(slots=True)
@@ -81,6 +106,11 @@ class PdStats:
     busy: int = 0
     sequence_errors: int = 0
     went_offline: int = 0
+    #: Secure sessions established, and refused or broken ones (a bad MAC, a cryptogram
+    #: that does not verify, a reply in the clear).
+    sessions: int = 0
+    security_errors: int = 0
+    keys_installed: int = 0
     #: Seconds from writing a command to its valid reply, the most recent 1,000.
     round_trips: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
 
@@ -110,6 +140,14 @@ class PdState:
     next_poll: float = 0.0
     queue: deque[_Pending] = field(default_factory=deque)
     stats: PdStats = field(default_factory=PdStats)
+    channel: SecureChannel | None = None
+    #: Still on SCBK-D, waiting for osdp_KEYSET (install mode).
+    installing: bool = False
+    next_handshake: float = 0.0
+
+    @property
+    def secure(self) -> bool:
+        return self.channel is not None and self.channel.established
 
     def advance(self) -> None:
         self.sequence = 1 if self.sequence == 3 else self.sequence + 1
@@ -136,7 +174,7 @@ class ControlPanel:
         if len(set(addresses)) != len(addresses):
             raise ValueError("two PDs share an address")
         self.line = line
-        self.pds = {pd.address: PdState(pd) for pd in pds}
+        self.pds = {pd.address: PdState(pd, installing=pd.install) for pd in pds}
         self.reply_timeout = reply_timeout
         self.retries = retries
         self.poll_interval = poll_interval
@@ -204,6 +242,12 @@ class ControlPanel:
             now = self._clock()
             busy = False
             for pd in order:
+                if pd.online and pd.config.scbk is not None and not pd.secure:
+                    if now >= pd.next_handshake:
+                        busy = True
+                        await self._establish(pd)
+                        continue
+                    self._fail_queue(pd, "no secure session")
                 if pd.queue:
                     busy = True
                     await self._send_queued(pd)
@@ -211,7 +255,7 @@ class ControlPanel:
                     busy = True
                     await self._poll(pd)
             if not busy:
-                due = min(pd.next_poll for pd in order) - self._clock()
+                due = min(min(pd.next_poll, pd.next_handshake) for pd in order) - self._clock()
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), max(due, 0.0))
@@ -243,10 +287,24 @@ class ControlPanel:
         else:
             pending.future.set_result(reply)
 
-    async def _exchange(self, pd: PdState, code: int, data: bytes) -> Frame | None:
-        """One command and its valid reply, with the retries; None when none came."""
+    async def _exchange(
+        self, pd: PdState, code: int, data: bytes, *, scb: bytes | None = None
+    ) -> Frame | None:
+        """One command and its valid reply, with the retries; None when none came. In a
+        secure session the command is sealed once (a retry resends the same bytes) and the
+        reply opened; a reply that does not open ends the session and counts as none."""
         address = pd.config.address
-        frame = Frame(address=address, code=code, data=data, sequence=pd.sequence)
+        frame = Frame(
+            address=address,
+            code=code,
+            data=data,
+            sequence=pd.sequence,
+            scb=scb,
+            use_crc=pd.config.use_crc,
+        )
+        channel = pd.channel if pd.secure else None
+        if channel is not None:
+            frame = channel.seal(frame)
         wire = encode(frame)
         attempts = busy = 0
         while attempts <= self.retries:
@@ -271,6 +329,15 @@ class ControlPanel:
                 await asyncio.sleep(self.busy_delay)
                 continue
             pd.stats.round_trips.append(self._clock() - sent)
+            if channel is not None:
+                try:
+                    reply = channel.open(reply)
+                except SecureChannelError as exc:
+                    # The session is gone on both ends (a PD that dropped it answers
+                    # osdp_NAK in the clear); a new one starts before anything else.
+                    self._security_failed(pd, exc)
+                    pd.advance()
+                    return None
             self._answered(pd)
             if reply.code == Reply.NAK:
                 pd.stats.naks += 1
@@ -317,6 +384,8 @@ class ControlPanel:
             self._status(pd)
         if not pd.online:
             pd.sequence = 0
+            if pd.channel is not None:
+                pd.channel.reset()
 
     def _status(self, pd: PdState) -> None:
         log.info("OSDP PD %d %s", pd.config.address, "online" if pd.online else "offline")
@@ -325,6 +394,60 @@ class ControlPanel:
                 handler(pd.config.address, pd.online)
             except Exception:
                 log.exception("OSDP status handler failed")
+
+    # -- the secure channel ---------------------------------------------------------------
+
+    async def _establish(self, pd: PdState) -> None:
+        """The secure-session handshake (and, in install mode, osdp_KEYSET and a second
+        handshake on the new key). On failure the PD is tried again in a second."""
+        scbk = pd.config.scbk
+        assert scbk is not None
+        pd.next_handshake = self._clock() + self.offline_retry
+        channel = SecureChannel.for_cp(SCBK_D if pd.installing else scbk)
+        pd.channel = channel
+        try:
+            hello = channel.challenge()
+            ccrypt = await self._exchange(pd, hello.code, hello.data, scb=hello.scb)
+            if ccrypt is None or ccrypt.code != Reply.CCRYPT:
+                raise HandshakeRefused(ccrypt)
+            scrypt = channel.accept_ccrypt(ccrypt)
+            rmac = await self._exchange(pd, scrypt.code, scrypt.data, scb=scrypt.scb)
+            if rmac is None or rmac.code != Reply.RMAC_I:
+                raise HandshakeRefused(rmac)
+            channel.accept_rmac_i(rmac)
+        except (SecureChannelError, HandshakeRefused) as exc:
+            self._security_failed(pd, exc)
+            return
+        pd.stats.sessions += 1
+        log.info("OSDP PD %d: secure session established", pd.config.address)
+        if pd.installing:
+            await self._install_key(pd, scbk)
+
+    async def _install_key(self, pd: PdState, scbk: bytes) -> None:
+        # osdp_KEYSET: key type 0x01 (SCBK), length 16, the key; sealed and encrypted.
+        reply = await self._exchange(pd, Command.KEYSET, bytes((0x01, len(scbk))) + scbk)
+        if reply is None or reply.code != Reply.ACK:
+            self._security_failed(pd, HandshakeRefused(reply))
+            return
+        pd.stats.keys_installed += 1
+        pd.installing = False
+        log.info("OSDP PD %d: its own SCBK is installed; new session on it", pd.config.address)
+        # The PD uses the new key from its next session on.
+        assert pd.channel is not None
+        pd.channel.reset()
+        pd.next_handshake = 0.0
+
+    def _security_failed(self, pd: PdState, exc: Exception) -> None:
+        pd.stats.security_errors += 1
+        if pd.channel is not None:
+            pd.channel.reset()
+        log.warning("OSDP PD %d: no secure session: %s", pd.config.address, exc)
+
+    def _fail_queue(self, pd: PdState, why: str) -> None:
+        while pd.queue:
+            pending = pd.queue.popleft()
+            if not pending.future.done():
+                pending.future.set_exception(PdOffline(f"PD {pd.config.address}: {why}"))
 
     # -- receiving ------------------------------------------------------------------------
 

@@ -73,7 +73,8 @@ class Frame:
 
     address: int
     code: int
-    data: bytes = b""
+    #: Kept out of the repr: it may be a key (osdp_KEYSET), a random or plaintext.
+    data: bytes = field(default=b"", repr=False)
     sequence: int = 0
     reply: bool = False
     use_crc: bool = True

@@ -9,6 +9,14 @@ and handed out one per poll, as a PD does.
 Sequence numbers as the standard asks of a PD: 0 resets the count; the number of the
 previous command means the CP did not get the reply, which is sent again unchanged
 (without acting twice); any other number than the next is refused with osdp_NAK 0x04.
+
+Secure channel: a reader with a key (``scbk``), or in install mode (``install_mode``: it
+accepts a session on the default key SCBK-D), answers osdp_CHLNG and osdp_SCRYPT, then
+opens every command and seals every reply; osdp_KEYSET in a session gives it its own key
+for the next session (and ends install mode). A command that does not open, or a session
+asked for on a key it does not hold, gets osdp_NAK 0x06 in the clear and ends the session;
+a command with sequence number 0 or in the clear ends it too. ``require_secure`` refuses
+everything but osdp_POLL and osdp_ID in the clear.
 """
 
 from __future__ import annotations
@@ -18,8 +26,9 @@ import struct
 from collections import deque
 from dataclasses import dataclass, field
 
-from drivers.osdp.codes import Command, NakReason, Reply
+from drivers.osdp.codes import Command, NakReason, Reply, SecurityBlock
 from drivers.osdp.frame import Frame, FrameDecoder, encode
+from drivers.osdp.secure import SecureChannel, SecureChannelError
 from drivers.osdp.transport import Line
 
 log = logging.getLogger(__name__)
@@ -67,11 +76,25 @@ CAPABILITIES = (
 class SimulatedReader:
     """One PD at ``address``."""
 
-    def __init__(self, address: int, *, identity: Identity | None = None) -> None:
+    def __init__(
+        self,
+        address: int,
+        *,
+        identity: Identity | None = None,
+        scbk: bytes | None = None,
+        install_mode: bool = False,
+        require_secure: bool = False,
+    ) -> None:
         if not 0 <= address <= 0x7E:
             raise ValueError(f"address {address} out of 0..0x7E")
         self.address = address
         self.identity = identity or Identity()
+        self.require_secure = require_secure
+        self.scbk = scbk
+        self.install_mode = install_mode
+        self.channel: SecureChannel | None = None
+        self._new_channel()
+        self.security_refusals = 0
         self.state = ReaderState()
         self._events: deque[tuple[int, bytes]] = deque()
         self._last_seq: int | None = None
@@ -107,11 +130,61 @@ class SimulatedReader:
             if cmd.sequence != expected:
                 return self._reply(cmd, Reply.NAK, bytes((NakReason.BAD_SEQUENCE,)))
         self.state.commands += 1
-        code, data = self._answer(cmd)
-        reply = self._reply(cmd, code, data)
+        if cmd.sequence == 0 and self.channel is not None and self.channel.established:
+            self.channel.reset()
+        reply = self._secure_or_plain(cmd)
         self._last_seq = cmd.sequence
         self._last_reply = reply
         return reply
+
+    def _new_channel(self) -> None:
+        if self.scbk is None and not self.install_mode:
+            self.channel = None
+            return
+        # The cUID osdp_CCRYPT reports: vendor code, model and serial number.
+        ident = self.identity
+        cuid = ident.vendor + bytes((ident.model,)) + ident.serial.to_bytes(4, "little")
+        self.channel = SecureChannel.for_pd(self.scbk, cuid=cuid, install_mode=self.install_mode)
+
+    def _refuse(self, cmd: Frame) -> Frame:
+        self.security_refusals += 1
+        if self.channel is not None:
+            self.channel.reset()
+        return self._reply(cmd, Reply.NAK, bytes((NakReason.SECURITY_REQUIRED,)))
+
+    def _secure_or_plain(self, cmd: Frame) -> Frame:
+        channel = self.channel
+        kind = cmd.security_type
+        if kind in (SecurityBlock.SCS_11, SecurityBlock.SCS_13):
+            if channel is None:
+                return self._reply(cmd, Reply.NAK, bytes((NakReason.UNSUPPORTED_SECURITY,)))
+            try:
+                step = (
+                    channel.accept_challenge(cmd)
+                    if kind == SecurityBlock.SCS_11
+                    else channel.accept_scrypt(cmd)
+                )
+            except SecureChannelError:
+                return self._refuse(cmd)
+            return step.frame(self.address, cmd.sequence, use_crc=cmd.use_crc)
+        if kind is not None:
+            if channel is None or not channel.established:
+                return self._refuse(cmd)
+            try:
+                plain = channel.open(cmd)
+            except SecureChannelError:
+                return self._refuse(cmd)
+            code, data = self._answer(plain, secure=True)
+            reply = channel.seal(self._reply(plain, code, data))
+            if code == Reply.ACK and plain.code == Command.KEYSET:
+                self._new_channel()  # the new key, from the next session on
+            return reply
+        if channel is not None and channel.established:
+            channel.reset()  # a command in the clear: the CP has left the session
+        if self.require_secure and cmd.code not in (Command.POLL, Command.ID):
+            return self._refuse(cmd)
+        code, data = self._answer(cmd, secure=False)
+        return self._reply(cmd, code, data)
 
     def _reply(self, cmd: Frame, code: int, data: bytes = b"") -> Frame:
         return Frame(
@@ -123,8 +196,17 @@ class SimulatedReader:
             use_crc=cmd.use_crc,
         )
 
-    def _answer(self, cmd: Frame) -> tuple[int, bytes]:
+    def _answer(self, cmd: Frame, *, secure: bool) -> tuple[int, bytes]:
         code, data = cmd.code, cmd.data
+        if code == Command.KEYSET:
+            # Type 0x01 (SCBK), length, key; only inside a session, never in the clear.
+            if not secure:
+                return Reply.NAK, bytes((NakReason.SECURITY_REQUIRED,))
+            if len(data) != 18 or data[0] != 0x01 or data[1] != 16:
+                return Reply.NAK, bytes((NakReason.BAD_LENGTH,))
+            self.scbk = bytes(data[2:])
+            self.install_mode = False
+            return Reply.ACK, b""
         if code == Command.POLL:
             if self.state.tamper != self._reported_tamper:
                 self._reported_tamper = self.state.tamper
