@@ -45,6 +45,15 @@ def member(enum: type[E], value: int, what: str) -> E:
         raise unprocessable(f"{what} {value} is not a {enum.__name__}") from None
 
 
+def known(enum: type[E], value: int) -> int:
+    """``value`` as a member of ``enum`` where it has one, else the plain int: for fields
+    whose codes grow with the standard or are the vendor's (NAK reasons, PDCAP functions)."""
+    try:
+        return enum(value)
+    except ValueError:
+        return value
+
+
 def check_uint(name: str, value: int, bits: int) -> None:
     """Raises ValueError unless ``value`` fits an unsigned field of ``bits`` bits."""
     if not 0 <= value < (1 << bits):

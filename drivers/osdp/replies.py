@@ -25,6 +25,7 @@ from drivers.osdp.codec import (
     check_uint,
     check_vendor,
     coerce_enum,
+    known,
     member,
     redacted,
     unprocessable,
@@ -85,8 +86,7 @@ class Nak(ReplyMessage):
 
     def __post_init__(self) -> None:
         check_uint("NAK reason", self.reason, 8)
-        if self.reason in NakReason._value2member_map_:
-            object.__setattr__(self, "reason", NakReason(self.reason))
+        object.__setattr__(self, "reason", known(NakReason, self.reason))
 
     def encode(self) -> bytes:
         return bytes((self.reason,)) + self.data
@@ -146,8 +146,7 @@ class Capability:
     def __post_init__(self) -> None:
         for name in ("function", "compliance", "number"):
             check_uint(name, getattr(self, name), 8)
-        if self.function in FunctionCode._value2member_map_:
-            object.__setattr__(self, "function", FunctionCode(self.function))
+        object.__setattr__(self, "function", known(FunctionCode, self.function))
 
     def encode(self) -> bytes:
         return bytes((self.function, self.compliance, self.number))
@@ -156,7 +155,7 @@ class Capability:
 @dataclass(frozen=True, slots=True)
 class PdCapabilities(ReplyMessage):
     """osdp_PDCAP. Function codes the standard adds later are kept as plain ints, so a
-    newer reader's report still decodes (libosdp's CP skips them the same way)."""
+    newer reader's report still decodes."""
 
     code: ClassVar[Reply] = Reply.PDCAP
     capabilities: tuple[Capability, ...]
@@ -220,8 +219,9 @@ class _StatusList:
     states: tuple[int, ...]
 
     def __post_init__(self) -> None:
-        for state in as_tuple(self, "states"):
-            check_uint("status", state, 8)  # type: ignore[arg-type]
+        as_tuple(self, "states")
+        for state in self.states:
+            check_uint("status", state, 8)
 
     def encode(self) -> bytes:
         return bytes(self.states)
