@@ -25,7 +25,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH):/usr/sbin:/sbin
 endif
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv install demo services dev vectors lint format typecheck pytest test clean
+.PHONY: help venv install demo services dev vectors libosdp lint format typecheck pytest test clean
 
 help:
 	@echo "make demo       run the demo on http://127.0.0.1:8000 (SQLite, sample data)"
@@ -36,6 +36,7 @@ help:
 	@echo "make typecheck  mypy (strict, configured in pyproject.toml)"
 	@echo "make pytest     the test suite alone"
 	@echo "make vectors    fetch the NIST PKITS path-validation vectors (tests/vectors.sh)"
+	@echo "make libosdp    make .venv-libosdp, the reference OSDP peer (tests/libosdp_env.sh)"
 	@echo "make venv       create $(VENV) and upgrade pip"
 	@echo "make clean      remove $(VENV) and caches"
 
@@ -103,8 +104,13 @@ typecheck: $(DEV_STAMP)
 vectors: $(VENV_STAMP)
 	PYTHON=$(BIN)/python sh tests/vectors.sh
 
+# libosdp 3.x, the reference OSDP peer of tests/test_osdp_interop.py, in a venv of its
+# own: its `osdp` package clashes with another. The script keeps a stamp (0.2 s when done).
+libosdp:
+	bash tests/libosdp_env.sh
+
 # No `|| true` or exit-code mapping: pytest's 5 ("no tests collected") fails the build.
-pytest: $(DEV_STAMP) vectors
+pytest: $(DEV_STAMP) vectors libosdp
 	$(BIN)/pytest
 
 # Sequential on purpose: the dev install needs the packages that services.sh installs.
@@ -116,5 +122,5 @@ test:
 	$(MAKE) --no-print-directory pytest
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
+	rm -rf $(VENV) .venv-libosdp .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +

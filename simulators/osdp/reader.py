@@ -223,7 +223,10 @@ class SimulatedReader:
                 + bytes(ident.firmware)
             )
         if code == Command.CAP:
-            return Reply.PDCAP, b"".join(bytes(c) for c in CAPABILITIES)
+            caps = list(CAPABILITIES)
+            if self.channel is not None:
+                caps.append((9, 1, 1))  # communication security: AES-128, SCBK-D allowed
+            return Reply.PDCAP, b"".join(bytes(c) for c in caps)
         if code == Command.LSTAT:
             return Reply.LSTATR, self._lstat()
         if code == Command.ISTAT:
