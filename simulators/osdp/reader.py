@@ -28,8 +28,20 @@ from dataclasses import dataclass, field
 
 from drivers.osdp.codes import Command, NakReason, Reply, SecurityBlock
 from drivers.osdp.frame import Frame, FrameDecoder, encode
+from drivers.osdp.messages import MessageError, decode_command
 from drivers.osdp.secure import SecureChannel, SecureChannelError
+from drivers.osdp.transparent import (
+    TRANSPARENT_MODE,
+    CardData,
+    CardPresent,
+    Done,
+    GetMode,
+    ModeReport,
+    SendApdu,
+    SetMode,
+)
 from drivers.osdp.transport import Line
+from simulators.card import VirtualCard
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +80,7 @@ CAPABILITIES = (
     (8, 1, 0),  # check character support: CRC-16
     (10, 0xC0, 0),  # receive buffer size, LSB
     (11, 0x05, 0),  # receive buffer size, MSB: 1472
-    (14, 0, 0),  # smart card support: none (transparent mode added with PIV)
+    (14, 1, 0),  # smart card support: transparent mode (osdp_XWR/XRD)
     (15, 0, 0),  # readers: one
 )
 
@@ -95,6 +107,9 @@ class SimulatedReader:
         self.channel: SecureChannel | None = None
         self._new_channel()
         self.security_refusals = 0
+        #: The smart card in the reader's field (transparent mode reaches it), and the mode.
+        self.card: VirtualCard | None = None
+        self.transparent_mode = 0
         self.state = ReaderState()
         self._events: deque[tuple[int, bytes]] = deque()
         self._last_seq: int | None = None
@@ -118,6 +133,12 @@ class SimulatedReader:
 
     def set_tamper(self, tampered: bool) -> None:
         self.state.tamper = tampered
+
+    def insert_card(self, card: VirtualCard | None) -> None:
+        """Puts a smart card in the field (None takes it away); powered up afresh."""
+        if card is not None:
+            card.reset()
+        self.card = card
 
     # -- protocol -------------------------------------------------------------------------
 
@@ -262,8 +283,32 @@ class SimulatedReader:
             if len(data) < 3:
                 return Reply.NAK, bytes((NakReason.BAD_LENGTH,))
             return Reply.MFGREP, data
+        if code == Command.XWR:
+            return self._extended_write(data)
         if code in (Command.ACURXSIZE, Command.KEEPACTIVE, Command.ABORT):
             return Reply.ACK, b""
+        return Reply.NAK, bytes((NakReason.UNKNOWN_COMMAND,))
+
+    def _extended_write(self, data: bytes) -> tuple[int, bytes]:
+        """osdp_XWR: the mode, and APDUs to the card in transparent mode."""
+        try:
+            message = decode_command(Command.XWR, data)
+        except MessageError as exc:
+            return Reply.NAK, bytes((exc.reason,))
+        if isinstance(message, SetMode):
+            self.transparent_mode = message.mode
+            return Reply.ACK, b""
+        if isinstance(message, GetMode):
+            return Reply.XRD, ModeReport(mode=self.transparent_mode).encode()
+        if isinstance(message, Done):
+            return Reply.ACK, b""
+        if isinstance(message, SendApdu):
+            if self.transparent_mode != TRANSPARENT_MODE:
+                return Reply.NAK, bytes((NakReason.UNABLE_TO_PROCESS,))
+            if self.card is None:
+                return Reply.XRD, CardPresent(reader=message.reader, status=0).encode()
+            response = self.card.process(message.apdu)
+            return Reply.XRD, CardData(reader=message.reader, status=0, response=response).encode()
         return Reply.NAK, bytes((NakReason.UNKNOWN_COMMAND,))
 
     def _lstat(self) -> bytes:
