@@ -135,9 +135,10 @@ class SimulatedReader:
         self.state.tamper = tampered
 
     def insert_card(self, card: VirtualCard | None) -> None:
-        """Puts a smart card in the field (None takes it away); powered up afresh."""
-        if card is not None:
-            card.reset()
+        """Puts a smart card in the field (None takes it away)."""
+        reset = getattr(card, "reset", None)
+        if callable(reset):
+            reset()  # a card coming into the field is powered up afresh
         self.card = card
 
     # -- protocol -------------------------------------------------------------------------
