@@ -6,7 +6,9 @@
 
 ``--reader ADDRESS:READER:DOOR[:OUTPUT]`` wires the OSDP reader at ``ADDRESS`` as
 accessd's reader id ``READER`` at door ``DOOR``, the door's strike on its output
-``OUTPUT``. The panel's broker password comes from the ``credentials.json`` that
+``OUTPUT``; ``--piv ADDRESS`` makes that reader authenticate PIV cards (PKI-CAK, or
+PKI-AUTH with a PIN typed before the card) through transparent mode. The panel's broker
+password comes from the ``credentials.json`` that
 `accessd mqtt acl` writes (the entry of this site and panel), or from
 ``ACCESSD_EDGE_PASSWORD``. Runs until SIGINT or SIGTERM; exit status 2 for bad arguments,
 3 when the serial port cannot be opened.
@@ -39,6 +41,14 @@ def add_edge_command(sub: Any) -> None:
         required=True,
         metavar="ADDRESS:READER:DOOR[:OUTPUT]",
         help="an OSDP reader: bus address, accessd reader id, door, strike output",
+    )
+    p.add_argument(
+        "--piv",
+        action="append",
+        type=int,
+        default=[],
+        metavar="ADDRESS",
+        help="the reader at ADDRESS passes APDUs to the card: PKI-CAK / PKI-AUTH there",
     )
     p.add_argument("--state-dir", type=Path, default=Path("."), help="where the event buffer lives")
     p.add_argument("--badge-format", default="{facility}:{number}")
@@ -102,7 +112,7 @@ async def _run(
     except OsdpLineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 3
-    readers = [ReaderWiring(a, r, d, o) for a, r, d, o in wiring]
+    readers = [ReaderWiring(a, r, d, o, piv=a in args.piv) for a, r, d, o in wiring]
     doors: dict[int, list[int]] = {}
     for w in readers:
         doors.setdefault(w.door, []).append(w.reader)

@@ -5,16 +5,27 @@ the whole chain against Mosquitto and the gateway is in tests/test_edge_gateway.
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from drivers.edge.cards import credential_of
 from drivers.edge.controller import GREEN, RED, EdgeController, ReaderWiring
-from drivers.mqtt.messages import DecideReply, DecideRequest, Message, decode
+from drivers.mqtt.messages import (
+    ChallengeReply,
+    ChallengeRequest,
+    DecideReply,
+    DecideRequest,
+    Message,
+    decode,
+)
 from drivers.osdp.bus import ControlPanel, PdConfig
 from drivers.osdp.transport import SerialLine
 from drivers.panel.buffer import EventBuffer
@@ -163,3 +174,81 @@ def test_the_edge_command_refuses_bad_arguments_and_a_missing_port(tmp_path: Pat
     assert main([*base, "--serial", "/dev/null", "--reader", "200:1:1"]) == 2
     missing = str(tmp_path / "no-such-tty")
     assert main([*base, "--serial", missing, "--reader", "1:11:1"]) == 3
+
+
+@pytest.fixture(scope="module")
+def piv_material() -> Any:
+    from simulators.pki import TestPki
+
+    return TestPki.create().issue_card(algorithms={"9a": "p256", "9e": "p256"}, pin="123456")
+
+
+@pytest.fixture
+async def piv_edge(tmp_path: Path) -> AsyncIterator[Edge]:
+    pty = PtyLine()
+    readers = {1: SimulatedReader(1)}
+    bus = ReaderBus(pty, list(readers.values()))
+    pty.start()
+    line = await SerialLine.open(pty.slave_path)
+    cp = ControlPanel(line, [PdConfig(1)], poll_interval=0.01)
+    link = FakeLink()
+    seen: list[DecideRequest] = []
+    challenges = [os.urandom(32) for _ in range(8)]
+
+    def accessd(topic: str, payload: bytes) -> Message | None:
+        if topic == TOPICS.leaf("req/challenge"):
+            req = decode(ChallengeRequest, payload)
+            given = [base64.b64encode(challenges.pop()).decode() for _ in range(req.count)]
+            expires = datetime.now(UTC) + timedelta(seconds=30)
+            return ChallengeReply(id=req.id, challenges=given, expires_at=expires)
+        if topic != TOPICS.leaf("req/decide"):
+            return None
+        decide = decode(DecideRequest, payload)
+        seen.append(decide)
+        ok = decide.proof is not None
+        return DecideReply(id=decide.id, granted=ok, reason="granted" if ok else "pki_required")
+
+    link.responder = accessd
+    config = PanelConfig(site="hq", panel="p1", doors=(DoorConfig(door=1, readers=(11,)),))
+    session = PanelSession(config, link, EventBuffer(tmp_path / "piv.db"))
+    controller = EdgeController(cp, session, [ReaderWiring(1, 11, 1, piv=True)])
+    await controller.start()
+    await settle(lambda: cp.pds[1].online and session.challenges_held(11) > 0)
+    edge = Edge(controller, link, readers, bus, set())
+    edge.seen = seen  # type: ignore[attr-defined]
+    yield edge
+    await controller.close()
+    session.buffer.close()
+    await pty.close()
+
+
+async def test_a_piv_card_at_an_osdp_reader_is_authenticated_with_pki_cak(
+    piv_edge: Edge, piv_material: Any
+) -> None:
+    from simulators.piv_card import VirtualPivCard
+
+    card = VirtualPivCard(piv_material)
+    reader = piv_edge.readers[1]
+    reader.insert_card(card)
+    reader.present_card(128, uuid.UUID(piv_material.card_uuid).bytes)
+    await settle(lambda: bool(piv_edge.controller.results))
+    assert piv_edge.controller.results[0].granted
+    request = piv_edge.seen[0]  # type: ignore[attr-defined]
+    assert request.proof is not None and request.proof.mechanism == "pki_cak"
+    assert "pki_cak" in request.evidence and "pin" not in request.evidence
+
+
+async def test_a_pin_typed_before_the_card_is_checked_by_the_card(
+    piv_edge: Edge, piv_material: Any
+) -> None:
+    from simulators.piv_card import VirtualPivCard
+
+    reader = piv_edge.readers[1]
+    reader.insert_card(VirtualPivCard(piv_material))
+    reader.press_keys("123456#")
+    await settle(lambda: piv_edge.controller.pins.get(1) == "123456")
+    reader.present_card(128, uuid.UUID(piv_material.card_uuid).bytes)
+    await settle(lambda: bool(piv_edge.controller.results))
+    request = piv_edge.seen[0]  # type: ignore[attr-defined]
+    assert request.proof is not None and request.proof.mechanism == "pki_auth"
+    assert "pin" in request.evidence

@@ -9,6 +9,9 @@ protocol, offline cache and event buffer), whose readers are real OSDP PDs polle
   reader's LED green or red and beeps once or three times;
 - the door's relay follows `DoorController.locked`: an osdp_OUT on the output the strike
   is wired to (``strike_output`` of the reader at that door);
+- at a reader wired with ``piv``, the card is then read through the reader in transparent
+  mode (`drivers.osdp.card_transport`): CHUID, certificate and a signed challenge, PKI-CAK,
+  or PKI-AUTH with the PIN typed on the keypad before the card (the card checks it);
 - key presses (osdp_KEYPAD) are collected per reader as a PIN until ``#``;
 - a reader going offline or coming back, and its tamper switch, become events.
 
@@ -26,11 +29,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from drivers.edge.cards import credential_of
+from drivers.errors import DriverError
 from drivers.mqtt.messages import Scalar
 from drivers.osdp.bus import ControlPanel, OsdpError
+from drivers.osdp.card_transport import OsdpCardTransport
 from drivers.osdp.codes import Command, Reply
 from drivers.osdp.frame import Frame
 from drivers.panel.doors import DoorController
+from drivers.panel.piv_read import read_piv
 from drivers.panel.session import AccessResult, PanelSession, Presentation
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,9 @@ class ReaderWiring:
     reader: int
     door: int
     strike_output: int | None = None
+    #: The reader passes APDUs to the card (transparent mode): a PIV card read there is
+    #: authenticated with PKI-CAK, or PKI-AUTH with the PIN typed on its keypad.
+    piv: bool = False
 
 
 def led(reader: int, color: int, tenths: int) -> bytes:
@@ -85,6 +94,7 @@ class EdgeController:
         self.pins: dict[int, str] = {}
         self.results: list[AccessResult] = []
         self.unreadable = 0
+        self.piv_failures = 0
         self._tamper: dict[int, bool] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         cp.on_reply(self._on_reply)
@@ -136,14 +146,15 @@ class EdgeController:
                 "card", door=wiring.door, reader=wiring.reader, data={"readable": False}
             )
             return
-        # Digits typed before the card are not evidence: only a PIV card that accepts the
-        # PIN proves it (``pin_verified``), so they are dropped rather than kept.
-        self.pins.pop(wiring.address, None)
-        self._spawn(
-            self._present(wiring, Presentation(reader=wiring.reader, credential=credential))
-        )
+        # Digits typed before the card go to a PIV card, which checks them; they are not
+        # kept for the next card either way.
+        pin = self.pins.pop(wiring.address, None)
+        presentation = Presentation(reader=wiring.reader, credential=credential)
+        self._spawn(self._present(wiring, presentation, pin if wiring.piv else None))
 
-    async def _present(self, wiring: ReaderWiring, p: Presentation) -> None:
+    async def _present(self, wiring: ReaderWiring, p: Presentation, pin: str | None) -> None:
+        if wiring.piv:
+            p = await self._read_piv(wiring, p, pin)
         result = await self.session.present(p)
         self.results.append(result)
         color, beeps = (GREEN, 1) if result.granted else (RED, 3)
@@ -152,6 +163,22 @@ class EdgeController:
             await self.cp.command(wiring.address, Command.BUZ, beep(0, beeps))
         except OsdpError as exc:
             log.warning("reader %d did not take the LED/buzzer: %s", wiring.address, exc)
+
+    async def _read_piv(
+        self, wiring: ReaderWiring, read: Presentation, pin: str | None
+    ) -> Presentation:
+        """The card's PKI-CAK (or PKI-AUTH) presentation; the identifier alone when the
+        card cannot be reached through the reader (accessd then says what is missing)."""
+        transport = OsdpCardTransport(self.cp, wiring.address)
+        try:
+            await transport.open()
+            return await read_piv(self.session, wiring.reader, transport, pin=pin or None)
+        except DriverError as exc:
+            self.piv_failures += 1
+            log.warning("reader %d: PIV read through the reader failed: %s", wiring.address, exc)
+            return read
+        finally:
+            await transport.close()
 
     def _keys(self, wiring: ReaderWiring, keys: bytes) -> None:
         typed = self.pins.get(wiring.address, "")
