@@ -8,6 +8,7 @@ The hierarchy, kept in step with the classes below::
     │   ├── FascnError         FASC-N characters, parity, separators, LRC
     │   ├── ChuidError         CHUID data object (missing or bad elements)
     │   ├── PivObjectError     other PIV objects: APT, CCC, discovery, certificate, 7C answer
+    │   ├── MessageError (.reason, a NakReason) an OSDP payload (drivers/osdp/codec.py)
     │   └── MalformedResponse  (also an ApduError) fewer than 2 bytes, runaway GET RESPONSE
     ├── SignatureInvalid       a challenge signature does not verify (drivers/piv/challenge.py)
     ├── ApduError              the APDU layer (drivers/apdu.py)
@@ -15,7 +16,14 @@ The hierarchy, kept in step with the classes below::
     │       ├── WrongLength 6700, SecurityStatusNotSatisfied 6982, AuthenticationBlocked 6983
     │       └── WrongData 6A80, FileNotFound 6A82, InsNotSupported 6D00, WrongPin 63Cx
     ├── PcscError (.hresult) the PC/SC stack (drivers/pcsc.py)
-    │   └── PcscUnavailable, ReaderUnavailable, NoCard, CardRemoved
+    │   ├── PcscUnavailable, ReaderUnavailable, NoCard, CardRemoved
+    │   └── OsdpCardError      a card behind an OSDP reader not reached (osdp/card_transport.py)
+    ├── OsdpLineError          the serial line (drivers/osdp/transport.py)
+    ├── OsdpError              an OSDP exchange (drivers/osdp/bus.py)
+    │   └── PdOffline, BusClosed, HandshakeRefused
+    ├── SecureChannelError     the OSDP secure channel (drivers/osdp/secure.py); each ends it
+    │   ├── HandshakeError     └── CryptogramMismatch: the peer holds another key
+    │   └── NotEstablished, WrongSecurityBlock, BadMac, BadPadding
     └── MqttError              the MQTT client (drivers/mqtt/client.py)
         ├── MqttUnreachable    no TCP/TLS connection to the broker (OSError underneath)
         ├── MqttConnectRefused (.reason_code) CONNACK refused: bad credentials, not authorized
