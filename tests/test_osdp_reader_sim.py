@@ -4,8 +4,11 @@ over a real pty through pyserial-asyncio-fast."""
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
+import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +111,46 @@ async def test_cards_keys_and_tamper_reach_the_panel_and_outputs_reach_the_reade
     assert (await asyncio.wait_for(cp.command(1, Command.OUT, out), WAIT)).code == Reply.ACK
     assert readers[1].state.outputs[0] == 1
     assert cp.decoder.stats.bad_check == 0 and all(pd.stats.timeouts == 0 for pd in cp.pds.values())
+
+
+async def test_comset_moves_a_reader_to_a_new_address_and_the_panel_follows(
+    pty_bus: tuple[ControlPanel, dict[int, SimulatedReader]],
+) -> None:
+    cp, readers = pty_bus
+    await until(lambda: all(pd.online for pd in cp.pds.values()))
+    assert await asyncio.wait_for(cp.set_communication(2, 9, 115200), WAIT) == 9
+    assert 2 not in cp.pds and 9 in cp.pds and readers[2].address == 9
+    pdid = await asyncio.wait_for(cp.command(9, Command.ID, b"\x00"), WAIT)
+    assert pdid.code == Reply.PDID and pdid.address == 9
+    with pytest.raises(ValueError):
+        await cp.set_communication(9, 1, 115200)  # address 1 is taken
+
+
+async def test_the_simulator_command_serves_keyed_readers_on_a_pty(tmp_path: Path) -> None:
+    key = bytes(range(16))
+    key_file = tmp_path / "scbk"
+    key_file.write_text(key.hex())
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "simulators.osdp",
+        "--readers",
+        "2",
+        "--scbk-file",
+        str(key_file),
+        "--require-secure",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    hello = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+    assert hello["addresses"] == [1, 2]
+    line = await SerialLine.open(hello["port"])
+    cp = ControlPanel(line, [PdConfig(1, scbk=key), PdConfig(2, scbk=key)], poll_interval=0.01)
+    cp.start()
+    try:
+        await until(lambda: all(pd.secure for pd in cp.pds.values()))
+    finally:
+        await cp.close()
+        proc.stdin.close()  # end of input ends the simulator
+        assert await asyncio.wait_for(proc.wait(), 10) == 0

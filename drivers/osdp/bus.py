@@ -40,7 +40,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from drivers.errors import DriverError
 from drivers.osdp.codes import Command, NakReason, Reply
@@ -233,6 +233,40 @@ class ControlPanel:
         pd.queue.append(_Pending(code, data, future))
         self._wake.set()
         return await future
+
+    async def set_communication(self, address: int, new_address: int, baud_rate: int) -> int:
+        """osdp_COMSET: the PD at ``address`` moves to ``new_address`` and ``baud_rate``;
+        the panel follows it (and the line's speed, which every PD on it must share).
+        Returns the address the PD confirmed in osdp_COM; raises OsdpError if refused."""
+        from drivers.osdp.commands import CommunicationSet
+        from drivers.osdp.messages import MessageError, decode_reply
+        from drivers.osdp.replies import CommunicationConfiguration
+
+        pd = self.pds.get(address)
+        if pd is None:
+            raise ValueError(f"no PD at address {address} on this bus")
+        if new_address != address and new_address in self.pds:
+            raise ValueError(f"address {new_address} is taken on this bus")
+        data = CommunicationSet(address=new_address, baud_rate=baud_rate).encode()
+        reply = await self.command(address, Command.COMSET, data)
+        try:
+            com = decode_reply(reply.code, reply.data)
+        except MessageError as exc:
+            raise OsdpError(f"PD {address} answered osdp_COMSET with {exc}") from exc
+        if not isinstance(com, CommunicationConfiguration):
+            raise OsdpError(f"PD {address} refused osdp_COMSET (reply 0x{reply.code:02X})")
+        # The PD answers on its old settings and uses the new ones from the next message,
+        # which starts again at sequence 0 (and a new secure session).
+        del self.pds[address]
+        pd.config = replace(pd.config, address=com.address)
+        pd.sequence = 0
+        if pd.channel is not None:
+            pd.channel.reset()
+        self.pds[com.address] = pd
+        if com.baud_rate and hasattr(self.line, "set_baud_rate"):
+            self.line.set_baud_rate(com.baud_rate)
+        log.info("OSDP PD %d now at address %d", address, com.address)
+        return com.address
 
     # -- the cycle ------------------------------------------------------------------------
 

@@ -87,6 +87,15 @@ class SerialLine(Line):
             raise OsdpLineError("the serial line is closed")
         self._transport.write(data)
 
+    def set_baud_rate(self, baud_rate: int) -> None:
+        """Changes the port's speed (after osdp_COMSET); a socket:// line has none."""
+        port = self._transport.get_extra_info("serial") if self._transport else None
+        if port is not None and hasattr(port, "baudrate"):
+            try:
+                port.baudrate = baud_rate
+            except (ValueError, OSError) as exc:
+                raise OsdpLineError(f"cannot set {baud_rate} baud: {exc}") from exc
+
     def _lost(self, exc: Exception | None) -> None:
         self._closed.set()
         self._on_lost(exc)

@@ -110,6 +110,8 @@ class SimulatedReader:
         #: The smart card in the reader's field (transparent mode reaches it), and the mode.
         self.card: VirtualCard | None = None
         self.transparent_mode = 0
+        #: Set by osdp_COMSET: the address to answer on after this reply.
+        self.moved_to: int | None = None
         self.state = ReaderState()
         self._events: deque[tuple[int, bytes]] = deque()
         self._last_seq: int | None = None
@@ -286,6 +288,12 @@ class SimulatedReader:
             return Reply.MFGREP, data
         if code == Command.XWR:
             return self._extended_write(data)
+        if code == Command.COMSET:
+            if len(data) != 5 or data[0] > 0x7E:
+                return Reply.NAK, bytes((NakReason.BAD_LENGTH,))
+            # Answered from the old address; the new one holds from the next command.
+            self.moved_to = data[0]
+            return Reply.COM, data
         if code in (Command.ACURXSIZE, Command.KEEPACTIVE, Command.ABORT):
             return Reply.ACK, b""
         return Reply.NAK, bytes((NakReason.UNKNOWN_COMMAND,))
@@ -340,3 +348,10 @@ class ReaderBus:
                 log.exception("simulated reader %d failed on 0x%02X", cmd.address, cmd.code)
                 continue
             self.line.write(encode(reply))
+            if reader.moved_to is not None and reader.moved_to not in self.readers:
+                del self.readers[reader.address]
+                reader.address, reader.moved_to = reader.moved_to, None
+                reader._last_seq = reader._last_reply = None
+                if reader.channel is not None:
+                    reader.channel.reset()
+                self.readers[reader.address] = reader
