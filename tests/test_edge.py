@@ -252,3 +252,16 @@ async def test_a_pin_typed_before_the_card_is_checked_by_the_card(
     request = piv_edge.seen[0]  # type: ignore[attr-defined]
     assert request.proof is not None and request.proof.mechanism == "pki_auth"
     assert "pin" in request.evidence
+
+
+async def test_a_37_bit_card_and_a_piv_fasc_n_from_the_simulator(edge: Edge) -> None:
+    from drivers.osdp.wiegand import WiegandFormat
+
+    edge.granted.update({"4242:123456"})
+    edge.readers[1].present_wiegand(WiegandFormat.H10304, 4242, 123456)
+    await settle(lambda: len(edge.controller.results) == 1)
+    assert edge.controller.results[0].granted
+    edge.readers[2].present_piv(bytes(range(25)))  # a FASC-N's 25 bytes
+    await settle(lambda: len(edge.link.on("req/decide")) == 2)
+    request = decode(DecideRequest, edge.link.on("req/decide")[1])
+    assert request.credential is not None and request.credential.kind == "fasc_n"

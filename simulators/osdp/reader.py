@@ -25,7 +25,9 @@ import logging
 import struct
 from collections import deque
 from dataclasses import dataclass, field
+from uuid import UUID
 
+from drivers.osdp import wiegand
 from drivers.osdp.codes import Command, NakReason, Reply, SecurityBlock
 from drivers.osdp.frame import Frame, FrameDecoder, encode
 from drivers.osdp.messages import MessageError, decode_command
@@ -41,6 +43,7 @@ from drivers.osdp.transparent import (
     SetMode,
 )
 from drivers.osdp.transport import Line
+from drivers.osdp.wiegand import WiegandFormat
 from simulators.card import VirtualCard
 
 log = logging.getLogger(__name__)
@@ -125,6 +128,16 @@ class SimulatedReader:
         if not 0 < bits <= 8 * len(data):
             raise ValueError(f"{bits} bits do not fit in {len(data)} bytes")
         self._events.append((Reply.RAW, bytes((reader, fmt)) + struct.pack("<H", bits) + data))
+
+    def present_wiegand(self, fmt: WiegandFormat, facility: int, number: int) -> None:
+        """A proximity card in a Wiegand format (26-bit H10301, 37-bit H10304, …)."""
+        bits, data = wiegand.encode(fmt, facility, number)
+        self.present_card(bits, data)
+
+    def present_piv(self, identifier: bytes | UUID) -> None:
+        """A PIV card as a PIV reader reports it: its card UUID (128 bits) or FASC-N (200)."""
+        raw = wiegand.piv_card_data(identifier)
+        self.present_card(raw.bit_count, raw.data, reader=raw.reader, fmt=int(raw.format))
 
     def press_keys(self, digits: str, *, reader: int = 0) -> None:
         """Key presses as osdp_KEYPAD (``*`` is 0x7F and ``#`` 0x0D, as the standard codes them)."""
