@@ -90,3 +90,33 @@ async def test_the_background_writer_flushes_on_its_interval(
         assert writer.batches == [[1]]
     finally:
         await writer.stop()
+
+
+async def test_the_decision_store_writes_again_after_losing_its_connection(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, select
+
+    from accessd.decisions.store import DecisionStore
+    from accessd.models import DecisionEvent
+    from policies.decision import AccessRequest, Decision, Reason
+
+    store = DecisionStore(sessions)
+    request = AccessRequest(reader_id=1, at=datetime.now(UTC), id_kind="card_uuid", id_value="x")
+    decision = Decision(granted=False, reason=Reason.NO_ACCESS_LEVEL, steps=(("no level {}", 1),))
+    store.add(decision, request, "test")
+    await store.flush()
+    conn = store._conn
+    if conn is not None:  # PostgreSQL: the store's own connection; kill it under the store
+        conn.terminate()
+    store.add(decision, request, "test")
+    await store.flush()  # fails on the dead connection, keeps the batch
+    await store.flush()  # a new connection writes it
+    async with sessions() as s:
+        count = await s.scalar(select(func.count()).select_from(DecisionEvent))
+        trail = await s.scalar(select(DecisionEvent.trail).limit(1))
+    assert count == 2 and store.stored == 2
+    assert trail == ["no level 1"]
+    await store.stop()

@@ -94,15 +94,20 @@ class BatchWriter(ABC, Generic[T]):
                 left -= count
                 taken = [self._queue.popleft() for _ in range(count)]
                 try:
-                    async with self._sessions() as session:
-                        new = await self.write(session, taken)
-                        await session.commit()
+                    new = await self._write_batch(taken)
                 except Exception:
                     self.failures += 1
                     self._queue.extendleft(reversed(taken))
                     log.exception("writing %d %s failed; will retry", len(taken), self.what)
                     return
                 self._written(len(taken), new)
+
+    async def _write_batch(self, items: list[T]) -> int:
+        """One batch in its own transaction; returns how many were new."""
+        async with self._sessions() as session:
+            new = await self.write(session, items)
+            await session.commit()
+        return new
 
     def _written(self, taken: int, new: int) -> None:
         self.stored += new

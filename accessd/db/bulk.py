@@ -91,6 +91,17 @@ async def _write(
     if not _is_postgresql(session):
         await session.execute(table.insert(), rows)
         return len(rows)
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    driver = raw.driver_connection
+    assert driver is not None
+    return await copy_rows(driver, table, rows, yield_every)
+
+
+async def copy_rows(
+    driver: Any, table: Table, rows: list[dict[str, Any]], yield_every: int = 0
+) -> int:
+    """COPY ``rows`` (same keys each) into ``table`` over an asyncpg connection."""
     columns = list(rows[0])
     # asyncpg takes str subclasses (StrEnum), dates and aware datetimes as they are; only
     # JSON columns need encoding, so the common case is a plain tuple per row.
@@ -106,10 +117,6 @@ async def _write(
                 await asyncio.sleep(0)
     else:
         records = [tuple(r[c] for c in columns) for r in rows]
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
     await driver.copy_records_to_table(table.name, records=records, columns=columns)
     return len(rows)
 
