@@ -175,34 +175,74 @@ class ReplyMessage(Message):
     code: ClassVar[Reply]
 
 
-class EmptyCommand(CommandMessage):
+class _Empty:
+    """No data at all."""
+
+    __slots__ = ()
+
+    def encode(self) -> bytes:
+        return b""
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        if data:
+            raise MessageError(f"{cls.__name__} carries no data, got {len(data)} bytes")
+        return cls()
+
+
+class EmptyCommand(_Empty, CommandMessage):
     """A command without data (POLL, LSTAT, ABORT...)."""
 
     __slots__ = ()
 
-    def encode(self) -> bytes:
-        return b""
 
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        if data:
-            raise MessageError(f"{cls.__name__} carries no data, got {len(data)} bytes")
-        return cls()
-
-
-class EmptyReply(ReplyMessage):
+class EmptyReply(_Empty, ReplyMessage):
     """A reply without data (ACK, BUSY)."""
 
     __slots__ = ()
 
+
+@dataclass(frozen=True, slots=True)
+class VendorData:
+    """osdp_MFG and osdp_MFGREP: the vendor's 3-byte OUI as sent, then its own data."""
+
+    vendor_code: bytes
+    data: bytes = b""
+
+    def __post_init__(self) -> None:
+        check_vendor(self.vendor_code)
+
     def encode(self) -> bytes:
-        return b""
+        return self.vendor_code + self.data
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
-        if data:
-            raise MessageError(f"{cls.__name__} carries no data, got {len(data)} bytes")
-        return cls()
+        reader = Reader(data, cls.__name__)
+        return cls(reader.take(3), reader.rest())
+
+
+@dataclass(frozen=True, slots=True)
+class AddressAndBaud:
+    """osdp_COMSET and osdp_COM: a reader address and a baud rate (32 bits, LE)."""
+
+    address: int
+    baud_rate: int
+
+    def __post_init__(self) -> None:
+        check_address(self.address)
+        check_uint("baud rate", self.baud_rate, 32)
+
+    def encode(self) -> bytes:
+        return bytes((self.address,)) + self.baud_rate.to_bytes(4, "little")
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        reader = Reader(data, cls.__name__)
+        address, baud_rate = reader.u8(), reader.u32()
+        reader.end()
+        if address >= BROADCAST:
+            raise unprocessable(f"address 0x{address:02X} is not a reader's")
+        return cls(address, baud_rate)
 
 
 @dataclass(frozen=True, slots=True)

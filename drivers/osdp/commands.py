@@ -13,18 +13,17 @@ from enum import IntEnum
 from typing import ClassVar, Self
 
 from drivers.osdp.codec import (
-    BROADCAST,
+    AddressAndBaud,
     CommandMessage,
     EmptyCommand,
     MessageError,
     Opaque,
     Reader,
+    VendorData,
     as_tuple,
     ascii_text,
-    check_address,
     check_size,
     check_uint,
-    check_vendor,
     coerce_enum,
     member,
     redacted,
@@ -353,28 +352,10 @@ class TextOutput(CommandMessage):
 
 
 @dataclass(frozen=True, slots=True)
-class CommunicationSet(CommandMessage):
+class CommunicationSet(AddressAndBaud, CommandMessage):
     """osdp_COMSET: the address and baud rate the reader is to use from now on."""
 
     code: ClassVar[Command] = Command.COMSET
-    address: int
-    baud_rate: int
-
-    def __post_init__(self) -> None:
-        check_address(self.address)
-        check_uint("baud rate", self.baud_rate, 32)
-
-    def encode(self) -> bytes:
-        return bytes((self.address,)) + self.baud_rate.to_bytes(4, "little")
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        reader = Reader(data, cls.__name__)
-        address, baud_rate = reader.u8(), reader.u32()
-        reader.end()
-        if address >= BROADCAST:
-            raise unprocessable(f"address 0x{address:02X} cannot be assigned")
-        return cls(address, baud_rate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,23 +436,10 @@ class Abort(EmptyCommand):
 
 
 @dataclass(frozen=True, slots=True)
-class ManufacturerCommand(CommandMessage):
+class ManufacturerCommand(VendorData, CommandMessage):
     """osdp_MFG: the vendor's 3-byte OUI as sent, then data of the vendor's own."""
 
     code: ClassVar[Command] = Command.MFG
-    vendor_code: bytes
-    data: bytes = b""
-
-    def __post_init__(self) -> None:
-        check_vendor(self.vendor_code)
-
-    def encode(self) -> bytes:
-        return self.vendor_code + self.data
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        reader = Reader(data, cls.__name__)
-        return cls(reader.take(3), reader.rest())
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,15 +13,15 @@ from enum import IntEnum
 from typing import ClassVar, Self
 
 from drivers.osdp.codec import (
-    BROADCAST,
+    AddressAndBaud,
     EmptyReply,
     MessageError,
     Opaque,
     Reader,
     ReplyMessage,
+    VendorData,
     as_tuple,
     ascii_text,
-    check_address,
     check_uint,
     check_vendor,
     coerce_enum,
@@ -370,48 +370,17 @@ class KeypadData(ReplyMessage):
 
 
 @dataclass(frozen=True, slots=True)
-class CommunicationConfiguration(ReplyMessage):
+class CommunicationConfiguration(AddressAndBaud, ReplyMessage):
     """osdp_COM: the address and baud rate the reader answers on from now on."""
 
     code: ClassVar[Reply] = Reply.COM
-    address: int
-    baud_rate: int
-
-    def __post_init__(self) -> None:
-        check_address(self.address)
-        check_uint("baud rate", self.baud_rate, 32)
-
-    def encode(self) -> bytes:
-        return bytes((self.address,)) + self.baud_rate.to_bytes(4, "little")
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        reader = Reader(data, cls.__name__)
-        address, baud_rate = reader.u8(), reader.u32()
-        reader.end()
-        if address >= BROADCAST:
-            raise unprocessable(f"address 0x{address:02X} is not a reader's")
-        return cls(address, baud_rate)
 
 
 @dataclass(frozen=True, slots=True)
-class ManufacturerReply(ReplyMessage):
+class ManufacturerReply(VendorData, ReplyMessage):
     """osdp_MFGREP: the vendor's 3-byte OUI as sent, then data of the vendor's own."""
 
     code: ClassVar[Reply] = Reply.MFGREP
-    vendor_code: bytes
-    data: bytes = b""
-
-    def __post_init__(self) -> None:
-        check_vendor(self.vendor_code)
-
-    def encode(self) -> bytes:
-        return self.vendor_code + self.data
-
-    @classmethod
-    def decode(cls, data: bytes) -> Self:
-        reader = Reader(data, cls.__name__)
-        return cls(reader.take(3), reader.rest())
 
 
 @dataclass(frozen=True, slots=True)
