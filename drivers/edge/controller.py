@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,16 +33,29 @@ from drivers.mqtt.messages import Scalar
 from drivers.osdp.bus import ControlPanel, OsdpError
 from drivers.osdp.card_transport import OsdpCardTransport
 from drivers.osdp.codes import Command, Reply
+from drivers.osdp.commands import (
+    BuzzerControl,
+    BuzzerTone,
+    LedColor,
+    LedControl,
+    LedRecord,
+    LedTemporaryControl,
+    OutputControl,
+    OutputControlCode,
+    OutputRecord,
+    TemporaryLed,
+)
 from drivers.osdp.frame import Frame
+from drivers.osdp.messages import MessageError, decode_reply
+from drivers.osdp.replies import KeypadData, LocalStatus, RawCardData
 from drivers.panel.doors import DoorController
 from drivers.panel.piv_read import read_piv
 from drivers.panel.session import AccessResult, PanelSession, Presentation
 
 log = logging.getLogger(__name__)
 
-# osdp_LED colours and osdp_OUT control codes (SIA OSDP 2.2, 6.10 and 6.9).
-RED, GREEN = 1, 2
-OUT_OFF, OUT_ON = 1, 2
+# The decision's colours on the reader's LED.
+RED, GREEN = LedColor.RED, LedColor.GREEN
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +72,21 @@ class ReaderWiring:
     piv: bool = False
 
 
-def led(reader: int, color: int, tenths: int) -> bytes:
-    """An osdp_LED record: ``color`` for ``tenths`` of a second, then back to off."""
-    return bytes((reader, 0, 2, tenths, 0, color, color)) + struct.pack("<H", tenths) + bytes(5)
+def led(reader: int, color: LedColor, tenths: int) -> bytes:
+    """osdp_LED: ``color`` for ``tenths`` of a second, then back to the permanent state."""
+    temporary = TemporaryLed(
+        control=LedTemporaryControl.SET,
+        on_time=tenths,
+        on_color=color,
+        off_color=color,
+        timer=tenths,
+    )
+    return LedControl((LedRecord(reader, 0, temporary),)).encode()
 
 
 def beep(reader: int, count: int, tenths: int = 2) -> bytes:
-    """An osdp_BUZ record: ``count`` beeps of the default tone."""
-    return bytes((reader, 2, tenths, tenths, count))
+    """osdp_BUZ: ``count`` beeps of the default tone."""
+    return BuzzerControl(reader, BuzzerTone.DEFAULT, tenths, tenths, count).encode()
 
 
 class EdgeController:
@@ -122,24 +141,25 @@ class EdgeController:
         wiring = self.by_address.get(address)
         if wiring is None:
             return
-        if frame.code == Reply.RAW:
-            self._card(wiring, frame.data)
-        elif frame.code == Reply.KEYPAD and len(frame.data) >= 2:
-            self._keys(wiring, frame.data[2 : 2 + frame.data[1]])
-        elif frame.code == Reply.LSTATR and frame.data:
-            tampered = bool(frame.data[0])
-            if self._tamper.get(address, False) != tampered:
-                self._tamper[address] = tampered
-                self.session.record(
-                    "tamper", door=wiring.door, reader=wiring.reader, data={"alarm": tampered}
-                )
-
-    def _card(self, wiring: ReaderWiring, data: bytes) -> None:
-        if len(data) < 4:
-            self.unreadable += 1
+        try:
+            message = decode_reply(frame.code, frame.data)
+        except MessageError:
+            self.unreadable += frame.code == Reply.RAW
             return
-        bits = struct.unpack("<H", data[2:4])[0]
-        credential = credential_of(bits, data[4:], self.badge_format)
+        if isinstance(message, RawCardData):
+            self._card(wiring, message)
+        elif isinstance(message, KeypadData):
+            self._keys(wiring, message.keys)
+        elif (
+            isinstance(message, LocalStatus) and self._tamper.get(address, False) != message.tamper
+        ):
+            self._tamper[address] = message.tamper
+            self.session.record(
+                "tamper", door=wiring.door, reader=wiring.reader, data={"alarm": message.tamper}
+            )
+
+    def _card(self, wiring: ReaderWiring, raw: RawCardData) -> None:
+        credential = credential_of(raw.bit_count, raw.data, self.badge_format)
         if credential is None:
             self.unreadable += 1
             self.session.record(
@@ -203,9 +223,9 @@ class EdgeController:
         wiring = self.strikes.get(door.door)
         if wiring is None or wiring.strike_output is None:
             return
-        control = OUT_OFF if door.locked else OUT_ON
-        record = bytes((wiring.strike_output, control, 0, 0))
-        self._spawn(self._send(wiring.address, Command.OUT, record))
+        control = OutputControlCode.OFF if door.locked else OutputControlCode.ON
+        out = OutputControl((OutputRecord(wiring.strike_output, control),))
+        self._spawn(self._send(wiring.address, Command.OUT, out.encode()))
 
     def _indicate(self, door: int, verb: str, args: dict[str, Scalar]) -> None:
         for wiring in self.by_address.values():
