@@ -9,7 +9,7 @@ import base64
 import os
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,8 @@ class Edge:
     readers: dict[int, SimulatedReader]
     bus: ReaderBus
     granted: set[str]
+    #: What accessd was asked (the PIV fixture's responder keeps them).
+    seen: list[DecideRequest] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -214,9 +216,7 @@ async def piv_edge(tmp_path: Path) -> AsyncIterator[Edge]:
     controller = EdgeController(cp, session, [ReaderWiring(1, 11, 1, piv=True)])
     await controller.start()
     await settle(lambda: cp.pds[1].online and session.challenges_held(11) > 0)
-    edge = Edge(controller, link, readers, bus, set())
-    edge.seen = seen  # type: ignore[attr-defined]
-    yield edge
+    yield Edge(controller, link, readers, bus, set(), seen)
     await controller.close()
     session.buffer.close()
     await pty.close()
@@ -233,7 +233,7 @@ async def test_a_piv_card_at_an_osdp_reader_is_authenticated_with_pki_cak(
     reader.present_card(128, uuid.UUID(piv_material.card_uuid).bytes)
     await settle(lambda: bool(piv_edge.controller.results))
     assert piv_edge.controller.results[0].granted
-    request = piv_edge.seen[0]  # type: ignore[attr-defined]
+    request = piv_edge.seen[0]
     assert request.proof is not None and request.proof.mechanism == "pki_cak"
     assert "pki_cak" in request.evidence and "pin" not in request.evidence
 
@@ -249,7 +249,7 @@ async def test_a_pin_typed_before_the_card_is_checked_by_the_card(
     await settle(lambda: piv_edge.controller.pins.get(1) == "123456")
     reader.present_card(128, uuid.UUID(piv_material.card_uuid).bytes)
     await settle(lambda: bool(piv_edge.controller.results))
-    request = piv_edge.seen[0]  # type: ignore[attr-defined]
+    request = piv_edge.seen[0]
     assert request.proof is not None and request.proof.mechanism == "pki_auth"
     assert "pin" in request.evidence
 
