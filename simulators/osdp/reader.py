@@ -22,21 +22,57 @@ everything but osdp_POLL and osdp_ID in the clear.
 from __future__ import annotations
 
 import logging
-import struct
 from collections import deque
 from dataclasses import dataclass, field
 from uuid import UUID
 
 from drivers.osdp import wiegand
+from drivers.osdp.codec import CommandMessage, ReplyMessage
 from drivers.osdp.codes import Command, NakReason, Reply, SecurityBlock
+from drivers.osdp.commands import (
+    Abort,
+    AcuReceiveSize,
+    BuzzerControl,
+    CapabilitiesRequest,
+    CommunicationSet,
+    IdRequest,
+    InputStatusRequest,
+    KeepActive,
+    KeySet,
+    LedControl,
+    LocalStatusRequest,
+    ManufacturerCommand,
+    OutputControl,
+    OutputControlCode,
+    OutputStatusRequest,
+    ReaderStatusRequest,
+    TextOutput,
+)
 from drivers.osdp.frame import Frame, FrameDecoder, encode
 from drivers.osdp.messages import MessageError, decode_command
+from drivers.osdp.replies import (
+    Ack,
+    Capability,
+    CardFormat,
+    CommunicationConfiguration,
+    InputStatus,
+    KeypadData,
+    LocalStatus,
+    ManufacturerReply,
+    Nak,
+    OutputStatus,
+    PdCapabilities,
+    PdId,
+    RawCardData,
+    ReaderStatus,
+)
 from drivers.osdp.secure import SecureChannel, SecureChannelError
 from drivers.osdp.transparent import (
     TRANSPARENT_MODE,
     CardData,
     CardPresent,
     Done,
+    ExtendedWrite,
     GetMode,
     ModeReport,
     SendApdu,
@@ -71,6 +107,11 @@ class Identity:
     serial: int = 0x00C0FFEE
     firmware: tuple[int, int, int] = (1, 0, 0)
 
+
+#: osdp_OUT control codes that leave the output on.
+_OUTPUT_ON = frozenset(
+    {OutputControlCode.ON, OutputControlCode.ON_AFTER_TIMED, OutputControlCode.TEMPORARY_ON}
+)
 
 #: osdp_PDCAP: (function, compliance, number) triples.
 CAPABILITIES = (
@@ -125,9 +166,8 @@ class SimulatedReader:
 
     def present_card(self, bits: int, data: bytes, *, reader: int = 0, fmt: int = 0) -> None:
         """A card read as osdp_RAW: ``bits`` of ``data``, most significant bit first."""
-        if not 0 < bits <= 8 * len(data):
-            raise ValueError(f"{bits} bits do not fit in {len(data)} bytes")
-        self._events.append((Reply.RAW, bytes((reader, fmt)) + struct.pack("<H", bits) + data))
+        raw = RawCardData(reader, CardFormat(fmt), bits, data)
+        self._events.append((Reply.RAW, raw.encode()))
 
     def present_wiegand(self, fmt: WiegandFormat, facility: int, number: int) -> None:
         """A proximity card in a Wiegand format (26-bit H10301, 37-bit H10304, …)."""
@@ -141,10 +181,9 @@ class SimulatedReader:
 
     def press_keys(self, digits: str, *, reader: int = 0) -> None:
         """Key presses as osdp_KEYPAD (``*`` is 0x7F and ``#`` 0x0D, as the standard codes them)."""
-        keys = bytes(0x7F if c == "*" else 0x0D if c == "#" else ord(c) for c in digits)
-        if any(k not in b"0123456789\x7f\x0d" for k in keys):
+        if any(c not in "0123456789*#" for c in digits):
             raise ValueError("a keypad has digits, * and #")
-        self._events.append((Reply.KEYPAD, bytes((reader, len(keys))) + keys))
+        self._events.append((Reply.KEYPAD, KeypadData.from_text(reader, digits).encode()))
 
     def set_tamper(self, tampered: bool) -> None:
         self.state.tamper = tampered
@@ -234,89 +273,71 @@ class SimulatedReader:
         )
 
     def _answer(self, cmd: Frame, *, secure: bool) -> tuple[int, bytes]:
-        code, data = cmd.code, cmd.data
-        if code == Command.KEYSET:
-            # Type 0x01 (SCBK), length, key; only inside a session, never in the clear.
-            if not secure:
-                return Reply.NAK, bytes((NakReason.SECURITY_REQUIRED,))
-            if len(data) != 18 or data[0] != 0x01 or data[1] != 16:
-                return Reply.NAK, bytes((NakReason.BAD_LENGTH,))
-            self.scbk = bytes(data[2:])
-            self.install_mode = False
-            return Reply.ACK, b""
-        if code == Command.POLL:
+        """The reply's code and data; what does not decode is NAKed with its reason."""
+        if cmd.code == Command.POLL and not cmd.data:
             if self.state.tamper != self._reported_tamper:
                 self._reported_tamper = self.state.tamper
                 return Reply.LSTATR, self._lstat()
             if self._events:
                 return self._events.popleft()
             return Reply.ACK, b""
-        if code == Command.ID:
-            ident = self.identity
-            return Reply.PDID, (
-                ident.vendor
-                + bytes((ident.model, ident.version))
-                + struct.pack("<I", ident.serial)
-                + bytes(ident.firmware)
-            )
-        if code == Command.CAP:
-            caps = list(CAPABILITIES)
-            if self.channel is not None:
-                caps.append((9, 1, 1))  # communication security: AES-128, SCBK-D allowed
-            return Reply.PDCAP, b"".join(bytes(c) for c in caps)
-        if code == Command.LSTAT:
-            return Reply.LSTATR, self._lstat()
-        if code == Command.ISTAT:
-            return Reply.ISTATR, b"\x00"
-        if code == Command.OSTAT:
-            return Reply.OSTATR, bytes((self.state.outputs.get(0, 0) & 1,))
-        if code == Command.RSTAT:
-            return Reply.RSTATR, b"\x00"
-        if code == Command.LED:
-            if not data or len(data) % 14:
-                return Reply.NAK, bytes((NakReason.BAD_LENGTH,))
-            self.state.led = data
-            return Reply.ACK, b""
-        if code == Command.BUZ:
-            if not data or len(data) % 5:
-                return Reply.NAK, bytes((NakReason.BAD_LENGTH,))
-            self.state.buzzer = data
-            return Reply.ACK, b""
-        if code == Command.TEXT:
-            if len(data) < 6 or len(data) != 6 + data[5]:
-                return Reply.NAK, bytes((NakReason.BAD_LENGTH,))
-            self.state.text = data
-            return Reply.ACK, b""
-        if code == Command.OUT:
-            if not data or len(data) % 4:
-                return Reply.NAK, bytes((NakReason.BAD_LENGTH,))
-            for i in range(0, len(data), 4):
-                number, control = data[i], data[i + 1]
-                # Control codes 1 and 3 turn the output off, 2 and 4 on (permanent, timed).
-                self.state.outputs[number] = 1 if control in (2, 4, 6) else 0
-            return Reply.ACK, b""
-        if code == Command.MFG:
-            if len(data) < 3:
-                return Reply.NAK, bytes((NakReason.BAD_LENGTH,))
-            return Reply.MFGREP, data
-        if code == Command.XWR:
-            return self._extended_write(data)
-        if code == Command.COMSET:
-            if len(data) != 5 or data[0] > 0x7E:
-                return Reply.NAK, bytes((NakReason.BAD_LENGTH,))
-            # Answered from the old address; the new one holds from the next command.
-            self.moved_to = data[0]
-            return Reply.COM, data
-        if code in (Command.ACURXSIZE, Command.KEEPACTIVE, Command.ABORT):
-            return Reply.ACK, b""
-        return Reply.NAK, bytes((NakReason.UNKNOWN_COMMAND,))
-
-    def _extended_write(self, data: bytes) -> tuple[int, bytes]:
-        """osdp_XWR: the mode, and APDUs to the card in transparent mode."""
         try:
-            message = decode_command(Command.XWR, data)
+            message = decode_command(cmd.code, cmd.data)
         except MessageError as exc:
             return Reply.NAK, bytes((exc.reason,))
+        reply = self._obey(message, cmd.data, secure=secure)
+        return (reply.code, reply.encode()) if isinstance(reply, ReplyMessage) else reply
+
+    def _obey(
+        self, message: CommandMessage, data: bytes, *, secure: bool
+    ) -> ReplyMessage | tuple[int, bytes]:
+        state = self.state
+        if isinstance(message, KeySet):
+            if not secure:  # a key only inside a session, never in the clear
+                return Nak(NakReason.SECURITY_REQUIRED)
+            self.scbk = message.key
+            self.install_mode = False
+            return Ack()
+        if isinstance(message, IdRequest):
+            ident = self.identity
+            major, minor, build = ident.firmware
+            return PdId(ident.vendor, ident.model, ident.version, ident.serial, major, minor, build)
+        if isinstance(message, CapabilitiesRequest):
+            caps = [Capability(*c) for c in CAPABILITIES]
+            if self.channel is not None:
+                caps.append(Capability(9, 1, 1))  # communication security: AES-128, SCBK-D
+            return PdCapabilities(tuple(caps))
+        if isinstance(message, LocalStatusRequest):
+            return Reply.LSTATR, self._lstat()
+        if isinstance(message, InputStatusRequest):
+            return InputStatus((0,))
+        if isinstance(message, OutputStatusRequest):
+            return OutputStatus((state.outputs.get(0, 0),))
+        if isinstance(message, ReaderStatusRequest):
+            return ReaderStatus((0,))
+        if isinstance(message, LedControl):
+            state.led = data
+        elif isinstance(message, BuzzerControl):
+            state.buzzer = data
+        elif isinstance(message, TextOutput):
+            state.text = data
+        elif isinstance(message, OutputControl):
+            for record in message.records:
+                state.outputs[record.number] = int(record.control in _OUTPUT_ON)
+        elif isinstance(message, ManufacturerCommand):
+            return ManufacturerReply(message.vendor_code, message.data)
+        elif isinstance(message, CommunicationSet):
+            # Answered from the old address; the new one holds from the next command.
+            self.moved_to = message.address
+            return CommunicationConfiguration(message.address, message.baud_rate)
+        elif isinstance(message, ExtendedWrite):
+            return self._extended_write(message)
+        elif not isinstance(message, AcuReceiveSize | KeepActive | Abort):
+            return Nak(NakReason.UNKNOWN_COMMAND)
+        return Ack()
+
+    def _extended_write(self, message: ExtendedWrite) -> tuple[int, bytes]:
+        """osdp_XWR: the mode, and APDUs to the card in transparent mode."""
         if isinstance(message, SetMode):
             self.transparent_mode = message.mode
             return Reply.ACK, b""
@@ -334,7 +355,7 @@ class SimulatedReader:
         return Reply.NAK, bytes((NakReason.UNKNOWN_COMMAND,))
 
     def _lstat(self) -> bytes:
-        return bytes((int(self.state.tamper), int(self.state.power_failure)))
+        return LocalStatus(self.state.tamper, self.state.power_failure).encode()
 
 
 class ReaderBus:
