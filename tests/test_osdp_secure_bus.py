@@ -94,9 +94,7 @@ async def test_a_reader_without_install_mode_refuses_the_default_key() -> None:
 
 async def test_a_reply_altered_on_the_line_ends_the_session_and_a_new_one_starts() -> None:
     reader = SimulatedReader(1, scbk=KEY)
-    cp_end, pd_end = MemoryLine.pair()
-    bus = ReaderBus(pd_end, [reader])
-    cp = ControlPanel(cp_end, [PdConfig(1, scbk=KEY)], poll_interval=0.01, offline_retry=0.05)
+    cp, bus = panel(reader, PdConfig(1, scbk=KEY))
     cp.start()
     try:
         await until(lambda: cp.pds[1].secure)

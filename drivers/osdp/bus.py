@@ -44,7 +44,10 @@ from dataclasses import dataclass, field, replace
 
 from drivers.errors import DriverError
 from drivers.osdp.codes import Command, NakReason, Reply
+from drivers.osdp.commands import CommunicationSet
 from drivers.osdp.frame import Frame, FrameDecoder, encode
+from drivers.osdp.messages import MessageError, decode_reply
+from drivers.osdp.replies import CommunicationConfiguration
 from drivers.osdp.secure import SCBK_D, SecureChannel, SecureChannelError
 from drivers.osdp.transport import Line, OsdpLineError
 
@@ -212,12 +215,8 @@ class ControlPanel:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        gone = BusClosed("the control panel is closed")
         for pd in self.pds.values():
-            while pd.queue:
-                pending = pd.queue.popleft()
-                if not pending.future.done():
-                    pending.future.set_exception(gone)
+            self._fail_queue(pd, BusClosed("the control panel is closed"))
         await self.line.close()
 
     async def command(self, address: int, code: int, data: bytes = b"") -> Frame:
@@ -238,10 +237,6 @@ class ControlPanel:
         """osdp_COMSET: the PD at ``address`` moves to ``new_address`` and ``baud_rate``;
         the panel follows it (and the line's speed, which every PD on it must share).
         Returns the address the PD confirmed in osdp_COM; raises OsdpError if refused."""
-        from drivers.osdp.commands import CommunicationSet
-        from drivers.osdp.messages import MessageError, decode_reply
-        from drivers.osdp.replies import CommunicationConfiguration
-
         pd = self.pds.get(address)
         if pd is None:
             raise ValueError(f"no PD at address {address} on this bus")
@@ -281,7 +276,7 @@ class ControlPanel:
                         busy = True
                         await self._establish(pd)
                         continue
-                    self._fail_queue(pd, "no secure session")
+                    self._fail_queue(pd, PdOffline(f"PD {pd.config.address}: no secure session"))
                 if pd.queue:
                     busy = True
                     await self._send_queued(pd)
@@ -477,11 +472,11 @@ class ControlPanel:
             pd.channel.reset()
         log.warning("OSDP PD %d: no secure session: %s", pd.config.address, exc)
 
-    def _fail_queue(self, pd: PdState, why: str) -> None:
+    def _fail_queue(self, pd: PdState, error: OsdpError) -> None:
         while pd.queue:
             pending = pd.queue.popleft()
             if not pending.future.done():
-                pending.future.set_exception(PdOffline(f"PD {pd.config.address}: {why}"))
+                pending.future.set_exception(error)
 
     # -- receiving ------------------------------------------------------------------------
 
