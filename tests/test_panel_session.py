@@ -401,6 +401,71 @@ async def test_challenges_are_prefetched_and_expired_ones_discarded(panel: Panel
     assert not from_accessd and len(value) == 32  # all expired: the panel's own nonce
 
 
+def _challenge_issuer(clock: ManualClock) -> Responder:
+    def issue(topic: str, payload: bytes) -> Message | None:
+        if not topic.endswith("req/challenge"):
+            return None
+        request = decode(ChallengeRequest, payload)
+        return ChallengeReply(
+            id=request.id,
+            challenges=[base64.b64encode(bytes([i]) * 32).decode() for i in range(request.count)],
+            expires_at=clock.now() + timedelta(seconds=60),
+        )
+
+    return issue
+
+
+async def _quiet_panel(tmp_path: Path, link: FakeLink, clock: ManualClock) -> PanelSession:
+    """A panel whose door ticks never come during a test: only connections refill pools."""
+    config = PanelConfig(
+        site="hq",
+        panel="p1",
+        doors=(DoorConfig(door=1, readers=(1,)),),
+        request_timeout=5.0,
+        tick_seconds=3600,
+        challenge_pool=4,
+    )
+    session = PanelSession(config, link, EventBuffer(tmp_path / "q.db"), clock=clock)
+    await session.start()
+    return session
+
+
+async def test_an_ask_lost_with_its_connection_is_asked_again_on_the_next(
+    tmp_path: Path,
+) -> None:
+    link, clock = FakeLink(), ManualClock(MONDAY_MORNING)
+    session = await _quiet_panel(tmp_path, link, clock)
+    try:
+        await settle(lambda: len(link.on("req/challenge")) == 1)  # in flight, unanswered
+        link.set_up(False)  # the ask dies with the connection, before any answer
+        link.responder = _challenge_issuer(clock)
+        link.set_up(True)
+        await settle(lambda: session.challenges_held(1) == 4)
+        assert len(link.on("req/challenge")) == 2
+    finally:
+        await session.close()
+        session.buffer.close()
+
+
+async def test_an_unanswered_ask_is_not_repeated_at_once_on_the_same_connection(
+    tmp_path: Path,
+) -> None:
+    link, clock = FakeLink(), ManualClock(MONDAY_MORNING)
+    session = await _quiet_panel(tmp_path, link, clock)
+    try:
+        await settle(lambda: len(link.on("req/challenge")) == 1)
+        for pending in list(session._pending.values()):  # accessd's answer never comes
+            pending[1].set_exception(TimeoutError())
+        await settle(lambda: 1 not in session._refilling)
+        link.responder = _challenge_issuer(clock)
+        assert session.take_challenge(1)[1] is False  # the card signs a local nonce
+        await asyncio.sleep(0.05)
+        assert len(link.on("req/challenge")) == 1  # backed off, not asked at every card
+    finally:
+        await session.close()
+        session.buffer.close()
+
+
 async def test_a_proof_over_a_local_challenge_is_decided_offline_at_once(panel: Panel) -> None:
     session, link, _ = panel
     link.responder = answer_decisions(True)

@@ -183,6 +183,7 @@ class PanelSession:
         self._wake = asyncio.Event()
         self._subscribed = False
         self._connections = 0
+        self._link_ups = 0  # connections seen (announced or not): to tell a stale ask
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
         self._closed = False
@@ -244,6 +245,7 @@ class PanelSession:
 
     def _on_connection(self, up: bool) -> None:
         if up and not self._closed:
+            self._link_ups += 1
             self._spawn(self._announce())
         elif not up:
             # Requests in flight will get no answer over this connection: decide now.
@@ -260,6 +262,9 @@ class PanelSession:
         for door in self.doors.values():
             await self._publish_state(door)
         self._wake.set()
+        # A new connection is a new chance: an ask that went unanswered over the last one
+        # says nothing of this one, so the back-off does not hold the pools empty.
+        self._refill_after.clear()
         for reader in self._challenges:
             self._refill(reader)
         self._connections += 1
@@ -531,6 +536,7 @@ class PanelSession:
         self._spawn(self._fetch_challenges(reader, self.config.challenge_pool - len(pool)))
 
     async def _fetch_challenges(self, reader: int, count: int) -> None:
+        asked_on = self._link_ups
         try:
             request_id = uuid.uuid4().hex
             request = ChallengeRequest(
@@ -555,6 +561,12 @@ class PanelSession:
             raise
         finally:
             self._refilling.discard(reader)
+            if self._link_ups != asked_on:
+                # Asked over a connection that has since gone: what it got or missed says
+                # nothing of the new one, which must not wait out a back-off for it.
+                self._refill_after.pop(reader, None)
+                if not self._closed:
+                    self._refill(reader)
 
     # --- what the service sends -----------------------------------------------------------
 
