@@ -7,7 +7,7 @@ reader or door that is not the panel's own is spoofed (or misconfigured) and ref
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -76,8 +76,7 @@ class PanelDirectory:
                 await session.execute(select(Reader.id, Reader.door_id, Reader.panel_id))
             ).all()
         door_panel = {d.id: d.panel_id for d in doors}
-        by_wire: dict[tuple[str, str], PanelInfo] = {}
-        by_id: dict[int, PanelInfo] = {}
+        infos: list[PanelInfo] = []
         skipped: list[str] = []
         for p in panels:
             try:
@@ -95,6 +94,12 @@ class PanelDirectory:
             info = PanelInfo(
                 p.id, p.facility_id, topics, own_doors | set(own_readers.values()), own_readers
             )
-            by_wire[(topics.site, topics.panel)] = info
-            by_id[p.id] = info
-        self._by_wire, self._by_id, self.skipped = by_wire, by_id, skipped
+            infos.append(info)
+        self.set_panels(infos, skipped)
+
+    def set_panels(self, panels: Iterable[PanelInfo], skipped: Iterable[str] = ()) -> None:
+        """The directory becomes ``panels`` (what `load` found, or a test's)."""
+        infos = list(panels)
+        self._by_wire = {(i.topics.site, i.topics.panel): i for i in infos}
+        self._by_id = {i.id: i for i in infos}
+        self.skipped = list(skipped)
