@@ -43,13 +43,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from accessd.api.app import create_app
 
-    settings = settings_from(args)
+    settings = serving(settings_from(args))
     host = args.host or settings.host
     port = args.port or settings.port
     _check_schema(settings)
     app = create_app(settings)
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False)
     return 0
+
+
+def serving(settings: Settings) -> Settings:
+    """The settings of a process that is accessd and nothing else: what only such a process
+    may do (freezing the long-lived heap) is on unless the configuration says otherwise."""
+    if "gc_freeze" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"gc_freeze": True})
 
 
 def _check_schema(settings: Settings) -> None:

@@ -55,13 +55,13 @@ class Settings(BaseSettings):
     validation_cache_seconds: int = Field(default=4 * 3600, ge=1, le=24 * 3600)
     #: Issuing-CA certificates (PEM or DER files) offered to path building.
     intermediates: list[Path] = Field(default_factory=list)
-    #: HMAC key (hex, at least 32 digits) for card challenges; instances that share
-    #: readers must share it. Unset: a random key per process.
     #: How often CRLs and OCSP answers are fetched again (FIPS 201-3: at least daily).
     revocation_refresh_seconds: int = Field(default=900, ge=10, le=24 * 3600)
     #: How long past its nextUpdate a CRL or OCSP answer stays usable when no newer one can
     #: be fetched (offline operation); past that, certificates are refused as unknown.
     revocation_grace_seconds: int = Field(default=24 * 3600, ge=0, le=7 * 24 * 3600)
+    #: HMAC key (hex, at least 32 digits) for card challenges; instances that share
+    #: readers must share it. Unset: a random key per process.
     challenge_key: SecretStr | None = None
     challenge_ttl_seconds: float = Field(default=30.0, gt=0, le=300)
     #: When set, pki_cak, pki_auth and bio count only when a proof establishes them, never
@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     require_card_proofs: bool = False
     token_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
     log_level: str = "info"
+    #: Once the decision snapshot and the panels' caches are built, keep them out of the
+    #: garbage collector's full passes (accessd.heap). Process-wide: `accessd serve` turns
+    #: it on unless it is set; an app embedded in another process leaves it off.
+    gc_freeze: bool = False
     #: Largest request body the API reads; bigger bodies are refused with 413.
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
 

@@ -36,6 +36,7 @@ from accessd.db.engine import make_engine, make_sessionmaker
 from accessd.decisions.service import DecisionService
 from accessd.events import EventBus, session_info
 from accessd.gateway.service import gateway_from_settings
+from accessd.heap import freeze_long_lived
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,9 @@ def create_app(
         await decisions.start()
         await cards.start()
         if gateway is not None:
-            await gateway.start()
+            await gateway.start()  # it freezes again after building caches it leads
+        if settings.gc_freeze:
+            freeze_long_lived("decision snapshot")
         try:
             yield
         finally:

@@ -38,6 +38,7 @@ from accessd.gateway.cache import CachePublisher
 from accessd.gateway.directory import PanelDirectory, PanelInfo
 from accessd.gateway.events import PanelEventStore
 from accessd.gateway.leader import Leadership
+from accessd.heap import freeze_long_lived
 from drivers.errors import MqttError
 from drivers.mqtt import messages as m
 from drivers.mqtt import topics as t
@@ -80,6 +81,7 @@ class MqttGateway:
         leadership: Leadership | None = None,
         requests: MqttClient | None = None,
         shared_requests: bool = True,
+        freeze_heap: bool = False,
     ) -> None:
         #: Feeds (events, status) and every publish: a session the broker keeps.
         self.client = client
@@ -92,6 +94,8 @@ class MqttGateway:
             t.SERVICE_REQUESTS if shared_requests else t.SERVICE_REQUESTS_UNSHARED
         )
         self.silence_limit = silence_limit
+        #: Whether the caches, once built on taking the lead, are frozen (accessd.heap).
+        self.freeze_heap = freeze_heap
         self._leadership = leadership
         self._sessions = sessions
         self._decisions = decisions
@@ -140,6 +144,8 @@ class MqttGateway:
     async def _lead(self) -> None:
         # Elected: our caches become the panels' caches.
         await self.caches.publish_all()
+        if self.freeze_heap:
+            freeze_long_lived("panel caches")
         self._spawn(self._cache_loop())
         self._spawn(self.caches.retain_loop())
 
@@ -582,6 +588,7 @@ def gateway_from_settings(
         bus,
         require_proofs=settings.require_card_proofs,
         leadership=Leadership(engine) if engine is not None else None,
+        freeze_heap=settings.gc_freeze,
         requests=MqttClient(requests_config),
         shared_requests=settings.mqtt_shared_requests,
     )
