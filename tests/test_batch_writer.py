@@ -120,3 +120,31 @@ async def test_the_decision_store_writes_again_after_losing_its_connection(
     assert count == 2 and store.stored == 2
     assert trail == ["no level 1"]
     await store.stop()
+
+
+async def test_the_decision_store_writes_in_larger_slices_while_behind(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, select
+
+    from accessd.decisions import store as decision_store
+    from accessd.models import DecisionEvent
+    from policies.decision import AccessRequest, Decision, Reason
+
+    store = decision_store.DecisionStore(sessions, batch=500)
+    request = AccessRequest(reader_id=1, at=datetime.now(UTC), id_kind="card_uuid", id_value="x")
+    decision = Decision(granted=True, reason=Reason.GRANTED)
+    for _ in range(10):
+        store.add(decision, request, "test")
+    assert store.slice() == decision_store.ROW_SLICE  # keeping up: short holds of the loop
+    for _ in range(decision_store.BACKLOG):
+        store.add(decision, request, "test")
+    assert store.slice() == decision_store.BACKLOG_SLICE  # behind: the writer's share grows
+    await store.flush()
+    assert store.queued == 0 and store.slice() == decision_store.ROW_SLICE
+    async with sessions() as s:
+        count = await s.scalar(select(func.count()).select_from(DecisionEvent))
+    assert count == store.stored == decision_store.BACKLOG + 10
+    await store.stop()
