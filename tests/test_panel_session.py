@@ -376,8 +376,8 @@ async def test_card_and_pin_mode_refuses_a_card_without_the_pin(panel: Panel) ->
     assert (await session.present(cak())).reason == "pin_required"
 
 
-async def test_challenges_are_prefetched_and_expired_ones_discarded(panel: Panel) -> None:
-    session, link, clock = panel
+def challenge_issuer(clock: ManualClock) -> Responder:
+    """accessd's challenge endpoint: ``count`` values (reader, i) * 16, good for 60 s."""
 
     def issue(topic: str, payload: bytes) -> Message | None:
         if not topic.endswith("req/challenge"):
@@ -390,7 +390,12 @@ async def test_challenges_are_prefetched_and_expired_ones_discarded(panel: Panel
             id=request.id, challenges=values, expires_at=clock.now() + timedelta(seconds=60)
         )
 
-    link.responder = issue
+    return issue
+
+
+async def test_challenges_are_prefetched_and_expired_ones_discarded(panel: Panel) -> None:
+    session, link, clock = panel
+    link.responder = challenge_issuer(clock)
     link.set_up(False)
     link.set_up(True)  # the reconnect refills the pools
     await settle(lambda: session.challenges_held(1) == 4)
@@ -401,22 +406,10 @@ async def test_challenges_are_prefetched_and_expired_ones_discarded(panel: Panel
     assert not from_accessd and len(value) == 32  # all expired: the panel's own nonce
 
 
-def _challenge_issuer(clock: ManualClock) -> Responder:
-    def issue(topic: str, payload: bytes) -> Message | None:
-        if not topic.endswith("req/challenge"):
-            return None
-        request = decode(ChallengeRequest, payload)
-        return ChallengeReply(
-            id=request.id,
-            challenges=[base64.b64encode(bytes([i]) * 32).decode() for i in range(request.count)],
-            expires_at=clock.now() + timedelta(seconds=60),
-        )
-
-    return issue
-
-
-async def _quiet_panel(tmp_path: Path, link: FakeLink, clock: ManualClock) -> PanelSession:
+@pytest.fixture
+async def quiet_panel(tmp_path: Path) -> AsyncIterator[Panel]:
     """A panel whose door ticks never come during a test: only connections refill pools."""
+    link, clock = FakeLink(), ManualClock(MONDAY_MORNING)
     config = PanelConfig(
         site="hq",
         panel="p1",
@@ -427,43 +420,35 @@ async def _quiet_panel(tmp_path: Path, link: FakeLink, clock: ManualClock) -> Pa
     )
     session = PanelSession(config, link, EventBuffer(tmp_path / "q.db"), clock=clock)
     await session.start()
-    return session
+    yield session, link, clock
+    await session.close()
+    session.buffer.close()
 
 
 async def test_an_ask_lost_with_its_connection_is_asked_again_on_the_next(
-    tmp_path: Path,
+    quiet_panel: Panel,
 ) -> None:
-    link, clock = FakeLink(), ManualClock(MONDAY_MORNING)
-    session = await _quiet_panel(tmp_path, link, clock)
-    try:
-        await settle(lambda: len(link.on("req/challenge")) == 1)  # in flight, unanswered
-        link.set_up(False)  # the ask dies with the connection, before any answer
-        link.responder = _challenge_issuer(clock)
-        link.set_up(True)
-        await settle(lambda: session.challenges_held(1) == 4)
-        assert len(link.on("req/challenge")) == 2
-    finally:
-        await session.close()
-        session.buffer.close()
+    session, link, clock = quiet_panel
+    await settle(lambda: len(link.on("req/challenge")) == 1)  # in flight, unanswered
+    link.set_up(False)  # the ask dies with the connection, before any answer
+    link.responder = challenge_issuer(clock)
+    link.set_up(True)
+    await settle(lambda: session.challenges_held(1) == 4)
+    assert len(link.on("req/challenge")) == 2
 
 
 async def test_an_unanswered_ask_is_not_repeated_at_once_on_the_same_connection(
-    tmp_path: Path,
+    quiet_panel: Panel,
 ) -> None:
-    link, clock = FakeLink(), ManualClock(MONDAY_MORNING)
-    session = await _quiet_panel(tmp_path, link, clock)
-    try:
-        await settle(lambda: len(link.on("req/challenge")) == 1)
-        for pending in list(session._pending.values()):  # accessd's answer never comes
-            pending[1].set_exception(TimeoutError())
-        await settle(lambda: 1 not in session._refilling)
-        link.responder = _challenge_issuer(clock)
-        assert session.take_challenge(1)[1] is False  # the card signs a local nonce
-        await asyncio.sleep(0.05)
-        assert len(link.on("req/challenge")) == 1  # backed off, not asked at every card
-    finally:
-        await session.close()
-        session.buffer.close()
+    session, link, clock = quiet_panel
+    await settle(lambda: len(link.on("req/challenge")) == 1)
+    for pending in list(session._pending.values()):  # accessd's answer never comes
+        pending[1].set_exception(TimeoutError())
+    await settle(lambda: 1 not in session._refilling)
+    link.responder = challenge_issuer(clock)
+    assert session.take_challenge(1)[1] is False  # the card signs a local nonce
+    await asyncio.sleep(0.05)
+    assert len(link.on("req/challenge")) == 1  # backed off, not asked at every card
 
 
 async def test_a_proof_over_a_local_challenge_is_decided_offline_at_once(panel: Panel) -> None:

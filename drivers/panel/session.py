@@ -537,6 +537,7 @@ class PanelSession:
 
     async def _fetch_challenges(self, reader: int, count: int) -> None:
         asked_on = self._link_ups
+        answered = False
         try:
             request_id = uuid.uuid4().hex
             request = ChallengeRequest(
@@ -553,20 +554,17 @@ class PanelSession:
                 pool = self._challenges[reader]
                 for value in reply.challenges:
                     pool.append(_Challenge(base64.b64decode(value), reply.expires_at))
-                self._refill_after.pop(reader, None)
-            else:
-                self._refill_after[reader] = asyncio.get_running_loop().time() + REFILL_BACKOFF
-        except BaseException:
-            self._refill_after[reader] = asyncio.get_running_loop().time() + REFILL_BACKOFF
-            raise
+                answered = True
         finally:
             self._refilling.discard(reader)
-            if self._link_ups != asked_on:
-                # Asked over a connection that has since gone: what it got or missed says
-                # nothing of the new one, which must not wait out a back-off for it.
+            if answered:
                 self._refill_after.pop(reader, None)
-                if not self._closed:
-                    self._refill(reader)
+            elif self._link_ups == asked_on:
+                self._refill_after[reader] = asyncio.get_running_loop().time() + REFILL_BACKOFF
+            elif not self._closed:
+                # Asked over a connection that has since gone: what it missed says nothing
+                # of the new one, which must not wait out a back-off for it.
+                self._refill(reader)
 
     # --- what the service sends -----------------------------------------------------------
 
