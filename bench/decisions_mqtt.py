@@ -78,10 +78,10 @@ from drivers.panel.mqtt_link import panel_mqtt_config  # noqa: E402
 
 SITE = "hq"
 ECHO_USER = "bench-echo"
-ECHO_ROOT = "bench/echo"
-PAHO_ROOT = "bench/paho"
-#: The baselines: the MqttClient echo and the bare paho echo.
-ECHOES = ("echo", "paho")
+#: The baselines, each on its own topics and shared subscription (its group is its name):
+#: the MqttClient echo and the bare paho echo.
+ECHO_ROOTS = {"mqttclient": "bench/echo", "paho": "bench/paho"}
+ECHOES = tuple(ECHO_ROOTS)
 #: What a door one of a person's levels opens gets, of the requests.
 AT_OWN_DOOR = 0.8
 REPLY_TIMEOUT = 15.0
@@ -143,8 +143,8 @@ class Requester:
             )
         )
         self.echo_topics = {
-            root_of: (f"{root}/{index}/req", f"{root}/{index}/rsp")
-            for root_of, root in zip(ECHOES, (ECHO_ROOT, PAHO_ROOT), strict=True)
+            echo: (f"{root}/{index}/req", f"{root}/{index}/rsp")
+            for echo, root in ECHO_ROOTS.items()
         }
         self.seq = 0
 
@@ -561,6 +561,10 @@ async def populate(url: str, people: int, requesters: int, panels: int, shared: 
     await engine.dispose()
 
 
+def echo_subscription(echo: str) -> str:
+    return f"$share/{echo}/{ECHO_ROOTS[echo]}/+/req"
+
+
 def broker_for(passwords: dict[str, str], panels: list[tuple[str, str]]) -> Any:
     """Mosquitto from the project's config with the generated ACL, plus the echoes' login
     confined to ``bench/echo/#`` and ``bench/paho/#``."""
@@ -570,11 +574,9 @@ def broker_for(passwords: dict[str, str], panels: list[tuple[str, str]]) -> Any:
 
     hashes = {user: hash_password(pw) for user, pw in passwords.items()}
     acl = mosquitto_acl(panels, SERVICE_USER)
-    acl += (
-        f"\nuser {ECHO_USER}\ntopic readwrite {ECHO_ROOT}/#\n"
-        f"topic read $share/echo/{ECHO_ROOT}/+/req\n"
-        f"topic readwrite {PAHO_ROOT}/#\n"
-        f"topic read $share/paho/{PAHO_ROOT}/+/req\n"
+    acl += f"\nuser {ECHO_USER}\n" + "".join(
+        f"topic readwrite {root}/#\ntopic read {echo_subscription(echo)}\n"
+        for echo, root in ECHO_ROOTS.items()
     )
     return MosquittoBroker(make_password_file(hashes), acl)
 
@@ -605,7 +607,7 @@ class PahoEcho:
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        client.subscribe(f"$share/paho/{PAHO_ROOT}/+/req", qos=1)
+        client.subscribe(echo_subscription("paho"), qos=1)
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: Any, rcs: Any, props: Any) -> None:
         self.subscribed.set()
@@ -738,16 +740,15 @@ async def service_side(args: argparse.Namespace, url: str) -> dict[str, Any]:
         await cards.start()
         t1 = time.perf_counter()
         await gateway.start()
-        freeze_s = freeze_long_lived("decision snapshot")  # as the app's lifespan does
+        freeze_long_lived("decision snapshot")  # as the app's lifespan does
         gw_start = time.perf_counter() - t1
         say(
             f"gateway start: {gw_start:.2f} s for {len(gateway.directory)} panels "
-            f"({gateway.caches.snapshots_sent} cache snapshots built and sent; the heap frozen "
-            f"in {freeze_s:.2f} s)"
+            f"({gateway.caches.snapshots_sent} cache snapshots built and sent, the heap frozen)"
         )
         result["gateway_start_s"] = gw_start
         await echo.connect()
-        await echo.subscribe([(f"$share/echo/{ECHO_ROOT}/+/req", 1)])
+        await echo.subscribe([(echo_subscription("mqttclient"), 1)])
         await paho_echo.start()
 
         common = {
@@ -800,7 +801,7 @@ async def service_side(args: argparse.Namespace, url: str) -> dict[str, Any]:
                     runs.setdefault((target, mode), []).append(r)
                     backlog = decisions.store.queued
                     say(
-                        f"round {rnd + 1} {target:>7} {mode:>6} x{flight:<3}: "
+                        f"round {rnd + 1} {target:>10} {mode:>6} x{flight:<3}: "
                         f"{r['per_s']:8,.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
                         f"p99 {r['p99_ms']:.2f} ms  ({r['n']} replies, {r['errors']} errors)"
                         f"  service GC: {pauses.summary()}"
@@ -1019,9 +1020,7 @@ def main() -> None:
             {
                 "baseline": "the faster of a bare paho echo and an MqttClient echo, figure by "
                 "figure, same broker, same run",
-                "baselines": {
-                    "paho" if t == "paho" else "mqttclient": v for t, v in res["baselines"].items()
-                },
+                "baselines": res["baselines"],
                 "gateway_start_s": round(res["gateway_start_s"], 2),
                 "seq_p50_ms": round(res["seq_p50_ms"], 3),
                 "echo_seq_p50_ms": round(res["echo_seq_p50_ms"], 3),
