@@ -104,7 +104,7 @@ typecheck: $(DEV_STAMP)
 vectors: $(VENV_STAMP)
 	PYTHON=$(BIN)/python sh tests/vectors.sh
 
-# libosdp 3.x, the reference OSDP peer of tests/test_osdp_interop.py, in a venv of its
+# libosdp 3.x, the reference OSDP peer of tests/drivers/osdp/test_osdp_interop.py, in a venv of its
 # own: its `osdp` package clashes with another. The script keeps a stamp (0.2 s when done).
 libosdp:
 	bash tests/libosdp_env.sh

@@ -1,3 +1,3 @@
-from accessd.cli import main
+from accessd.cli.main import main
 
 raise SystemExit(main())

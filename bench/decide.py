@@ -1,6 +1,6 @@
 """Benchmark: access decisions at the scale of a large agency.
 
-Issue 3 targets: 100,000 people, 150,000 credentials, 2,000 doors, 500 access levels; the
+Targets: 100,000 people, 150,000 credentials, 2,000 doors, 500 access levels; the
 engine alone at least 50,000 decisions/s on one core; the snapshot built (from PostgreSQL)
 in under 5 s and under 1 GiB; decision latency flat from 1,000 to 1,000,000 people.
 

@@ -1,6 +1,6 @@
 """Benchmark: access decisions from simulated panels through Mosquitto and the MQTT gateway.
 
-Issue 5 targets, with 100,000 people in PostgreSQL and every decision stored: at 64
+Targets, with 100,000 people in PostgreSQL and every decision stored: at 64
 requests in flight at least 0.6x the throughput of a bare paho echo responder on the same
 broker; sequential p99 under 2 ms; a revocation reaching 500 panels' caches in under 1 s.
 
@@ -582,7 +582,7 @@ def broker_for(passwords: dict[str, str], panels: list[tuple[str, str]]) -> Any:
 
 
 class PahoEcho:
-    """The issue's bare paho echo responder, written as a paho user writes one: paho's own
+    """The bare paho echo responder, written as a paho user writes one: paho's own
     network thread (``loop_start``), a shared subscription, and each request answered from
     ``on_message`` with the fixed reply on its MQTT 5 response topic and correlation data.
     TCP_NODELAY is set on its socket as on the gateway's, so that Nagle's algorithm does not

@@ -1,6 +1,6 @@
 """Benchmark: `accessd import` of 100,000 people with credentials into PostgreSQL.
 
-Target (issue 2): under 30 s on a 2-core machine, peak memory under 1 GiB.
+Target: under 30 s on a 2-core machine, peak memory under 1 GiB.
 
 It writes a CSV (every person with a PIV card and two certificate fingerprints, every tenth
 also a local badge), creates and migrates a scratch database, and runs the real CLI in a

@@ -1,7 +1,7 @@
 """Benchmark: OSDP polls over a pty, from `drivers.osdp.bus.ControlPanel` to simulated
 readers in another process.
 
-Issue 6 targets: a POLL round trip over a pty with a median under 2 ms (libosdp's own CP
+Targets: a POLL round trip over a pty with a median under 2 ms (libosdp's own CP
 polls every 20 ms, bound by its refresh loop); 32 readers on one bus each polled at least
 10 times a second.
 

@@ -1,6 +1,6 @@
 """Benchmark: a PKI-CAK door transaction over the real PC/SC stack (pcscd + vpcd + pyscard).
 
-Issue 4 targets: the whole transaction under 5 ms median; a warm certificate validation
+Targets: the whole transaction under 5 ms median; a warm certificate validation
 under 0.5 ms; a cold one, with the CRL at hand, under 20 ms.
 
 A virtual PIV card from the test PKI (9E key P-256 unless ``--algorithm`` says otherwise)

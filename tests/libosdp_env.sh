@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv-libosdp at the repository root with libosdp 3.x, the reference OSDP peer for the
-# tests (tests/libosdp_peer.py runs in it). A venv of its own: libosdp installs a top-level
+# tests (tests/drivers/osdp/libosdp_peer.py runs in it). A venv of its own: libosdp installs a top-level
 # package named `osdp`, which clashes with the pure-Python `osdp` package, and 4.x changes the
 # Python API, so it never goes into .venv.
 #

@@ -35,8 +35,8 @@ import pytest
 
 from drivers.mqtt.access import SERVICE_USER, hash_password, mosquitto_acl, panel_username
 from drivers.mqtt.access import password_file as make_password_file
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "deploy" / "mosquitto" / "accessd.conf"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 #: The panels of the `mosquitto` fixture: two at one site, one at another.

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.paths import ROOT
+
 FORBIDDEN = {
     "policies": {"accessd", "simulators", "drivers"},
     "drivers": {"accessd", "simulators"},
@@ -43,3 +44,33 @@ def test_the_check_sees_a_forbidden_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("from accessd.models import Person\nimport simulators.cards\n")
     assert imported_packages(bad) == {"accessd", "simulators"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every dotted module a file imports, at the top or inside a function."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def test_cli_commands_import_no_other_command() -> None:
+    # The parser is main's alone; a command that imported another (or main) would bring
+    # back the import circle the command line once had.
+    cli = ROOT / "accessd" / "cli"
+    commands = {f.stem for f in cli.glob("*.py")} - {"__init__", "common"}
+    assert "serve" in commands
+    offenders = {
+        f.stem: sorted(
+            m
+            for m in imported_modules(f)
+            if m.startswith("accessd.cli") and m.removeprefix("accessd.cli.") in commands
+        )
+        for f in cli.glob("*.py")
+        if f.stem in commands - {"main"}
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}

@@ -1,1 +1,1 @@
-"""Certificate validation for PIV credentials (issue 4): paths, policies, revocation, cache."""
+"""Certificate validation for PIV credentials: paths, policies, revocation, cache."""

@@ -2,8 +2,8 @@
 mode commands, in `drivers.osdp.piv_messages` and `drivers.osdp.transparent`).
 
 Layouts checked against libosdp (src/osdp_cp.c builds them, src/osdp_pd.c parses them) and
-frames captured from libosdp 3.2.9 (tests/test_osdp_messages.py). Times count 100 ms units
-unless a field says otherwise.
+frames captured from libosdp 3.2.9 (tests/drivers/osdp/test_osdp_messages.py). Times count
+100 ms units unless a field says otherwise.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 replies, in `drivers.osdp.piv_messages` and `drivers.osdp.transparent`).
 
 Layouts checked against libosdp (src/osdp_pd.c builds them, src/osdp_cp.c parses them) and
-frames captured from libosdp 3.2.9 (tests/test_osdp_messages.py). Keypad keys and card data
-never show in a repr.
+frames captured from libosdp 3.2.9 (tests/drivers/osdp/test_osdp_messages.py). Keypad keys and
+card data never show in a repr.
 """
 
 from __future__ import annotations
