@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto" / "accessd.conf"
+#: accessd/demo/mosquitto.py -> the repository's root (deploy/ is not a package).
+CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "mosquitto" / "accessd.conf"
 
 
 def mosquitto_binary() -> str | None:
