@@ -2,8 +2,9 @@
 broker, simulated panels and virtual PIV cards, and the API serving them.
 
 Every sample record goes through the same use cases as the API and the CLI (so the audit
-chain, the lifecycle and separation of duties hold for the demo data too), and the door
-policy is the two example policy files, applied as version 1.
+chain and the lifecycle rules hold for the demo data too): the people and credentials are
+policies/examples/people.csv, imported as `accessd import` does (accessd.demo.people), and
+the door policy is the two example policy files, applied as version 1.
 
 With a broker the demo also runs, each as a child process stopped by its pid:
 
@@ -32,8 +33,7 @@ import secrets
 import signal
 import subprocess
 import sys
-import uuid
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -45,13 +45,13 @@ from accessd.config import Settings
 from accessd.db.engine import make_engine, make_sessionmaker
 from accessd.db.migrate import upgrade
 from accessd.demo.options import DemoOptions
+from accessd.demo.people import EXAMPLES, card_uuid_of, example_people, holders, seed_people
 from accessd.models import Door, Facility, Operator, Panel, PanelEvent, Person, Reader
 from accessd.models.enums import Role
 from accessd.models.policy import DecisionEvent
 from accessd.policyfile import combine, versions
-from accessd.services import credentials, operators, people, programs
+from accessd.services import operators
 from accessd.services.actors import Actor
-from policies.lifecycle import Action, CredentialKind
 
 DEMO_ROLES = [
     Role.ADMIN,
@@ -65,135 +65,7 @@ DEMO_ROLES = [
     Role.DOOR_READER,
 ]
 
-#: (external id, given, family, affiliation, organization, tier, eligibility, programs):
-#: the people the example policy files name.
-_PEOPLE = [
-    ("E1001", "Avery", "Nakamura", "employee", "Office of Security", "tier5", "ts_sci", ()),
-    ("E1002", "Blake", "Okafor", "employee", "Facilities Division", "tier3", "secret", ()),
-    ("E1003", "Casey", "Lindqvist", "employee", "Analysis", "tier5", "ts_sci", ("ALPHA",)),
-    ("E1004", "Devon", "Alvarez", "contractor", "Acme Systems", "tier2", "none", ()),
-    ("E2001", "Emery", "Sato", "employee", "Security Office", "tier5", "ts_sci", ("ALPHA",)),
-    (
-        "E2002",
-        "Finley",
-        "Brooks",
-        "law_enforcement",
-        "Protective Service",
-        "tier4",
-        "top_secret",
-        (),
-    ),
-    ("E3001", "Harper", "Quinn", "employee", "Analysis", "tier5", "ts_sci", ("ALPHA",)),
-    ("E5001", "Jordan", "Reyes", "employee", "Denver Field Office", "tier3", "secret", ()),
-    ("E5002", "Kai", "Whitfield", "employee", "Denver Evidence Unit", "tier4", "top_secret", ()),
-    (
-        "E5003",
-        "Logan",
-        "Ferreira",
-        "law_enforcement",
-        "Denver Evidence Unit",
-        "tier4",
-        "top_secret",
-        (),
-    ),
-    ("V4001", "Gray", "Moreau", "visitor", "Visiting delegation", "none", "none", ()),
-]
-EXAMPLES = Path(__file__).resolve().parent.parent / "policies" / "examples"
 POLICY_FILES = [EXAMPLES / "hq.yaml", EXAMPLES / "field-office.yaml"]
-
-
-def card_uuid(external_id: str) -> str:
-    """A stable card UUID per demo person, so the printed examples keep working."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"accessd-demo:{external_id}"))
-
-
-async def _people(
-    session: AsyncSession, actors: dict[Role, Actor], cards: dict[str, dict[str, Any]]
-) -> None:
-    today = date.today()
-    for ext, given, family, affil, org, tier, elig, read_ins in _PEOPLE:
-        person = await people.create_person(
-            session,
-            actors[Role.REGISTRAR],
-            {
-                "external_id": ext,
-                "given_name": given,
-                "family_name": family,
-                "email": f"{given.lower()}.{family.lower()}@example.gov",
-                "affiliation": affil,
-                "organization": org,
-            },
-        )
-        if affil != "visitor":
-            await people.update_security(
-                session,
-                actors[Role.ADJUDICATOR],
-                person.id,
-                {
-                    "investigation_tier": tier,
-                    "adjudication": "favorable",
-                    "eligibility": elig,
-                    "reinvestigation_due": today + timedelta(days=5 * 365),
-                    "cv_enrolled": True,
-                },
-                expected_version=1,
-            )
-        for program in read_ins:
-            await programs.read_in(
-                session, actors[Role.SECURITY_OFFICER], person.id, program, "demo briefing"
-            )
-        kind = {
-            "visitor": CredentialKind.TEMPORARY,
-            "law_enforcement": CredentialKind.LAW_ENFORCEMENT,
-        }.get(affil, CredentialKind.PIV)
-        days = 14 if kind is CredentialKind.TEMPORARY else 5 * 365
-        cred = await credentials.sponsor(
-            session,
-            actors[Role.SPONSOR],
-            person_id=person.id,
-            kind=kind,
-            # From yesterday: cards are checked against the facility's local date, which at
-            # HQ (New York) is still yesterday for five hours after UTC midnight.
-            valid_from=today - timedelta(days=1),
-            valid_until=today + timedelta(days=days),
-            reason="demo onboarding",
-            identifiers={"badge_number": f"B-{ext}", "card_uuid": card_uuid(ext)},
-        )
-        card = cards.get(ext)
-        if card is not None:
-            # The virtual card's identifiers, bound before enrollment as a registrar would.
-            await credentials.update_credential(
-                session,
-                actors[Role.REGISTRAR],
-                cred.id,
-                {
-                    "fasc_n": card["fasc_n"],
-                    "card_uuid": card["card_uuid"],
-                    "certificates": [
-                        {"slot": slot, "sha256": sha} for slot, sha in card["certificates"].items()
-                    ],
-                },
-                expected_version=cred.version,
-            )
-        steps = [(Action.ISSUE, Role.ISSUER), (Action.ACTIVATE, Role.ISSUER)]
-        if kind is not CredentialKind.TEMPORARY:
-            steps = [(Action.ENROLL, Role.REGISTRAR), (Action.ADJUDICATE, Role.ADJUDICATOR), *steps]
-        for action, role in steps:
-            await credentials.transition(
-                session, actors[role], cred.id, action, reason="demo onboarding"
-            )
-    # One contractor under a continuous-vetting alert: the card is suspended at once.
-    devon = await session.scalar(select(Person).where(Person.external_id == "E1004"))
-    assert devon is not None
-    await people.raise_alert(
-        session,
-        actors[Role.SECURITY_OFFICER],
-        devon.id,
-        source="CV feed",
-        category="financial",
-        description="demo alert",
-        suspends_eligibility=True,
-    )
 
 
 async def _policy(session: AsyncSession, actor: Actor) -> None:
@@ -237,7 +109,7 @@ async def seed(
                 accounts[role.value] = (username, password)
                 actors[role] = operators.actor_of(op)
             if fresh:
-                await _people(session, actors, cards or {})
+                await seed_people(session, actors, cards or {}, date.today())
                 await _policy(session, actors[Role.FACILITY_MANAGER])
             await session.commit()
     finally:
@@ -267,15 +139,6 @@ SITE = "HQ"
 #: Modes a simulated door knows; any other (first person in, unlocked by schedule) starts
 #: as card only and the service decides the rest.
 PANEL_MODES = frozenset({"locked", "card_only", "card_and_pin", "unlocked", "lockdown"})
-
-
-def holders() -> list[dict[str, str]]:
-    """Who gets a virtual PIV card: every demo person but the visitor."""
-    return [
-        {"holder": ext, "name": f"{given} {family}", "card_uuid": card_uuid(ext)}
-        for ext, given, family, affil, *_ in _PEOPLE
-        if affil != "visitor"
-    ]
 
 
 async def _broker_logins(settings: Settings, out: Path) -> dict[str, Any]:
@@ -527,7 +390,7 @@ def run_demo(
         ready: dict[str, Any] = {}
         if kind is not None:
             state.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _write_private(state / "holders.json", json.dumps(holders(), indent=1))
+            _write_private(state / "holders.json", json.dumps(holders(example_people()), indent=1))
             binary = mosquitto_binary()
             broker = DemoBroker(binary) if kind == "mosquitto" and binary else EmbeddedBroker()
             sim = subprocess.Popen(  # noqa: S603 - our own module and arguments, no shell
@@ -619,7 +482,8 @@ def _print_intro(
             else "embedded amqtt, MQTT 3.1.1"
         )
         print(f"  broker       {broker.url} ({what})")
-        print(f"  test PKI     {ready['pki']} (CRLs, OCSP); cards of {len(holders())} people")
+        cards = len(holders(example_people()))
+        print(f"  test PKI     {ready['pki']} (CRLs, OCSP); cards of {cards} people")
         print(f"  panels       site {SITE}: python -m simulators.panel.demo")
     print("\n  operator                   password          bearer token (8 h)")
     for username, password in accounts.values():
@@ -631,7 +495,7 @@ def _print_intro(
         {
             "reader_id": reader,
             "evidence": ["pki_auth"],
-            "credential": {"kind": "card_uuid", "value": card_uuid("E2001")},
+            "credential": {"kind": "card_uuid", "value": card_uuid_of(example_people(), "E2001")},
         }
     )
     print("\n  try:")
