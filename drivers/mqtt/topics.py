@@ -1,4 +1,4 @@
-"""Topic names of the panel protocol (see ../shared/DESIGN.md, "MQTT panel protocol").
+"""Topic names of the panel protocol (docs/protocols.md, "MQTT panel protocol").
 
 Every topic lives under ``ac/v1/<site>/<panel>/``: ``site`` is the facility code and
 ``panel`` the panel's wire name, each 1-64 of ``[A-Za-z0-9_-]`` (MQTT wildcards, ``/``,

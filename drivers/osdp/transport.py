@@ -3,7 +3,7 @@ in-memory ends for tests.
 
 `SerialLine.open` is the one place that touches pyserial: it uses pyserial-asyncio-fast,
 whose transport reads the port from the event loop's selector (no thread) and measured
-faster than pyserial-asyncio over a pty (../shared/DESIGN.md). Received bytes go to one
+faster than pyserial-asyncio over a pty (docs/protocols.md). Received bytes go to one
 callback on the loop; pyserial's errors come out as `OsdpLineError`.
 """
 
