@@ -10,11 +10,12 @@ not grow with the number of people or credentials.
 from __future__ import annotations
 
 from functools import lru_cache
+from zoneinfo import ZoneInfo
 
 from policies.decision import AccessRequest, Decision, Reason, Step
 from policies.factors import factors_of, missing
 from policies.presence import Presence
-from policies.schedules import LocalTime, local_time
+from policies.schedules import LocalTime, ScheduleAt, local_time
 from policies.snapshot import (
     AccessLevel,
     AreaPolicy,
@@ -37,7 +38,7 @@ _IN = Direction.IN
 _LOCKED, _LOCKDOWN, _PIN = DoorMode.LOCKED, DoorMode.LOCKDOWN, DoorMode.CARD_AND_PIN
 _FREE_MODES = frozenset({DoorMode.UNLOCKED_BY_SCHEDULE, DoorMode.FIRST_PERSON_IN})
 _THREAT_LOCKDOWN = ThreatLevel.LOCKDOWN
-_OFF_SCHEDULE = "access level {} {!r} is outside its schedule"
+_OFF_SCHEDULE = "access level {} {!r} has schedule {}"
 
 
 class _Eval:
@@ -145,7 +146,7 @@ def evaluate(req: AccessRequest, snap: Snapshot, presence: Presence) -> Decision
         steps.append(("door unlocked by its schedule",))
         return e.decide(True, Reason.GRANTED_FREE_ACCESS)
 
-    level, why = _level_for(snap, person, door.id, e.local)
+    level, why = _level_for(snap, person, door.id, e.local, facility.tz)
     steps.append(why)
     if level is None:
         off = why[0] is _OFF_SCHEDULE
@@ -198,7 +199,7 @@ def _in_unlock_schedule(snap: Snapshot, door: DoorPolicy, local: LocalTime) -> b
 
 
 def _level_for(
-    snap: Snapshot, person: PersonPolicy, door_id: int, local: LocalTime
+    snap: Snapshot, person: PersonPolicy, door_id: int, local: LocalTime, tz: ZoneInfo
 ) -> tuple[AccessLevel | None, Step]:
     off_schedule: AccessLevel | None = None
     levels, schedules = snap.levels, snap.schedules
@@ -216,7 +217,15 @@ def _level_for(
             )
         off_schedule = level
     if off_schedule is not None:
-        return None, (_OFF_SCHEDULE, off_schedule.id, off_schedule.name)
+        # The schedule and the time as the facility saw them, so the denial says why.
+        schedule = schedules.get(off_schedule.schedule_id)
+        shown: object = "none on record"
+        if schedule is not None:
+            holiday = bool(schedule.calendars) and snap.holidays.is_holiday(
+                schedule.calendars, local.day
+            )
+            shown = ScheduleAt(schedule, local, tz, holiday)
+        return None, (_OFF_SCHEDULE, off_schedule.id, off_schedule.name, shown)
     return None, ("no access level of this person includes the door",)
 
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 Interval = tuple[int, int]  # [start, end) minutes after local midnight
 
 MINUTES_PER_DAY = 24 * 60
+DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,21 @@ class Schedule:
         m = local.minute
         return any(a <= m < b for a, b in spans)
 
+    @property
+    def hours(self) -> str:
+        """The week in words: "Mon-Fri 07:00-19:00, Sat 08:00-12:00" ("never" when empty)."""
+        parts: list[str] = []
+        day = 0
+        while day < 7:
+            last = day
+            while last + 1 < 7 and self.week[last + 1] == self.week[day]:
+                last += 1
+            if self.week[day]:
+                days = DAY_NAMES[day] if last == day else f"{DAY_NAMES[day]}-{DAY_NAMES[last]}"
+                parts.append(f"{days} {spans_text(self.week[day])}")
+            day = last + 1
+        return ", ".join(parts) or "never"
+
 
 ALWAYS = Schedule(
     0, "always", tuple(((0, MINUTES_PER_DAY),) for _ in range(7)), holiday=((0, MINUTES_PER_DAY),)
@@ -47,6 +63,37 @@ class LocalTime:
     day: date
     weekday: int
     minute: int
+
+    def __str__(self) -> str:
+        return f"{DAY_NAMES[self.weekday]} {hhmm(self.minute)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleAt:
+    """A schedule and the local time it was asked about, put in words only when formatted:
+    a decision's trail keeps it as is until someone reads the trail."""
+
+    schedule: Schedule
+    local: LocalTime
+    tz: ZoneInfo
+    #: The day is a holiday of one of the schedule's calendars (its holiday hours apply).
+    holiday: bool = False
+
+    def __str__(self) -> str:
+        now = str(self.local)
+        if self.holiday:
+            now += f", a holiday ({spans_text(self.schedule.holiday) or 'closed'})"
+        return f"{self.schedule.name!r}: {self.schedule.hours} {self.tz.key}; now {now}"
+
+
+def hhmm(minute: int) -> str:
+    """450 -> '07:30'; 1440 -> '24:00'."""
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def spans_text(spans: tuple[Interval, ...]) -> str:
+    """((420, 720), (780, 1020)) -> '07:00-12:00 13:00-17:00'."""
+    return " ".join(f"{hhmm(a)}-{hhmm(b)}" for a, b in spans)
 
 
 _LOCAL_CACHE: dict[tuple[object, ...], LocalTime] = {}

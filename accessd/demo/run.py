@@ -52,6 +52,7 @@ from accessd.models.policy import DecisionEvent
 from accessd.policyfile import combine, versions
 from accessd.services import operators
 from accessd.services.actors import Actor
+from policies.reasons import in_words
 
 DEMO_ROLES = [
     Role.ADMIN,
@@ -269,10 +270,13 @@ class _Watcher:
             self._last_decision = d.id
             self.decisions += 1
             who = names.get(d.person_id or 0, "unknown card")
-            verdict = "GRANTED" if d.granted else f"denied ({d.reason})"
+            verdict = f"GRANTED [{d.source}]"
+            if not d.granted:
+                why = in_words(d.reason, d.trail, d.required)
+                verdict = f"denied ({d.reason}) [{d.source}]: {why}"
             where = readers.get(d.reader_id or 0, f"reader {d.reader_id}")
             print(
-                f"  {d.at:%H:%M:%S} decision  {where:<14} {who:<18} {verdict} [{d.source}]",
+                f"  {d.at:%H:%M:%S} decision  {where:<14} {who:<18} {verdict}",
                 file=self._out,
                 flush=True,
             )
