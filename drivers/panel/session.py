@@ -106,6 +106,10 @@ class Presentation:
     identifiers: tuple[CredentialRef, ...] = ()
     #: The proof signs a challenge of the panel's own, which only an offline check accepts.
     local_challenge: bool = False
+    #: When the card was read, if the reader says (a reader with a clock of its own, a
+    #: simulated one running at another time); None: now, by the panel's clock. Decided as
+    #: of this time, online and offline; the panel's events keep the panel's clock.
+    at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,7 +452,7 @@ class PanelSession:
             elif isinstance(reply, ErrorReply):
                 granted, reason, offline, required = False, f"service_{reply.error}", False, ()
             else:
-                decision = self.cache.decide(door.door, self._verified(p), self.clock.now())
+                decision = self.cache.decide(door.door, self._verified(p), p.at or self.clock.now())
                 granted, reason, offline, required = (
                     decision.granted,
                     decision.reason,
@@ -475,7 +479,7 @@ class PanelSession:
         request = DecideRequest(
             id=request_id,
             reader=p.reader,
-            at=self.clock.now(),
+            at=p.at or self.clock.now(),
             credential=p.credential,
             evidence=list(p.evidence),
             proof=p.proof,

@@ -12,6 +12,8 @@
 2. Serves the PKI's repository (CRLs, OCSP) on 127.0.0.1 at the port in its certificates.
 3. Prints one JSON line on stdout (``{"ready": …}``) and waits for a line on stdin: the
    caller binds the cards and starts the service meanwhile (EOF: exit without panels).
+   The line is ``go``, or ``go WHEN`` with an ISO 8601 date-time and its UTC offset: the
+   readers then present the cards as if it were WHEN, and time runs on from there.
 4. Runs the ``--layout`` panels against the broker: in every round each card is presented
    once at a random reader within ``--round-seconds``; a line per round on stderr.
 
@@ -27,6 +29,7 @@ import json
 import os
 import signal
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -125,14 +128,28 @@ def _round_line(n: int, report: dict[str, Any]) -> str:
     )
 
 
-async def _wait_for_go() -> bool:
-    """A line on stdin (a pipe from the caller); False on EOF. Not a thread's blocking
+def parse_go(line: str) -> timedelta:
+    """How far from now the readers' time is, by the go line: ``go`` (zero) or ``go WHEN``
+    (WHEN minus now); ValueError for anything else or a WHEN without its offset."""
+    word, _, when = line.strip().partition(" ")
+    if word != "go":
+        raise ValueError(f"expected 'go' or 'go WHEN', got {line.strip()!r}")
+    if not when:
+        return timedelta(0)
+    start = datetime.fromisoformat(when.strip())
+    if start.tzinfo is None:
+        raise ValueError(f"{when.strip()!r} has no UTC offset")
+    return start - datetime.now(UTC)
+
+
+async def _wait_for_go() -> str:
+    """A line on stdin (a pipe from the caller); "" on EOF. Not a thread's blocking
     readline, which would keep the process alive after a SIGTERM."""
     reader = asyncio.StreamReader()
     await asyncio.get_running_loop().connect_read_pipe(
         lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
     )
-    return bool(await reader.readline())
+    return (await reader.readline()).decode()
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -153,8 +170,10 @@ async def main(args: argparse.Namespace) -> int:
             "cards": str(args.dir / PUBLIC_FILE),
         }
         print(json.dumps(ready), flush=True)
-        if not await _wait_for_go():
+        go = await _wait_for_go()
+        if not go:
             return 0
+        offset = parse_go(go)
         config = FleetConfig(
             host=args.host,
             port=args.port,
@@ -164,6 +183,7 @@ async def main(args: argparse.Namespace) -> int:
             passwords=json.loads(args.passwords.read_text()),
             layout=read_layout(args.layout),
             protocol=args.protocol,
+            time_offset=offset,
         )
         panels = await start_fleet(config)
         try:

@@ -8,7 +8,8 @@ with a ``layout`` (`simulators.panel.layout`) the panels are a real site's, by n
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 
 from drivers.mqtt.access import panel_username
@@ -37,15 +38,21 @@ class FleetConfig:
     heartbeat_seconds: float = 60.0
     #: The site's panels and their doors; when given, ``count`` and ``prefix`` are unused.
     layout: tuple[PanelLayout, ...] = ()
+    #: The readers present cards this far from the panels' clock (`accessd demo --at`): the
+    #: decisions are asked, and made, as of that time; the panels' own events keep theirs.
+    time_offset: timedelta = timedelta(0)
 
 
 class SimulatedPanel:
     """One panel: its session and the doors' hardware (DPS, REX) a scenario acts on."""
 
-    def __init__(self, session: PanelSession, link: PanelLink) -> None:
+    def __init__(
+        self, session: PanelSession, link: PanelLink, time_offset: timedelta = timedelta(0)
+    ) -> None:
         self.session = session
         self.link = link
         self.name = session.config.panel
+        self.time_offset = time_offset
 
     @property
     def readers(self) -> list[int]:
@@ -62,6 +69,8 @@ class SimulatedPanel:
         presentation = await read_card(
             self.session, reader, card, pin=pin if door.needs_pin else None
         )
+        if self.time_offset:
+            presentation = replace(presentation, at=self.session.clock.now() + self.time_offset)
         result = await self.session.present(presentation)
         if result.granted and walk:
             door.position_changed(True)
@@ -119,7 +128,7 @@ def build_panel(config: FleetConfig, index: int) -> SimulatedPanel:
         link,
         EventBuffer(config.state_dir / f"{config.site}.{name}.db"),
     )
-    return SimulatedPanel(session, link)
+    return SimulatedPanel(session, link, config.time_offset)
 
 
 async def start_fleet(config: FleetConfig) -> list[SimulatedPanel]:
