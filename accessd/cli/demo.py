@@ -7,11 +7,23 @@ demo (its models, services and subprocess machinery): every command would pay fo
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from accessd.cli.common import settings_from
 from accessd.demo.options import DemoOptions
+
+
+def when(text: str) -> datetime:
+    """``--at``'s value: an ISO 8601 date or date-time, with or without a UTC offset."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 date-time such as 2026-12-07T10:00 "
+            "or 2026-12-07T10:00-05:00"
+        ) from None
 
 
 def add_demo_options(parser: argparse.ArgumentParser) -> None:
@@ -41,6 +53,13 @@ def add_demo_options(parser: argparse.ArgumentParser) -> None:
         default=DemoOptions.round_seconds,
         help="every card is presented once in each round of this length",
     )
+    parser.add_argument(
+        "--at",
+        type=when,
+        metavar="WHEN",
+        help="the simulated panels present cards as if at this time (ISO 8601, e.g. "
+        "2026-12-07T10:00 in the site's timezone, or with an offset), running on from it",
+    )
 
 
 def add_demo_command(sub: Any) -> None:
@@ -60,6 +79,7 @@ def options_from(args: argparse.Namespace) -> DemoOptions:
         broker=args.broker,
         pki_port=args.pki_port,
         round_seconds=args.round_seconds,
+        at=args.at,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 
@@ -18,3 +19,6 @@ class DemoOptions:
     broker: str = "auto"
     pki_port: int = 8099
     round_seconds: float = 20.0
+    #: The simulated readers present cards as if at this time, running on from it; naive:
+    #: in the timezone of the site whose panels are simulated. None: the real time.
+    at: datetime | None = None

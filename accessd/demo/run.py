@@ -33,10 +33,11 @@ import secrets
 import signal
 import subprocess
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -140,6 +141,18 @@ SITE = "HQ"
 #: Modes a simulated door knows; any other (first person in, unlocked by schedule) starts
 #: as card only and the service decides the rest.
 PANEL_MODES = frozenset({"locked", "card_only", "card_and_pin", "unlocked", "lockdown"})
+
+
+async def _site_time(settings: Settings, site: str, when: datetime) -> datetime:
+    """``when`` in the site's timezone: as given when it has an offset, else read there."""
+    engine = make_engine(settings.database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            zone = await session.scalar(select(Facility.timezone).where(Facility.code == site))
+    finally:
+        await engine.dispose()
+    tz = ZoneInfo(zone or "UTC")
+    return when.astimezone(tz) if when.tzinfo is not None else when.replace(tzinfo=tz)
 
 
 async def _broker_logins(settings: Settings, out: Path) -> dict[str, Any]:
@@ -308,6 +321,7 @@ async def _serve(
     port: int,
     sim: subprocess.Popen[bytes] | None,
     exit_after: float | None,
+    start: datetime | None = None,
 ) -> _Watcher:
     import uvicorn
 
@@ -323,7 +337,9 @@ async def _serve(
         while not server.started:  # noqa: ASYNC110 - uvicorn has no event for it
             await asyncio.sleep(0.05)
         if sim is not None and sim.stdin is not None:
-            sim.stdin.write(b"go\n")
+            # simulators.panel.demo: "go", or "go WHEN" for cards presented as if at WHEN.
+            go = f"go {start.isoformat()}" if start is not None else "go"
+            sim.stdin.write(f"{go}\n".encode())
             sim.stdin.flush()
             print("  panels started; decisions and events as they are stored:\n", flush=True)
 
@@ -450,8 +466,16 @@ def run_demo(
                     "intermediates": [Path(p) for p in ready["intermediates"]],
                 }
             )
-        _print_intro(settings, host, port, accounts, tokens, reader, broker, ready)
-        watcher = asyncio.run(_serve(settings, host, port, sim, options.exit_after))
+        start = None
+        if options.at is not None and sim is not None:
+            start = asyncio.run(_site_time(settings, SITE, options.at))
+        elif options.at is not None:
+            print(
+                "accessd demo: --at moves the simulated panels' time; there are none",
+                file=sys.stderr,
+            )
+        _print_intro(settings, host, port, accounts, tokens, reader, broker, ready, start)
+        watcher = asyncio.run(_serve(settings, host, port, sim, options.exit_after, start))
         print(f"\n  {watcher.decisions} decisions and {watcher.events} panel events stored")
         return 0
     finally:
@@ -470,6 +494,7 @@ def _print_intro(
     reader: int,
     broker: Any,
     ready: dict[str, Any],
+    start: datetime | None = None,
 ) -> None:
     base = f"http://{host}:{port}"
     print(f"\naccessd demo on {settings.database_url}\n")
@@ -489,6 +514,10 @@ def _print_intro(
         cards = len(holders(example_people()))
         print(f"  test PKI     {ready['pki']} (CRLs, OCSP); cards of {cards} people")
         print(f"  panels       site {SITE}: python -m simulators.panel.demo")
+        if start is not None:
+            print(
+                f"  clock        cards presented as if at {start:%a %Y-%m-%d %H:%M %Z}, running on"
+            )
     print("\n  operator                   password          bearer token (8 h)")
     for username, password in accounts.values():
         print(f"  {username:<26} {password or '(set earlier)':<17} {tokens[username]}")

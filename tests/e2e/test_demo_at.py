@@ -1,0 +1,139 @@
+"""`accessd demo --at WHEN` end to end: the simulated panels present cards as if at WHEN,
+through the real request path, so HQ's staff are let in on a weekday morning and kept out
+that night, and each such denial says why in words.
+
+The two runs go side by side (ports and state of their own) to halve the wait.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import yaml
+
+from accessd.demo.mosquitto import free_port
+from accessd.demo.run import pick_broker
+from tests.paths import ROOT
+
+pytestmark = pytest.mark.skipif(pick_broker("auto")[0] is None, reason="no MQTT broker installed")
+
+HQ = ZoneInfo("America/New_York")
+#: hq.yaml's business-hours people (group hq-staff) with a card that works.
+STAFF = ("Avery Nakamura", "Blake Okafor", "Casey Lindqvist")
+
+
+def next_working_day() -> date:
+    """The next weekday at HQ that is no holiday of policies/examples/hq.yaml (tomorrow or
+    later: the demo's credentials are valid from yesterday on)."""
+    policy = yaml.safe_load((ROOT / "policies" / "examples" / "hq.yaml").read_text())
+    holidays = {d for cal in policy["holiday_calendars"] for d in cal["days"]}
+    day = datetime.now(HQ).date() + timedelta(days=1)
+    while day.weekday() >= 5 or day in holidays:
+        day += timedelta(days=1)
+    return day
+
+
+@dataclass
+class Run:
+    out: str
+    err: str
+    #: (person's name, granted, reason, the decision's time at HQ) of the panels' decisions
+    decisions: list[tuple[str, bool, str, datetime]]
+
+
+def start(tmp_path: Path, when: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "accessd.demo",
+            "--database-url",
+            f"sqlite:///{tmp_path / 'demo.db'}",
+            "--port",
+            str(free_port()),
+            "--pki-port",
+            str(free_port()),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--round-seconds",
+            "2",
+            "--exit-after",
+            "12",
+            "--at",
+            when,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(proc: subprocess.Popen[str], db: Path) -> Run:
+    try:
+        out, err = proc.communicate(timeout=150)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err[-3000:]
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT p.given_name || ' ' || p.family_name, d.granted, d.reason, d.at"
+            " FROM decision_events d JOIN people p ON p.id = d.person_id"
+            " WHERE d.source = 'mqtt'"
+        ).fetchall()
+    decisions = [
+        (
+            name,
+            bool(granted),
+            reason,
+            datetime.fromisoformat(at).replace(tzinfo=ZoneInfo("UTC")).astimezone(HQ),
+        )
+        for name, granted, reason, at in rows
+    ]
+    return Run(out, err, decisions)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    day = next_working_day()
+    whens = {"morning": f"{day}T10:00", "night": f"{day}T22:00"}
+    dirs = {k: tmp_path_factory.mktemp(k) for k in whens}
+    procs = {k: start(dirs[k], whens[k]) for k in whens}
+    return {k: finish(procs[k], dirs[k] / "demo.db") for k in whens}
+
+
+def test_decisions_are_made_and_stored_as_of_the_given_time(runs: dict[str, Run]) -> None:
+    day = next_working_day()
+    for name, hour in (("morning", 10), ("night", 22)):
+        run = runs[name]
+        assert run.decisions, run.err[-3000:]
+        assert {at.date() for *_, at in run.decisions} == {day}
+        assert {at.hour for *_, at in run.decisions} == {hour}
+        assert f"cards presented as if at {day:%a %Y-%m-%d} {hour}:00" in run.out
+
+
+def test_staff_are_let_in_on_a_weekday_morning(runs: dict[str, Run]) -> None:
+    staff = [d for d in runs["morning"].decisions if d[0] in STAFF]
+    assert staff and all(granted for _, granted, _, _ in staff), staff
+    assert "outside_schedule" not in runs["morning"].out
+
+
+def test_staff_are_kept_out_that_night_and_told_why(runs: dict[str, Run]) -> None:
+    staff = [d for d in runs["night"].decisions if d[0] in STAFF]
+    assert staff and {(granted, reason) for _, granted, reason, _ in staff} == {
+        (False, "outside_schedule")
+    }
+    # The security office keeps its any-hour access level.
+    assert any(granted for name, granted, _, _ in runs["night"].decisions if name == "Emery Sato")
+    line = next(s for s in runs["night"].out.splitlines() if "outside_schedule" in s)
+    assert "denied (outside_schedule) [mqtt]: outside the schedule (access level" in line
+    assert "'business-hours': Mon-Fri 07:00-19:00 America/New_York; now " in line
+    assert f"now {next_working_day():%a} 22:" in line
