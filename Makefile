@@ -109,9 +109,13 @@ vectors: $(VENV_STAMP)
 libosdp:
 	bash tests/libosdp_env.sh
 
+# Workers for pytest-xdist: the suite mostly waits (brokers, databases, child processes), so
+# more workers than the 2 cores pay off; loadgroup keeps the vpcd tests on one worker.
+PYTEST_WORKERS ?= 4
+
 # No `|| true` or exit-code mapping: pytest's 5 ("no tests collected") fails the build.
 pytest: $(DEV_STAMP) vectors libosdp
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 # Sequential on purpose: the dev install needs the packages that services.sh installs.
 test:

@@ -8,6 +8,7 @@ a file copy on SQLite) and drops it afterwards, so tests never see each other's 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import shutil
 import uuid
@@ -52,6 +53,66 @@ def _backends(config: pytest.Config) -> list[str]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         metafunc.parametrize("backend", _backends(metafunc.config), scope="session")
+
+
+# What in a test module shows it drives pcscd's virtual readers, whose two TCP ports and
+# reader slots exist once on the machine: such tests must carry the vpcd marker.
+_VPCD_SIGNS = ("VirtualReaderSlot(", "35963", "35964")
+
+
+# tryfirst: xdist reads the xdist_group marks in a hook of its own, which must see ours.
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Puts every vpcd test in one xdist group (one worker runs them, in order), and refuses
+    a run where a module uses the virtual readers without saying so."""
+    grouping = config.pluginmanager.hasplugin("xdist")
+    unmarked: set[str] = set()
+    sources: dict[Path, str] = {}
+    for item in items:
+        if item.get_closest_marker("vpcd") is not None:
+            if grouping:
+                item.add_marker(pytest.mark.xdist_group("vpcd"))
+            continue
+        path = item.path
+        if path not in sources:
+            sources[path] = path.read_text() if path.suffix == ".py" else ""
+        if isinstance(item, pytest.Function) and _uses_vpcd(item, sources[path]):
+            unmarked.add(item.nodeid)
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests use vpcd's readers without @pytest.mark.vpcd, so parallel workers "
+            "would share them: " + ", ".join(sorted(unmarked))
+        )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """On an xdist worker with --dist loadgroup, fails the run unless xdist really put the
+    vpcd tests in their group: a pytest that xdist does not follow (9.2 keeps node ids
+    where xdist 3.8 no longer writes) spreads them over workers without a word."""
+    config = session.config
+    if not getattr(config.option, "loadgroup", False):
+        return
+    ungrouped = [
+        item.nodeid
+        for item in session.items
+        if item.get_closest_marker("vpcd") is not None and not item.nodeid.endswith("@vpcd")
+    ]
+    if ungrouped:
+        raise pytest.UsageError(
+            f"xdist did not group {len(ungrouped)} vpcd tests (e.g. {ungrouped[0]}): "
+            "this pytest and pytest-xdist do not work together; see pyproject.toml"
+        )
+
+
+def _uses_vpcd(item: pytest.Function, source: str) -> bool:
+    if not any(sign in source for sign in _VPCD_SIGNS):
+        return False
+    try:
+        body = inspect.getsource(item.function)
+    except (OSError, TypeError):
+        return True
+    return any(sign in body for sign in _VPCD_SIGNS)
 
 
 def _pg_url(dbname: str) -> str:
@@ -211,3 +272,4 @@ class Operators:
 @pytest.fixture
 def ops(sessions: async_sessionmaker[AsyncSession], password_hash: str) -> Operators:
     return Operators(sessions, password_hash)
+

@@ -32,7 +32,7 @@ import pytest
 
 from tests.paths import ROOT
 
-PEER = ROOT / "tests" / "libosdp_peer.py"
+PEER = ROOT / "tests" / "drivers" / "osdp" / "libosdp_peer.py"
 VENV_PYTHON = ROOT / ".venv-libosdp" / "bin" / "python"
 HOW_TO = "create it with `bash tests/libosdp_env.sh` (`make test` does)"
 

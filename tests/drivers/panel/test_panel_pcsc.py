@@ -39,7 +39,10 @@ from tests.drivers.panel.test_panel_session import (
 )
 from tests.drivers.piv.test_piv_vpcd import _SKIP as PCSC_MISSING  # the PC/SC tests' own probe
 
-pytestmark = pytest.mark.skipif(PCSC_MISSING is not None, reason=PCSC_MISSING or "")
+pytestmark = [
+    pytest.mark.vpcd,
+    pytest.mark.skipif(PCSC_MISSING is not None, reason=PCSC_MISSING or ""),
+]
 VPCD_PORT, READER = 35964, "Virtual PCD 00 01"
 
 

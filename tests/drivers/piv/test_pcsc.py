@@ -59,6 +59,7 @@ def _stack_unavailable() -> str | None:
 # tests. pcscd lists the Virtual PCD readers only while vpcd is loaded, which suffices.
 _SKIP = _stack_unavailable()
 pcsc = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+pytestmark = pytest.mark.vpcd
 
 
 async def _insert(slot: VirtualReaderSlot) -> VirtualReaderSlot:

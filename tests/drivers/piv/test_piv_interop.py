@@ -62,7 +62,7 @@ def _vpcd_missing() -> str | None:
 
 
 _VPCD = _vpcd_missing()
-pytestmark = pytest.mark.skipif(_VPCD is not None, reason=_VPCD or "")
+pytestmark = [pytest.mark.vpcd, pytest.mark.skipif(_VPCD is not None, reason=_VPCD or "")]
 
 
 def needs(tool: str) -> pytest.MarkDecorator:

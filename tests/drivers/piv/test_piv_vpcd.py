@@ -87,7 +87,7 @@ def _unavailable() -> str | None:
 
 
 _SKIP = _unavailable()
-pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+pytestmark = [pytest.mark.vpcd, pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")]
 
 
 async def connect(reader: str) -> PcscTransport:

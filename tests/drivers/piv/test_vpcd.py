@@ -54,10 +54,9 @@ def _vpcd_unavailable() -> str | None:
     return None
 
 
-# Probing the port above connects and disconnects once, which vpcd treats as a card coming
-# and going; harmless, and done once per module.
 _SKIP = _vpcd_unavailable()
 pcsc = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+pytestmark = pytest.mark.vpcd
 
 
 def _reader(name: str) -> Any:

@@ -276,6 +276,7 @@ async def _run_cli(
     return proc.returncode or 0, out.decode(), err.decode()
 
 
+@pytest.mark.vpcd
 async def test_accessd_enroll_reads_a_card_on_pcscd_and_refuses_a_revoked_one(
     station: Station, tmp_path: Path
 ) -> None:
