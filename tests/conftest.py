@@ -272,4 +272,3 @@ class Operators:
 @pytest.fixture
 def ops(sessions: async_sessionmaker[AsyncSession], password_hash: str) -> Operators:
     return Operators(sessions, password_hash)
-
