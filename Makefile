@@ -24,6 +24,10 @@ ifeq ($(MAKELEVEL),0)
 export PATH := $(CURDIR)/$(BIN):$(PATH):/usr/sbin:/sbin
 endif
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# The tests start many Python processes (workers, the CLI, simulators); without bytecode
+# caches each one compiles every module again, and pytest rewrites the asserts of every
+# plugin's modules (schemathesis has hundreds) in each worker: 5-7 s of CPU a process.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: help venv install demo services dev vectors libosdp lint format typecheck pytest test clean
 
