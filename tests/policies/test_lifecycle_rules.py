@@ -33,7 +33,7 @@ REPORTS = ("report_lost", "report_stolen", "report_damaged")
 #: What a separated person's credential may no longer do: anything but being revoked.
 TOWARDS_USE = ("enroll", "adjudicate", "issue", "activate", "reinstate")
 
-#: (state, action) -> next state, as FIPS 201-3 and DESIGN.md describe the lifecycle.
+#: (state, action) -> next state, as FIPS 201-3 and docs/architecture.md describe the lifecycle.
 TABLE: dict[tuple[str, str], str] = {
     ("requested", "enroll"): "enrolled",
     ("enrolled", "adjudicate"): "adjudicated",

@@ -111,7 +111,7 @@ def _transmit(connection: Any, apdu: list[int]) -> tuple[bytes, int]:
 
 
 def _get_whole(connection: Any, apdu: list[int]) -> tuple[bytes, int]:
-    """pyscard does not loop GET RESPONSE itself, so the client has to (DESIGN.md)."""
+    """pyscard does not loop GET RESPONSE itself, so the client has to (docs/protocols.md)."""
     data, sw = _transmit(connection, apdu)
     while sw >> 8 == 0x61:
         more, sw = _transmit(connection, [0x00, 0xC0, 0x00, 0x00, sw & 0xFF])

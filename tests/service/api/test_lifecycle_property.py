@@ -54,7 +54,7 @@ IN_HAND = ("issued", "active", "suspended")
 ENDS = ("terminated", "lost", "stolen", "damaged", "destroyed")
 EVER_ISSUED = ("issued", "active", "suspended", "lost", "stolen", "damaged")
 
-#: (state, action) -> next state: the FIPS 201-3 lifecycle as DESIGN.md tells it.
+#: (state, action) -> next state: the FIPS 201-3 lifecycle as docs/architecture.md tells it.
 TABLE: dict[tuple[str, str], str] = {
     ("requested", "enroll"): "enrolled",
     ("enrolled", "adjudicate"): "adjudicated",
