@@ -115,7 +115,7 @@ libosdp:
 
 # Workers for pytest-xdist: the suite mostly waits (brokers, databases, child processes), so
 # more workers than the 2 cores pay off; loadgroup keeps the vpcd tests on one worker.
-PYTEST_WORKERS ?= 4
+PYTEST_WORKERS ?= 6
 
 # No `|| true` or exit-code mapping: pytest's 5 ("no tests collected") fails the build.
 pytest: $(DEV_STAMP) vectors libosdp

@@ -22,7 +22,12 @@ from accessd.demo.mosquitto import free_port
 from accessd.demo.run import pick_broker
 from tests.paths import ROOT
 
-pytestmark = pytest.mark.skipif(pick_broker("auto")[0] is None, reason="no MQTT broker installed")
+pytestmark = [
+    pytest.mark.skipif(pick_broker("auto")[0] is None, reason="no MQTT broker installed"),
+    # One worker for the module: its fixture is two demo runs, which each worker that got
+    # one of the tests would run again.
+    pytest.mark.xdist_group("demo_at"),
+]
 
 HQ = ZoneInfo("America/New_York")
 #: hq.yaml's business-hours people (group hq-staff) with a card that works.
