@@ -100,7 +100,10 @@ def test_ctrl_c_stops_the_broker_and_the_panels(tmp_path: Path) -> None:
                 break
         kids = children(proc.pid)
         assert len(kids) == 2  # the simulator and Mosquitto
-        time.sleep(3)
+        # Stopped once it is at work (a decision stored), not after a fixed time.
+        deadline = time.monotonic() + 60
+        while stored(tmp_path / "demo.db")[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
         os.kill(proc.pid, signal.SIGINT)
         proc.wait(timeout=60)
         assert proc.returncode == 130
