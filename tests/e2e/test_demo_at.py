@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -18,8 +17,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from accessd.demo.mosquitto import free_port
 from accessd.demo.run import pick_broker
+from tests.e2e.test_demo import demo
 from tests.paths import ROOT
 
 pytestmark = [
@@ -54,30 +53,7 @@ class Run:
 
 
 def start(tmp_path: Path, when: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "accessd.demo",
-            "--database-url",
-            f"sqlite:///{tmp_path / 'demo.db'}",
-            "--port",
-            str(free_port()),
-            "--pki-port",
-            str(free_port()),
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--round-seconds",
-            "2",
-            "--exit-after",
-            "12",
-            "--at",
-            when,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return demo(tmp_path, "--exit-after", "12", "--at", when)
 
 
 def finish(proc: subprocess.Popen[str], db: Path) -> Run:

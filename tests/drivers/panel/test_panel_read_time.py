@@ -4,8 +4,8 @@ at another time (`accessd demo --at`) through the real request path."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,77 +17,50 @@ from drivers.mqtt.messages import (
     DecideRequest,
     OfflineDoor,
     decode,
-    encode,
 )
-from drivers.mqtt.topics import PanelTopics
 from drivers.panel.buffer import EventBuffer
 from drivers.panel.clock import ManualClock
 from drivers.panel.doors import DoorConfig
-from drivers.panel.errors import LinkDown
-from drivers.panel.link import ConnectionHandler, MessageHandler, PanelLink
 from drivers.panel.session import PanelConfig, PanelSession, Presentation
 from tests.drivers.panel.panel_helpers import entry, snapshot
+from tests.drivers.panel.test_panel_session import TOPICS, FakeLink
 
-TOPICS = PanelTopics("hq", "p1")
 MONDAY_10_NY = datetime(2025, 3, 3, 15, 0, tzinfo=UTC)
 SATURDAY_10_NY = datetime(2025, 3, 8, 15, 0, tzinfo=UTC)
 UUID = "0f4a5b6c-1111-2222-3333-444455556666"
 CARD = Presentation(reader=1, credential=CredentialRef(kind="card_uuid", value=UUID))
 
 
-class AnsweringLink(PanelLink):
-    """A broker in memory that grants every decision request and keeps the requests."""
+def granting(requests: list[DecideRequest]) -> Callable[[str, bytes], DecideReply | None]:
+    """Plays accessd: keeps every decision request and grants it."""
 
-    def __init__(self) -> None:
-        self.up = False
-        self.requests: list[DecideRequest] = []
-        self._messages: list[MessageHandler] = []
-        self._connections: list[ConnectionHandler] = []
+    def answer(topic: str, payload: bytes) -> DecideReply | None:
+        if topic != TOPICS.leaf("req/decide"):
+            return None
+        request = decode(DecideRequest, payload)
+        requests.append(request)
+        return DecideReply(id=request.id, granted=True, reason="granted")
 
-    @property
-    def connected(self) -> bool:
-        return self.up
+    return answer
 
-    async def start(self) -> None:
-        self.set_up(True)
 
-    async def close(self) -> None:
-        self.up = False
+@dataclass
+class AnsweringLink:
+    """The session tests' in-memory broker, and the requests it granted."""
 
-    async def publish(
-        self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
-    ) -> None:
-        await asyncio.sleep(0)
-        if not self.up:
-            raise LinkDown("down")
-        if topic == TOPICS.leaf("req/decide"):
-            request = decode(DecideRequest, payload)
-            self.requests.append(request)
-            reply = encode(DecideReply(id=request.id, granted=True, reason="granted"))
-            asyncio.get_running_loop().call_soon(self._deliver, TOPICS.rsp, reply)
-
-    async def subscribe(self, topics: Sequence[tuple[str, int]]) -> None:
-        return None
-
-    def on_message(self, handler: MessageHandler) -> None:
-        self._messages.append(handler)
-
-    def on_connection(self, handler: ConnectionHandler) -> None:
-        self._connections.append(handler)
+    link: FakeLink
+    requests: list[DecideRequest]
 
     def set_up(self, up: bool) -> None:
-        self.up = up
-        for handler in self._connections:
-            handler(up)
-
-    def _deliver(self, topic: str, payload: bytes) -> None:
-        for handler in self._messages:
-            handler(topic, payload)
+        self.link.set_up(up)
 
 
 @pytest.fixture
 async def panel(tmp_path: Path) -> AsyncIterator[tuple[PanelSession, AnsweringLink]]:
-    link = AnsweringLink()
+    requests: list[DecideRequest] = []
+    fake = FakeLink()
+    fake.responder = granting(requests)
+    link = AnsweringLink(fake, requests)
     config = PanelConfig(
         site="hq",
         panel="p1",
@@ -96,7 +69,7 @@ async def panel(tmp_path: Path) -> AsyncIterator[tuple[PanelSession, AnsweringLi
         request_timeout=0.05,
     )
     session = PanelSession(
-        config, link, EventBuffer(tmp_path / "p1.db"), clock=ManualClock(MONDAY_10_NY)
+        config, fake, EventBuffer(tmp_path / "p1.db"), clock=ManualClock(MONDAY_10_NY)
     )
     # Offline, the card opens door 1 (no factor demanded) on weekdays 08:00-18:00 in New York.
     session.cache.apply_snapshot(
