@@ -48,7 +48,7 @@ SW_CLA = 0x6E00
 
 INS_SELECT, INS_GET_DATA, INS_VERIFY, INS_CHANGE, INS_RESET_RETRY = 0xA4, 0xCB, 0x20, 0x24, 0x2C
 INS_GENERAL_AUTHENTICATE, INS_GET_RESPONSE = 0x87, 0xC0
-PIN_REF, PUK_REF = 0x80, 0x81
+PIN_REF, PUK_REF, GLOBAL_PIN_REF = 0x80, 0x81, 0x00
 MAX_CHAIN = 4096
 MAX_DIGEST = 64  # SHA-512, the longest digest a host may send for ECDSA
 
@@ -149,12 +149,50 @@ class _Counter:
         self.tries = self.max_tries
 
 
+@dataclass(frozen=True, slots=True)
+class CardContents:
+    """What a card holds, as stored on it: GET DATA objects by id and private keys by slot.
+
+    ``objects`` maps an object id (``objects.CHUID``…) to the bytes GET DATA answers (the
+    53-wrapped container, or 7E for discovery). A ``global_pin`` makes VERIFY accept key
+    reference 00 too, as cards whose discovery object announces the global PIN do.
+    """
+
+    name: str
+    objects: dict[bytes, bytes]
+    keys: dict[str, PrivateKey]
+    pin: str
+    puk: str
+    global_pin: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"CardContents({self.name!r}, objects={len(self.objects)}, slots={sorted(self.keys)})"
+        )
+
+
+def contents_of(material: CardMaterial, *, compress_certificates: bool = False) -> CardContents:
+    """The test PKI's card as stored objects: its CHUID, security object and certificates."""
+    stored: dict[bytes, bytes] = {
+        objects.DISCOVERY: Discovery(objects.AID, b"\x40\x00").encode(),
+        objects.CHUID: material.chuid,
+        objects.CCC: Ccc(_card_identifier(material.card_uuid)).encode(),
+        objects.SECURITY_OBJECT: material.security_object,
+    }
+    for slot_name, cert in material.certificates.items():
+        der = cert.public_bytes(serialization.Encoding.DER)
+        stored[objects.slot(slot_name).object_id] = objects.encode_certificate(
+            der, compress=compress_certificates
+        )
+    return CardContents(material.name, stored, dict(material.keys), material.pin, material.puk)
+
+
 class VirtualPivCard(VirtualCard):
     """A PIV card application with the keys, certificates, CHUID and security object given."""
 
     def __init__(
         self,
-        material: CardMaterial,
+        material: CardMaterial | CardContents,
         *,
         atr: bytes = DEFAULT_ATR,
         pin_tries: int = 3,
@@ -162,27 +200,25 @@ class VirtualPivCard(VirtualCard):
         compress_certificates: bool = False,
         label: str = "accessd virtual PIV",
     ) -> None:
+        contents = (
+            material
+            if isinstance(material, CardContents)
+            else contents_of(material, compress_certificates=compress_certificates)
+        )
         self.atr = atr
-        self.name = material.name
-        self._pin = _Counter(material.pin, pin_tries)
-        self._puk = _Counter(material.puk, puk_tries)
+        self.name = contents.name
+        self._pin = _Counter(contents.pin, pin_tries)
+        self._puk = _Counter(contents.puk, puk_tries)
+        self._global_pin = (
+            _Counter(contents.global_pin, pin_tries) if contents.global_pin is not None else None
+        )
         self._keys: dict[int, PrivateKey] = {}
         self._algorithms: dict[int, Algorithm] = {}
-        for slot_name, key in material.keys.items():
+        for slot_name, key in contents.keys.items():
             slot = objects.slot(slot_name)
             self._keys[slot.key] = key
             self._algorithms[slot.key] = algorithm_for(key.public_key())
-        self._objects: dict[bytes, bytes] = {
-            objects.DISCOVERY: Discovery(objects.AID, b"\x40\x00").encode(),
-            objects.CHUID: material.chuid,
-            objects.CCC: Ccc(_card_identifier(material.card_uuid)).encode(),
-            objects.SECURITY_OBJECT: material.security_object,
-        }
-        for slot_name, cert in material.certificates.items():
-            der = cert.public_bytes(serialization.Encoding.DER)
-            self._objects[objects.slot(slot_name).object_id] = objects.encode_certificate(
-                der, compress=compress_certificates
-            )
+        self._objects: dict[bytes, bytes] = dict(contents.objects)
         self._template = ApplicationTemplate(
             aid_suffix=objects.AID[5:],
             authority=objects.NIST_RID,
@@ -307,7 +343,10 @@ class VirtualPivCard(VirtualCard):
         return found
 
     def _verify(self, command: _Apdu) -> bytes:
-        if command.p2 != PIN_REF:
+        counter = self._pin if command.p2 == PIN_REF else None
+        if command.p2 == GLOBAL_PIN_REF and self._global_pin is not None:
+            counter = self._global_pin
+        if counter is None:
             raise _Reply(SW_REF_NOT_FOUND)
         if command.p1 == 0xFF:
             if command.data:
@@ -317,13 +356,13 @@ class VirtualPivCard(VirtualCard):
         if command.p1 != 0x00:
             raise _Reply(SW_WRONG_P1P2)
         if not command.data:
-            if self._pin.blocked:
+            if counter.blocked:
                 raise _Reply(SW_BLOCKED)
             if self.pin_verified:
                 return b""
-            raise _Reply(0x63C0 | self._pin.tries)
+            raise _Reply(0x63C0 | counter.tries)
         try:
-            self._pin.check(command.data)
+            counter.check(command.data)
         except _Reply:
             self.pin_verified = self._pin_fresh = False
             raise
