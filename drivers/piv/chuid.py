@@ -2,10 +2,12 @@
 
 The GET DATA response is `53 L { EE? 30 32? 33? 34 35 36? 3E FE }`. The issuer signature
 (tag 3E, CMS SignedData) is kept as bytes and not verified here. `tbs` holds what the
-signature covers, read literally from SP 800-73-4: the CHUID content other than the
-signature element itself and the error detection code. So `tbs` is the concatenated
-encodings, byte for byte as read from the card, of every element before 3E, including the
-deprecated buffer length EE when a legacy card still carries it. `encode` never writes EE.
+signature covers, as SP 800-73-4 and GSA's ICAM test cards sign it: the encodings, byte
+for byte as read from the card, of every element except the deprecated buffer length (EE)
+and the signature (3E) itself, with the error detection code (FE 00) included. The
+digests of the ICAM cards' CHUIDs match exactly that, and not the same bytes without FE.
+`encode` never writes EE; `split_signed` gives the signed bytes and the signature without
+decoding the fields, so a signature can be checked before a tampered field is parsed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ CONTAINER = 0x53
 BUFFER_LENGTH, FASCN, ORG_ID, DUNS, GUID, EXPIRY = 0xEE, 0x30, 0x32, 0x33, 0x34, 0x35
 CARDHOLDER_UUID, SIGNATURE, EDC = 0x36, 0x3E, 0xFE
 _ORDER = (BUFFER_LENGTH, FASCN, ORG_ID, DUNS, GUID, EXPIRY, CARDHOLDER_UUID, SIGNATURE, EDC)
+_UNSIGNED = (BUFFER_LENGTH, SIGNATURE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,7 @@ class Chuid:
                 raise ChuidError(f"tag {item.tag:X} out of order")
             last = rank
             seen[item.tag] = item.value
-            if rank < _ORDER.index(SIGNATURE):
+            if item.tag not in _UNSIGNED:
                 tbs += item.encode()
         for required in (FASCN, GUID, EXPIRY, SIGNATURE, EDC):
             if required not in seen:
@@ -91,8 +94,7 @@ class Chuid:
             tbs=tbs,
         )
 
-    def signed_content(self) -> bytes:
-        """The bytes the issuer signs, built from this object's fields."""
+    def _fields_before_signature(self) -> bytes:
         items = [tlv.Tlv(FASCN, self.fascn.encode())]
         if self.org_identifier is not None:
             items.append(tlv.Tlv(ORG_ID, self.org_identifier))
@@ -104,12 +106,42 @@ class Chuid:
             items.append(tlv.Tlv(CARDHOLDER_UUID, uuid.UUID(self.cardholder_uuid).bytes))
         return tlv.encode_all(items)
 
+    def signed_content(self) -> bytes:
+        """The bytes the issuer signs, built from this object's fields: every element but
+        the signature, the empty error detection code last."""
+        return self._fields_before_signature() + tlv.encode(EDC, b"")
+
     def encode(self) -> bytes:
         """The full 53-wrapped CHUID as GET DATA returns it."""
         content = (
-            self.signed_content() + tlv.encode(SIGNATURE, self.signature) + tlv.encode(EDC, b"")
+            self._fields_before_signature()
+            + tlv.encode(SIGNATURE, self.signature)
+            + tlv.encode(EDC, b"")
         )
         return tlv.encode(CONTAINER, content)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedChuid:
+    """The CHUID's signed bytes and its issuer signature, fields not decoded."""
+
+    tbs: bytes
+    signature: bytes
+
+
+def split_signed(content: bytes) -> SignedChuid:
+    """The signed bytes and the 3E signature of a CHUID's content (inside 53).
+
+    Only the TLV structure is decoded, so a CHUID whose FASC-N was altered still yields
+    the bytes its signature must cover. Raises `ChuidError` (or `TlvError`) when the
+    structure itself is broken or the signature is missing.
+    """
+    items = tlv.decode(content)
+    signature = tlv.find(items, SIGNATURE)
+    if signature is None:
+        raise ChuidError(f"missing tag {SIGNATURE:X}")
+    tbs = b"".join(item.encode() for item in items if item.tag not in _UNSIGNED)
+    return SignedChuid(tbs, signature.value)
 
 
 def _is_canonical_uuid(text: str) -> bool:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from drivers.errors import ChuidError, DriverError, FascnError, MalformedData, TlvError
 from drivers.piv import tlv
-from drivers.piv.chuid import Chuid
+from drivers.piv.chuid import Chuid, SignedChuid, split_signed
 from drivers.piv.fascn import Fascn
 
 # The FASC-N of the default CHUID that yubico-piv-tool and ykman write
@@ -335,7 +335,8 @@ def test_chuid_yubico_golden_vector() -> None:
     assert chuid.expires == date(2030, 1, 1)
     assert chuid.signature == b""
     assert chuid.cardholder_uuid is None
-    assert chuid.tbs == YUBICO_CHUID[2:-4]
+    # Signed: everything but the (empty) signature 3E 00, the error detection code FE 00 kept.
+    assert chuid.tbs == YUBICO_CHUID[2:-4] + b"\xfe\x00"
     assert chuid.encode() == YUBICO_CHUID
 
 
@@ -360,15 +361,16 @@ def test_chuid_round_trip_with_every_element_and_long_lengths() -> None:
     decoded = Chuid.decode(data)
     assert decoded == chuid
     assert decoded.tbs == chuid.signed_content()
-    assert b"\x3e" not in decoded.tbs[-1:]
+    assert decoded.tbs.endswith(b"\xfe\x00")
 
 
-def test_chuid_tbs_is_everything_before_the_signature_as_read() -> None:
+def test_chuid_tbs_leaves_out_the_buffer_length_and_the_signature_only() -> None:
     chuid = _sample(signature=b"sig")
     buffer_length = tlv.encode(0xEE, b"\x01\x00")
     content = buffer_length + tlv.decode_one(chuid.encode()).value
     decoded = Chuid.decode(tlv.encode(0x53, content))
-    assert decoded.tbs == buffer_length + chuid.signed_content()
+    assert decoded.tbs == chuid.signed_content()
+    assert split_signed(content) == SignedChuid(chuid.signed_content(), b"sig")
     assert decoded.signature == b"sig"
     assert decoded == chuid
 
