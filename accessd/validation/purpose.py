@@ -47,3 +47,10 @@ CONTENT_SIGNING = Purpose(
     key_usage=frozenset({"digital_signature"}),
     extended_key_usage=oids.EKU_PIV_CONTENT_SIGNING,
 )
+#: A PIV-I issuer's content signer: the PIV-I content-signing EKU and policy instead.
+CONTENT_SIGNING_PIV_I = Purpose(
+    "content_signing_piv_i",
+    policies=frozenset({oids.POLICY_PIVI_CONTENT_SIGNING}),
+    key_usage=frozenset({"digital_signature"}),
+    extended_key_usage=oids.EKU_PIVI_CONTENT_SIGNING,
+)

@@ -31,3 +31,17 @@ CONTENT_CHUID = "2.16.840.1.101.3.6.1"  # id-PIV-CHUIDSecurityObject
 CONTENT_BIOMETRIC = "2.16.840.1.101.3.6.2"  # id-PIV-biometricObject
 #: ICAO 9303 LDS security object, the eContentType of the PIV security object (5FC106).
 CONTENT_LDS_SECURITY_OBJECT = "2.23.136.1.1.1"  # id-icao-ldsSecurityObject
+#: The same LDS security object under ICAO's earlier arc (ISO identified-organization 27),
+#: which GSA's ICAM test cards and their builder still write as the eContentType.
+CONTENT_LDS_SECURITY_OBJECT_ISO = "1.3.27.1.1.1"
+
+#: Extended key usage of a PIV-I content signer (in place of id-PIV-content-signing).
+EKU_PIVI_CONTENT_SIGNING = "2.16.840.1.101.3.8.7"  # id-fpki-pivi-content-signing
+#: Federal Bridge PIV-I policy for content signing certificates.
+POLICY_PIVI_CONTENT_SIGNING = "2.16.840.1.101.3.2.1.3.20"  # id-fpki-certpcy-pivi-contentSigning
+
+#: Signed attributes of the biometric signature block (SP 800-76-2): the signer's DN, the
+#: FASC-N, and the card UUID (entryUUID, RFC 4530) of the card it belongs to.
+ATTR_PIV_SIGNER_DN = "2.16.840.1.101.3.6.5"  # pivSigner-DN
+ATTR_PIV_FASCN = "2.16.840.1.101.3.6.6"  # pivFASC-N
+ATTR_ENTRY_UUID = "1.3.6.1.1.16.4"  # entryUUID
