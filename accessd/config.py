@@ -7,6 +7,7 @@ it, and built-in defaults give a quick start on a local SQLite file.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +19,19 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from drivers.piv import oids
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./accessd.db"
+_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+
+
+def production_policies() -> dict[str, list[str]]:
+    """The Federal PKI Common Policy OIDs each PIV certificate purpose accepts by default."""
+    return {
+        "piv_auth": [oids.POLICY_PIV_AUTH],
+        "card_auth": [oids.POLICY_CARD_AUTH],
+        "content_signing": [oids.POLICY_PIV_CONTENT_SIGNING],
+    }
 
 
 class Settings(BaseSettings):
@@ -60,6 +73,23 @@ class Settings(BaseSettings):
     #: How long past its nextUpdate a CRL or OCSP answer stays usable when no newer one can
     #: be fetched (offline operation); past that, certificates are refused as unknown.
     revocation_grace_seconds: int = Field(default=24 * 3600, ge=0, le=7 * 24 * 3600)
+    #: The certificate policy OIDs accepted for each purpose (piv_auth, card_auth,
+    #: content_signing, …), as RFC 5280's user-initial-policy-set: in the trust anchor's
+    #: policy domain, so a CA that maps policies is matched by the OIDs it maps from.
+    #: Default: the Federal PKI Common Policy. A purpose left out keeps its built-in OIDs.
+    certificate_policies: dict[str, list[str]] = Field(default_factory=production_policies)
+    #: URL prefix → mirror prefix, for CRL, OCSP and caIssuers fetches: a site that cannot
+    #: reach the CAs serves copies of their repositories, e.g.
+    #: {"http://crl.example.gov/" = "http://10.0.0.5/crl-mirror/"}.
+    revocation_mirrors: dict[str, str] = Field(default_factory=dict)
+    #: A directory of CRL files (DER or PEM; `accessd crl import` writes there), read at
+    #: start and again every crl_refresh_seconds: CRLs for sites with no path to the CAs.
+    crl_directory: Path | None = None
+    crl_refresh_seconds: int = Field(default=300, ge=5, le=24 * 3600)
+    #: Fetch issuing CAs missing from `intermediates` from the certificates' caIssuers
+    #: URLs (AIA), keeping them this long.
+    aia_fetching: bool = True
+    aia_cache_seconds: int = Field(default=24 * 3600, ge=60, le=7 * 24 * 3600)
     #: HMAC key (hex, at least 32 digits) for card challenges; instances that share
     #: readers must share it. Unset: a random key per process.
     challenge_key: SecretStr | None = None
@@ -98,6 +128,26 @@ class Settings(BaseSettings):
                 raise ValueError("challenge_key must be hex digits") from None
             if len(raw) < 16:
                 raise ValueError("challenge_key must be at least 16 bytes (32 hex digits)")
+        return value
+
+    @field_validator("certificate_policies")
+    @classmethod
+    def _policy_oids(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for purpose, listed in value.items():
+            if not listed:
+                raise ValueError(f"certificate_policies.{purpose} names no policy OID")
+            bad = [oid for oid in listed if not _OID.match(oid)]
+            if bad:
+                raise ValueError(f"certificate_policies.{purpose}: not an OID: {bad[0]!r}")
+        return value
+
+    @field_validator("revocation_mirrors")
+    @classmethod
+    def _mirror_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for prefix, mirror in value.items():
+            for url in (prefix, mirror):
+                if not url.lower().startswith(("http://", "https://")):
+                    raise ValueError(f"revocation_mirrors: {url!r} is not an http(s) URL")
         return value
 
     @field_validator("log_level")

@@ -32,6 +32,7 @@ Code = Literal[
     "revoked",
     "revocation_unknown",  # no CRL or OCSP answer fresh enough: fail closed
     "ocsp_responder",  # the OCSP answer's responder fails RFC 6960's checks
+    "ocsp_responder",  # the OCSP answer's responder fails RFC 6960's checks
     "policy",  # the path does not carry the certificate policy the purpose requires
     "bad_signature",
     "algorithm",  # a signature or key algorithm the validator refuses as weak

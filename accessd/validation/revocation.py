@@ -6,6 +6,11 @@ the last good copy in place. A copy is usable until its nextUpdate plus a grace 
 (offline operation); past that it is withheld from validation, which then fails closed
 with ``revocation_unknown``. Listeners hear about every accepted CRL and OCSP answer, so
 the validator can evict cached results the new data revokes.
+
+Sites without a network path to the CAs give CRLs as files: a directory the store reads
+again on its own schedule (``accessd crl import`` puts files there), and `Mirrors` send
+every fetch to a local copy of a CA's repository. The CRLs that cover an OCSP responder's
+own certificate are fetched with its answer, so the responder can be checked too.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Literal
 
 import aiohttp
@@ -26,6 +32,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp as x509_ocsp
 
+from accessd.validation.mirrors import Mirrors
+
 log = logging.getLogger(__name__)
 
 #: FIPS 201-3 requires cached validation results to be refreshed at least daily.
@@ -34,6 +42,11 @@ MAX_REFRESH = timedelta(hours=24)
 NO_NEXT_UPDATE_LIFETIME = timedelta(hours=24)
 #: A failed source is not retried inline (on a cold validation) sooner than this.
 INLINE_RETRY = timedelta(seconds=10)
+
+#: CRL files larger than this in the watched directory are skipped (a CRL of a large CA
+#: is a few megabytes).
+MAX_CRL_FILE = 64 << 20
+CRL_SUFFIXES = (".crl", ".der", ".pem")
 
 OcspMode = Literal["never", "fallback", "always"]
 Clock = Callable[[], datetime]
@@ -53,7 +66,7 @@ def issuer_key(name: asn1_x509.Name) -> bytes:
 class CrlRecord:
     """One CRL as accepted into the store."""
 
-    source: str  # the distribution-point URL, or "static:<n>" for a configured file
+    source: str  # the distribution-point URL, "static:<n>", or "file:<name>" from the directory
     crl: asn1_crl.CertificateList
     issuer: bytes
     this_update: datetime
@@ -121,6 +134,17 @@ class _OcspSubject:
     record: OcspRecord | None = None
     last_attempt: datetime | None = None
     failures: int = 0
+    responder_crls: tuple[str, ...] = ()  # CRLs that cover the responder's certificate
+
+
+class FetchFailed(OSError):
+    """A repository fetch (CRL, OCSP, caIssuers) that did not bring an answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class _FileStamp:
+    size: int
+    mtime_ns: int
 
 
 @dataclass(slots=True)
@@ -148,6 +172,9 @@ class RevocationStore:
         fetch_timeout: timedelta = timedelta(seconds=5),
         ocsp_mode: OcspMode = "fallback",
         clock: Clock = utcnow,
+        mirrors: Mirrors | None = None,
+        crl_directory: Path | None = None,
+        directory_refresh: timedelta = timedelta(minutes=5),
     ) -> None:
         if not timedelta(0) < refresh <= MAX_REFRESH:
             raise ValueError("refresh interval must be more than 0 and at most 24 hours")
@@ -158,10 +185,15 @@ class RevocationStore:
         self.fetch_timeout = fetch_timeout
         self.ocsp_mode: OcspMode = ocsp_mode
         self.clock = clock
+        self.mirrors = mirrors or Mirrors()
+        self.crl_directory = crl_directory
+        self.directory_refresh = directory_refresh
         self.stats = FetchStats()
         #: Bumped whenever accepted data changes; lets callers notice any change at all.
         self.generation = 0
         self._static: list[CrlRecord] = []
+        self._files: dict[str, tuple[_FileStamp, CrlRecord]] = {}
+        self._directory_task: asyncio.Task[None] | None = None
         self._crl_sources: dict[str, _CrlSource] = {}
         self._ocsp: dict[tuple[bytes, int], _OcspSubject] = {}
         self._listeners: list[Callable[[RevocationUpdate], None]] = []
@@ -172,10 +204,21 @@ class RevocationStore:
 
     async def start(self) -> None:
         """Opens the HTTP session and starts the refresh loop."""
+        if self.crl_directory is not None:
+            self.read_directory()
+            if self._directory_task is None:
+                self._directory_task = asyncio.create_task(
+                    self._directory_loop(), name="crl-directory"
+                )
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="revocation-refresh")
 
     async def aclose(self) -> None:
+        if self._directory_task is not None:
+            self._directory_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._directory_task
+            self._directory_task = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -203,7 +246,50 @@ class RevocationStore:
             except Exception:  # the loop must outlive any one bad round
                 log.exception("revocation refresh round failed")
 
+    async def _directory_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.directory_refresh.total_seconds())
+            try:
+                self.read_directory()
+            except Exception:  # the loop must outlive any one bad round
+                log.exception("reading the CRL directory failed")
+
     # --- inputs ------------------------------------------------------------------------
+
+    def read_directory(self) -> int:
+        """Reads the CRL directory again: new and changed files replace what they held,
+        removed files are forgotten. Returns how many CRLs it holds. A file that is not a
+        CRL is skipped with a warning, never fatal: the other files still count."""
+        directory = self.crl_directory
+        if directory is None:
+            return 0
+        seen: dict[str, tuple[_FileStamp, CrlRecord]] = {}
+        try:
+            paths = sorted(p for p in directory.iterdir() if p.suffix.lower() in CRL_SUFFIXES)
+        except OSError as exc:
+            log.warning("CRL directory %s: %s", directory, exc)
+            return len(self._files)
+        for path in paths:
+            try:
+                info = path.stat()
+                stamp = _FileStamp(info.st_size, info.st_mtime_ns)
+                known = self._files.get(path.name)
+                if known is not None and known[0] == stamp:
+                    seen[path.name] = known
+                    continue
+                if info.st_size > MAX_CRL_FILE:
+                    raise ValueError(f"larger than {MAX_CRL_FILE} bytes")
+                record = _crl_record(f"file:{path.name}", crl_der(path.read_bytes()), self.clock())
+            except (OSError, ValueError) as exc:
+                log.warning("CRL file %s skipped: %s", path.name, exc)
+                continue
+            seen[path.name] = (stamp, record)
+            if known is None or known[1].revoked != record.revoked:
+                self._accepted(RevocationUpdate(record.issuer, record.revoked, "crl"))
+        if seen.keys() != self._files.keys():
+            self.generation += 1
+        self._files = seen
+        return len(seen)
 
     def add_crl(self, der: bytes) -> CrlRecord:
         """Adds a CRL from configuration (no URL, never refreshed); returns its record."""
@@ -269,16 +355,26 @@ class RevocationStore:
     ) -> tuple[list[CrlRecord], list[OcspRecord]]:
         """The usable CRLs and OCSP answers that bear on these certificates, right now."""
         now = self.clock()
-        crls = [r for r in self._static if r.usable_until(self.grace) >= now]
+        held = [*self._static, *(record for _, record in self._files.values())]
+        crls = [r for r in held if r.usable_until(self.grace) >= now]
+
+        def fetched(url: str) -> None:
+            source = self._crl_sources.get(url)
+            record = source.record if source is not None else None
+            if record is None or record.usable_until(self.grace) < now:
+                return
+            if all(r is not record for r in crls):
+                crls.append(record)
+
         ocsps: list[OcspRecord] = []
         for cert in certs:
             for url in _http_crl_urls(cert):
-                source = self._crl_sources.get(url)
-                if source and source.record and source.record.usable_until(self.grace) >= now:
-                    crls.append(source.record)
+                fetched(url)
             subject = self._ocsp.get((issuer_key(cert.issuer), cert.serial_number))
             if subject and subject.record and subject.record.usable_until(self.grace) >= now:
                 ocsps.append(subject.record)
+                for url in subject.responder_crls:
+                    fetched(url)
         return crls, ocsps
 
     def failures(self, url: str) -> int:
@@ -297,6 +393,15 @@ class RevocationStore:
             *(self._fetch_ocsp(s) for s in list(self._ocsp.values())),
         )
 
+    async def fetch(self, url: str) -> bytes:
+        """GET ``url`` (through its mirror); FetchFailed when no answer comes."""
+        try:
+            async with self._http().get(self.mirrors(url)) as response:
+                response.raise_for_status()
+                return await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise FetchFailed(f"{url}: {exc}") from exc
+
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
@@ -314,7 +419,7 @@ class RevocationStore:
         source.last_attempt = self.clock()
         self.stats.crl_fetches += 1
         try:
-            async with self._http().get(source.url) as response:
+            async with self._http().get(self.mirrors(source.url)) as response:
                 response.raise_for_status()
                 der = await response.read()
             record = _crl_record(source.url, der, self.clock())
@@ -341,7 +446,9 @@ class RevocationStore:
                 .public_bytes(serialization.Encoding.DER)
             )
             async with self._http().post(
-                subject.url, data=request, headers={"Content-Type": "application/ocsp-request"}
+                self.mirrors(subject.url),
+                data=request,
+                headers={"Content-Type": "application/ocsp-request"},
             ) as response:
                 response.raise_for_status()
                 der = await response.read()
@@ -352,9 +459,29 @@ class RevocationStore:
         subject.failures = 0
         if subject.record is not None and record.this_update < subject.record.this_update:
             return
+        await self._responder_crls(subject, record)
         subject.record = record
         revoked = frozenset({record.serial}) if record.status == "revoked" else frozenset()
         self._accepted(RevocationUpdate(record.issuer, revoked, "ocsp"))
+
+    async def _responder_crls(self, subject: _OcspSubject, record: OcspRecord) -> None:
+        # A delegated responder's certificate is checked for revocation like any other
+        # (unless it says id-pkix-ocsp-nocheck); its CRLs come with the answer, so a
+        # revoked responder is caught without a second round trip at validation.
+        urls: list[str] = []
+        for cert in responder_certificates(record.response):
+            urls.extend(u for u in _http_crl_urls(cert) if u not in urls)
+        subject.responder_crls = tuple(urls)
+        waits = []
+        now = self.clock()
+        for url in urls:
+            source = self._crl_sources.get(url)
+            if source is None:
+                source = self._crl_sources[url] = _CrlSource(url, subject.issuer_cert)
+            if self._needs_inline(source.record, source.last_attempt, now):
+                waits.append(self._fetch_crl(source))
+        if waits:
+            await asyncio.gather(*waits)
 
     def _drop_contradicted_ocsp(self, record: CrlRecord) -> None:
         # A CRL newer than an OCSP "good" that lists the serial wins: otherwise the
@@ -387,6 +514,25 @@ def _http_crl_urls(cert: asn1_x509.Certificate) -> list[str]:
                 if url.lower().startswith(("http://", "https://")):
                     urls.append(url)
     return urls
+
+
+def crl_der(data: bytes) -> bytes:
+    """A CRL file's DER: the file itself, or the first PEM X509 CRL block in it."""
+    if b"-----BEGIN X509 CRL-----" in data:
+        try:
+            return x509.load_pem_x509_crl(data).public_bytes(serialization.Encoding.DER)
+        except ValueError as exc:
+            raise ValueError(f"not a PEM CRL: {exc}") from exc
+    return data
+
+
+def responder_certificates(response: asn1_ocsp.OCSPResponse) -> list[asn1_x509.Certificate]:
+    """The certificates an OCSP response carries (a delegated responder's own among them)."""
+    try:
+        basic = response["response_bytes"]["response"].parsed
+        return list(basic["certs"] or [])
+    except (KeyError, TypeError, ValueError):
+        return []
 
 
 def _crl_record(source: str, der: bytes, received: datetime) -> CrlRecord:

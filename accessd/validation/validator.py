@@ -6,19 +6,28 @@ adds the PIV usage checks, translates its errors into `ValidationError`, and cac
 result per (certificate bytes, purpose) so that a warm validation is one hash and one
 dictionary lookup. Cached results are evicted when the revocation store accepts data that
 revokes a certificate in their path, and expire on their own at `reusable_until`.
+
+The accepted certificate policies are configuration (`policies`, by purpose name), so a
+test PKI's OIDs are a setting, never code. Issuers missing from the configured
+intermediates are fetched from the certificate's AIA caIssuers (`aia`). An OCSP answer the
+store holds is the answer: if its responder fails the RFC 6960 checks (expired, revoked,
+not signed by the CA's delegate), the certificate is refused with ``ocsp_responder``
+rather than quietly decided from a CRL, and a result names the source really used.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPublicKeyTypes
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator import errors as pv_errors
 from pyhanko_certvalidator.path import ValidationPath
@@ -29,8 +38,10 @@ from pyhanko_certvalidator.policy_decl import (
     FreshnessReqType,
     PKIXValidationParams,
 )
+from pyhanko_certvalidator.revinfo.validate_ocsp import verify_ocsp_response
 from pyhanko_certvalidator.validate import async_validate_path
 
+from accessd.validation.aia import AiaIssuers
 from accessd.validation.errors import ValidationError
 from accessd.validation.purpose import Purpose
 from accessd.validation.result import RevocationSource, ValidatedCertificate, piv_identifiers
@@ -40,6 +51,7 @@ from accessd.validation.revocation import (
     RevocationStore,
     RevocationUpdate,
     issuer_key,
+    responder_certificates,
 )
 
 log = logging.getLogger(__name__)
@@ -77,6 +89,8 @@ class CertificateValidator:
         intermediates: Iterable[bytes | x509.Certificate] = (),
         max_reuse: timedelta = timedelta(hours=4),
         algorithm_policy: AlgorithmUsagePolicy | None = None,
+        policies: Mapping[str, Iterable[str]] | None = None,
+        aia: AiaIssuers | None = None,
     ) -> None:
         if not trust_anchors:
             raise ValueError("at least one trust anchor is needed")
@@ -90,6 +104,8 @@ class CertificateValidator:
         self._clock = store.clock
         self._max_reuse = max_reuse
         self._algorithms = algorithm_policy
+        self._policies = {name: frozenset(oids) for name, oids in (policies or {}).items()}
+        self._aia = aia
         self._params: dict[Purpose, PKIXValidationParams] = {}
         self._cache: dict[_CacheKey, _Entry] = {}
         self._by_dep: dict[bytes, dict[int, set[_CacheKey]]] = {}
@@ -147,10 +163,23 @@ class CertificateValidator:
         try:
             paths = await builder_ctx.path_builder.async_build_paths(cert)
         except pv_errors.PathError as exc:
-            raise ValidationError(
-                "untrusted",
-                f"no path from {_describe(crypto_cert)} to a configured trust anchor: {exc}",
-            ) from exc
+            fetched = [_pair(c) for c in await self._aia.issuers(crypto_cert)] if self._aia else []
+            if not fetched:
+                raise ValidationError(
+                    "untrusted",
+                    f"no path from {_describe(crypto_cert)} to a configured trust anchor: {exc}",
+                ) from exc
+            others = others + [a for a, _ in fetched]
+            crypto_by_id.update((a.issuer_serial, c) for a, c in fetched)
+            builder_ctx = self._context(others, now, [], [])
+            try:
+                paths = await builder_ctx.path_builder.async_build_paths(cert)
+            except pv_errors.PathError as again:
+                raise ValidationError(
+                    "untrusted",
+                    f"no path from {_describe(crypto_cert)} to a configured trust anchor, "
+                    f"with the issuers its AIA names either: {again}",
+                ) from again
 
         errors: list[ValidationError] = []
         for path in paths:
@@ -187,6 +216,7 @@ class CertificateValidator:
         ctx = self._context([], now, crls, ocsps, registry_from=builder_ctx)
         try:
             await async_validate_path(ctx, path, self._pkix(purpose))
+            await _enforce_ocsp(path, ctx, subjects, crls, ocsps)
         except (pv_errors.ValidationError, pv_errors.PathError) as exc:
             raise _translate(exc) from exc
         _check_usage(crypto_cert, purpose)
@@ -248,7 +278,7 @@ class CertificateValidator:
         params = self._params.get(purpose)
         if params is None:
             params = self._params[purpose] = PKIXValidationParams(
-                user_initial_policy_set=purpose.policies,
+                user_initial_policy_set=self._policies.get(purpose.name, purpose.policies),
                 initial_explicit_policy=purpose.explicit_policy,
                 initial_policy_mapping_inhibit=purpose.policy_mapping_inhibit,
                 initial_any_policy_inhibit=purpose.any_policy_inhibit,
@@ -311,6 +341,86 @@ class CertificateValidator:
             for key in list(serials.get(serial, ())):
                 log.info("revocation from %s evicts a cached result", update.source)
                 self._evict(key)
+
+
+async def _enforce_ocsp(
+    path: ValidationPath,
+    ctx: ValidationContext,
+    subjects: list[asn1_x509.Certificate],
+    crls: list[CrlRecord],
+    ocsps: list[OcspRecord],
+) -> None:
+    """Refuses a certificate whose OCSP answer the store holds but whose responder fails.
+
+    The library, asked for "CRL or OCSP", moves on to the CRL when an OCSP answer does not
+    verify; a bad responder must stop the card instead, or a revoked card whose CRL is
+    stale would pass on a forged "good".
+    """
+    answers = {(r.issuer, r.serial): r for r in ocsps}
+    for cert in subjects:
+        answer = answers.get((issuer_key(cert.issuer), cert.serial_number))
+        if answer is None or not cert.ocsp_urls:
+            continue
+        try:
+            await verify_ocsp_response(cert, path, ctx)
+        except pv_errors.OCSPValidationError as exc:
+            raise ValidationError(
+                "ocsp_responder",
+                f"the OCSP answer from {answer.url} about {cert.subject.human_friendly} "
+                f"was refused: {_ocsp_failure(exc)}",
+            ) from exc
+        _refuse_revoked_nocheck_responder(answer, path.find_issuing_authority(cert), crls)
+
+
+def _ocsp_failure(exc: pv_errors.OCSPValidationError) -> str:
+    reasons = [str(exc.args[0]) if exc.args else type(exc).__name__]
+    if isinstance(exc, pv_errors.OCSPValidationIndeterminateError):
+        reasons = [str(failure[0]) for failure in exc.failures] or reasons
+    cause = exc.__cause__
+    while cause is not None:
+        reasons.append(str(cause))
+        cause = cause.__cause__
+    return "; ".join(reasons)
+
+
+def _refuse_revoked_nocheck_responder(
+    answer: OcspRecord, issuer: object, crls: list[CrlRecord]
+) -> None:
+    """RFC 6960 lets a client skip revocation checking of a responder certificate that
+    carries id-pkix-ocsp-nocheck. We skip the fetching, never the knowing: when a CRL we
+    already hold from the responder's CA lists it revoked, its answers are refused (a
+    revoked responder key may be in anyone's hands). With no such CRL at hand, nocheck is
+    honoured as the RFC allows."""
+    public_key = getattr(issuer, "public_key", None)
+    if public_key is None:
+        return
+    try:
+        ca_key = serialization.load_der_public_key(public_key.dump())
+    except ValueError:
+        return
+    for responder in responder_certificates(answer.response):
+        if responder.ocsp_no_check_value is None:
+            continue  # checked by the library with the CRLs like any other certificate
+        for record in crls:
+            if (
+                record.issuer == issuer_key(responder.issuer)
+                and responder.serial_number in record.revoked
+                and _crl_signed_by(record, ca_key)
+            ):
+                raise ValidationError(
+                    "ocsp_responder",
+                    f"the OCSP responder {responder.subject.human_friendly} of {answer.url} "
+                    "is revoked by its CA's CRL; its id-pkix-ocsp-nocheck does not make a "
+                    "revoked responder trustworthy",
+                )
+
+
+def _crl_signed_by(record: CrlRecord, key: object) -> bool:
+    try:
+        crl = x509.load_der_x509_crl(record.crl.dump())
+        return crl.is_signature_valid(cast(CertificateIssuerPublicKeyTypes, key))
+    except (ValueError, TypeError):
+        return False
 
 
 def _pair(cert: bytes | x509.Certificate) -> tuple[asn1_x509.Certificate, x509.Certificate]:

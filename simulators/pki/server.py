@@ -7,6 +7,7 @@ import binascii
 import socket
 from collections import Counter
 from types import TracebackType
+from typing import Self
 
 from aiohttp import web
 
@@ -25,14 +26,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-class PkiServer:
-    """Serves ``pki`` on ``host:port``; ``online = False`` answers 503 to everything.
+class RepositoryServer:
+    """A CA repository on ``host:port``; ``online = False`` answers 503 to everything.
 
     ``requests`` counts hits by path, so tests can prove what a validator fetched.
+    Subclasses add their routes in `_routes`.
     """
 
-    def __init__(self, pki: TestPki, port: int, host: str = "127.0.0.1") -> None:
-        self.pki = pki
+    def __init__(self, port: int, host: str = "127.0.0.1") -> None:
         self.host = host
         self.port = port
         self.online = True
@@ -43,15 +44,15 @@ class PkiServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def _routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
     def _app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_OCSP_REQUEST)
-        app.router.add_get("/crl/{name}.crl", self._crl)
-        app.router.add_get("/certs/{name}.crt", self._cert)
-        app.router.add_post("/{prefix:(other-)?}ocsp", self._ocsp_post)
-        app.router.add_get("/{prefix:(other-)?}ocsp/{request}", self._ocsp_get)
+        self._routes(app)
         return app
 
-    async def start(self) -> PkiServer:
+    async def start(self) -> Self:
         self._runner = web.AppRunner(self._app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -63,8 +64,9 @@ class PkiServer:
             runner, self._runner = self._runner, None
             await runner.cleanup()
 
-    async def __aenter__(self) -> PkiServer:
-        return await self.start()
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
 
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -75,6 +77,20 @@ class PkiServer:
         self.requests[request.path if request.method == "GET" else f"POST {request.path}"] += 1
         if not self.online:
             raise web.HTTPServiceUnavailable(text="repository offline")
+
+
+class PkiServer(RepositoryServer):
+    """Serves the test PKI ``pki``: its CRLs, CA certificates and OCSP responder."""
+
+    def __init__(self, pki: TestPki, port: int, host: str = "127.0.0.1") -> None:
+        super().__init__(port, host)
+        self.pki = pki
+
+    def _routes(self, app: web.Application) -> None:
+        app.router.add_get("/crl/{name}.crl", self._crl)
+        app.router.add_get("/certs/{name}.crt", self._cert)
+        app.router.add_post("/{prefix:(other-)?}ocsp", self._ocsp_post)
+        app.router.add_get("/{prefix:(other-)?}ocsp/{request}", self._ocsp_get)
 
     async def _crl(self, request: web.Request) -> web.Response:
         self._count(request)
