@@ -14,7 +14,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from drivers.apdu import Command, exchange
-from drivers.errors import AuthenticationBlocked, MalformedData, PivObjectError, WrongPin
+from drivers.errors import (
+    AuthenticationBlocked,
+    FileNotFound,
+    MalformedData,
+    PivObjectError,
+    WrongPin,
+)
 from drivers.piv import objects, tlv
 from drivers.piv.chuid import Chuid
 from drivers.piv.objects import Algorithm, ApplicationTemplate, Ccc, Discovery
@@ -22,7 +28,8 @@ from drivers.transport import CardTransport
 
 INS_SELECT, INS_GET_DATA, INS_VERIFY, INS_GENERAL_AUTHENTICATE = 0xA4, 0xCB, 0x20, 0x87
 INS_CHANGE_REFERENCE, INS_RESET_RETRY = 0x24, 0x2C
-PIV_PIN, PIV_PUK = 0x80, 0x81  # key references of the PIV Card Application PIN and PUK
+PIV_PIN, PIV_PUK = objects.PIV_PIN, 0x81  # the PIV Card Application PIN and PUK
+GLOBAL_PIN = objects.GLOBAL_PIN
 PIN_LENGTH = 8
 MAX_OBJECT = 65536  # larger than any PIV container; bounds a runaway card
 
@@ -97,6 +104,14 @@ class PivCard:
         """The discovery object (AID and PIN usage policy)."""
         return Discovery.decode_content(await self.get_data(objects.DISCOVERY))
 
+    async def read_discovery_if_any(self) -> Discovery | None:
+        """The discovery object, or None for a card without one (absent, or empty 7E 00)."""
+        try:
+            content = await self.get_data(objects.DISCOVERY)
+        except FileNotFound:
+            return None
+        return Discovery.decode_content(content) if content else None
+
     async def read_certificate_der(self, slot: str) -> bytes:
         """The DER certificate in key slot ``slot``, decompressed when the card gzipped it."""
         content = await self.get_data(objects.slot(slot).object_id)
@@ -117,9 +132,13 @@ class PivCard:
         """The security object's content (BA mapping, BB CMS), unparsed."""
         return await self.get_data(objects.SECURITY_OBJECT)
 
-    async def pin_status(self) -> PinStatus:
-        """VERIFY without data: verified (9000), tries left (63Cx) or blocked (6983, 0 left)."""
-        command = Command(0x00, INS_VERIFY, 0x00, PIV_PIN)
+    async def pin_status(self, reference: int = PIV_PIN) -> PinStatus:
+        """VERIFY without data: verified (9000), tries left (63Cx) or blocked (6983, 0 left).
+
+        ``reference`` is the PIN's key reference: `PIV_PIN`, or `GLOBAL_PIN` on a card
+        whose discovery object makes it primary (`objects.pin_reference`).
+        """
+        command = Command(0x00, INS_VERIFY, 0x00, reference)
         try:
             await exchange(self.transport, command)
         except WrongPin as exc:
@@ -128,13 +147,14 @@ class PivCard:
             return PinStatus(verified=False, tries_left=0)
         return PinStatus(verified=True, tries_left=None)
 
-    async def pin_tries_left(self) -> int | None:
+    async def pin_tries_left(self, reference: int = PIV_PIN) -> int | None:
         """Tries left before the PIN blocks; None when it is already verified (cards say 9000)."""
-        return (await self.pin_status()).tries_left
+        return (await self.pin_status(reference)).tries_left
 
-    async def verify_pin(self, pin: str) -> None:
-        """VERIFY the PIV PIN; raises `WrongPin` (``tries_left``) or `AuthenticationBlocked`."""
-        command = Command(0x00, INS_VERIFY, 0x00, PIV_PIN, _pad_pin(pin))
+    async def verify_pin(self, pin: str, reference: int = PIV_PIN) -> None:
+        """VERIFY the PIN ``reference`` (application PIN unless told); raises `WrongPin`
+        (``tries_left``) or `AuthenticationBlocked`."""
+        command = Command(0x00, INS_VERIFY, 0x00, reference, _pad_pin(pin))
         await exchange(self.transport, command)
 
     async def change_pin(self, old: str, new: str) -> None:

@@ -31,6 +31,10 @@ FACIAL_IMAGE = bytes.fromhex("5FC108")
 FINGERPRINTS = bytes.fromhex("5FC103")
 KEY_HISTORY = bytes.fromhex("5FC10C")
 
+#: VERIFY key references (SP 800-73-4 Part 2, Table 4): the PIV Card Application PIN and
+#: the card's Global PIN.
+PIV_PIN, GLOBAL_PIN = 0x80, 0x00
+
 CERT, CERT_INFO, MSCUID, EDC = 0x70, 0x71, 0x72, 0xFE
 CERT_INFO_GZIP = 0x01  # CertInfo bit 0: the certificate is gzip-compressed
 MAX_CERT = 16384  # a decompressed certificate longer than this is refused
@@ -109,7 +113,13 @@ def decode_certificate(content: bytes) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Discovery:
-    """The discovery object 7E: the PIV AID and the PIN usage policy bytes."""
+    """The discovery object 7E: the PIV AID and the PIN usage policy bytes.
+
+    PIN usage policy (SP 800-73-4 Part 1, 3.3.2): in the first byte, 0x40 says the PIV
+    Card Application PIN satisfies the PIV access rules and 0x20 that the Global PIN does;
+    the second byte, meaningful only when both do, names the primary one: 0x10 the
+    application PIN, 0x20 the Global PIN.
+    """
 
     aid: bytes
     pin_usage_policy: bytes
@@ -118,6 +128,21 @@ class Discovery:
     def pin_satisfies_piv(self) -> bool:
         """Whether the PIV application PIN satisfies PIV access rules (bit 7 of byte 1)."""
         return bool(self.pin_usage_policy and self.pin_usage_policy[0] & 0x40)
+
+    @property
+    def global_pin_satisfies_piv(self) -> bool:
+        """Whether the Global PIN satisfies PIV access rules (bit 6 of byte 1)."""
+        return bool(self.pin_usage_policy and self.pin_usage_policy[0] & 0x20)
+
+    @property
+    def global_pin_primary(self) -> bool:
+        """Whether the card asks for its Global PIN first (both PINs usable, byte 2 is 20)."""
+        return (
+            self.pin_satisfies_piv
+            and self.global_pin_satisfies_piv
+            and len(self.pin_usage_policy) == 2
+            and self.pin_usage_policy[1] == 0x20
+        )
 
     def encode(self) -> bytes:
         """The 7E-wrapped object as GET DATA returns it."""
@@ -134,6 +159,17 @@ class Discovery:
         if len(policy.value) != 2:
             raise PivObjectError("PIN usage policy (5F2F) must be two bytes")
         return cls(aid.value, policy.value)
+
+
+def pin_reference(discovery: Discovery | None) -> int:
+    """The key reference a reader should VERIFY: the Global PIN (00) when the card's
+    discovery object says it is primary, else the PIV Card Application PIN (80).
+
+    A card without a discovery object, or with an empty one, has the application PIN only.
+    """
+    if discovery is not None and discovery.global_pin_primary:
+        return GLOBAL_PIN
+    return PIV_PIN
 
 
 @dataclass(frozen=True, slots=True)
