@@ -11,6 +11,7 @@ from pathlib import Path
 
 from accessd import __version__
 from accessd.cli.audit import add_audit_command
+from accessd.cli.crl import add_crl_command
 from accessd.cli.db import add_db_command
 from accessd.cli.demo import add_demo_command
 from accessd.cli.edge import add_edge_command
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_command(sub)
     add_policy_commands(sub)
     add_enroll_command(sub)
+    add_crl_command(sub)
     add_mqtt_commands(sub)
     add_edge_command(sub)
     add_simulate_commands(sub)
