@@ -2,7 +2,10 @@
 
 The station proves the card holds the card-authentication key (a PKI-CAK challenge
 signed with 9E), so a copied CHUID or certificate cannot be enrolled; with the holder's
-PIN it also proves the PIV-authentication key (9A). Everything else is read as stored.
+PIN it also proves the PIV-authentication key (9A) and reads the objects behind the PIN
+(facial image, fingerprints, printed information). The PIN is verified against the
+reference the card's discovery object names (the Global PIN when it is primary).
+Everything else is read as stored, for inspection to check.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 
 from accessd.authn.challenges import ChallengeBook
 from accessd.authn.proofs import PkiProof
-from drivers.errors import FileNotFound
+from drivers.errors import FileNotFound, MalformedData
 from drivers.piv import objects, tlv
 from drivers.piv.cardedge import PivCard
 from drivers.piv.challenge import sign_challenge
@@ -33,24 +36,46 @@ class CardReading:
     chuid: bytes  # the 53-wrapped CHUID
     certificates: dict[str, bytes]  # slot → DER; 9A and 9E at least
     proofs: tuple[PkiProof, ...] = ()
+    # The other objects as GET DATA returned them inside 53 (7E for discovery), None when
+    # the card has none or they were not read (the PIN-protected ones without a PIN).
     security_object: bytes | None = None
     pin_tries_left: int | None = field(default=None, compare=False)
+    discovery: bytes | None = None
+    ccc: bytes | None = None
+    facial_image: bytes | None = None
+    fingerprints: bytes | None = None
+    printed_information: bytes | None = None
 
     def __repr__(self) -> str:
         return f"CardReading(slots={sorted(self.certificates)}, proofs={len(self.proofs)})"
+
+    def objects_read(self) -> dict[bytes, bytes]:
+        """Object id → content for every object read: what the security object hashes."""
+        found = {
+            objects.CHUID: tlv.decode_one(self.chuid).value,
+            objects.DISCOVERY: self.discovery,
+            objects.CCC: self.ccc,
+            objects.FACIAL_IMAGE: self.facial_image,
+            objects.FINGERPRINTS: self.fingerprints,
+            objects.PRINTED_INFO: self.printed_information,
+        }
+        return {k: v for k, v in found.items() if v is not None}
 
 
 async def read_card(
     transport: CardTransport, challenges: ChallengeBook, *, pin: str | None = None
 ) -> CardReading:
-    """Read CHUID, certificates and security object, and have the card answer challenges.
+    """Read the card's objects and have it answer challenges (see the module docstring).
 
     Raises DriverError subclasses: WrongPin (with tries left), AuthenticationBlocked,
     FileNotFound for a card without a CHUID, PcscError when the card leaves.
     """
     card = PivCard(transport)
     await card.select()
+    discovery = await _optional(card, objects.DISCOVERY)
+    reference = objects.pin_reference(_discovery(discovery))
     chuid = tlv.encode(objects.CONTAINER, await card.get_data(objects.CHUID))
+    ccc = await _optional(card, objects.CCC)
     certificates: dict[str, bytes] = {}
     for slot in ("9a", "9e", *OPTIONAL_SLOTS):
         try:
@@ -63,11 +88,44 @@ async def read_card(
     except FileNotFound:
         security_object = None
     proofs = [await _prove(card, challenges, "9e", certificates["9e"], Mechanism.PKI_CAK)]
-    tries = await card.pin_tries_left()
+    tries = await card.pin_tries_left(reference)
+    behind_pin: dict[bytes, bytes | None] = {}
     if pin is not None:
-        await card.verify_pin(pin)
+        await card.verify_pin(pin, reference)
         proofs.append(await _prove(card, challenges, "9a", certificates["9a"], Mechanism.PKI_AUTH))
-    return CardReading(chuid, certificates, tuple(proofs), security_object, tries)
+        for object_id in (objects.FACIAL_IMAGE, objects.FINGERPRINTS, objects.PRINTED_INFO):
+            behind_pin[object_id] = await _optional(card, object_id)
+    return CardReading(
+        chuid,
+        certificates,
+        tuple(proofs),
+        security_object,
+        tries,
+        discovery=discovery,
+        ccc=ccc,
+        facial_image=behind_pin.get(objects.FACIAL_IMAGE),
+        fingerprints=behind_pin.get(objects.FINGERPRINTS),
+        printed_information=behind_pin.get(objects.PRINTED_INFO),
+    )
+
+
+async def _optional(card: PivCard, object_id: bytes) -> bytes | None:
+    """An object's content, or None when the card has none (absent, or empty)."""
+    try:
+        content = await card.get_data(object_id)
+    except FileNotFound:
+        return None
+    return content or None
+
+
+def _discovery(content: bytes | None) -> objects.Discovery | None:
+    # A discovery object that does not decode tells nothing: the application PIN then.
+    if content is None:
+        return None
+    try:
+        return objects.Discovery.decode_content(content)
+    except MalformedData:
+        return None
 
 
 async def _prove(

@@ -49,7 +49,21 @@ def reading_from(card: CardReadingIn) -> CardReading:
                 decode_b64(p.signature, f"card.proofs[{i}].signature"),
             )
         )
-    return CardReading(decode_b64(card.chuid, "card.chuid"), certificates, tuple(proofs))
+
+    def optional(value: str | None, name: str) -> bytes | None:
+        return None if value is None else decode_b64(value, f"card.{name}")
+
+    return CardReading(
+        decode_b64(card.chuid, "card.chuid"),
+        certificates,
+        tuple(proofs),
+        security_object=optional(card.security_object, "security_object"),
+        discovery=optional(card.discovery, "discovery"),
+        ccc=optional(card.ccc, "ccc"),
+        facial_image=optional(card.facial_image, "facial_image"),
+        fingerprints=optional(card.fingerprints, "fingerprints"),
+        printed_information=optional(card.printed_information, "printed_information"),
+    )
 
 
 def identity_public(identity: CardIdentity) -> CardIdentityPublic:

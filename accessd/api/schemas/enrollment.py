@@ -11,6 +11,9 @@ from accessd.api.schemas.decisions import Certificate, Challenge, Signature
 
 Slot = Literal["9a", "9c", "9d", "9e"]
 Chuid = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]*={0,2}$", max_length=11000)]
+#: Another data object's content as GET DATA returned it inside 53 (7E for discovery),
+#: base64; a facial image is the largest, up to about 12 KB.
+CardObject = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]*={0,2}$", max_length=24000)]
 
 
 class StationProofIn(Input):
@@ -22,11 +25,18 @@ class StationProofIn(Input):
 
 
 class CardReadingIn(Input):
-    """What the station read: the 53-wrapped CHUID and the certificates, base64."""
+    """What the station read: the 53-wrapped CHUID and the certificates, base64, and the
+    other objects it read; the security object is required unless the site says not."""
 
     chuid: Chuid
     certificates: dict[Slot, Certificate] = Field(max_length=4)
     proofs: list[StationProofIn] = Field(min_length=1, max_length=2)
+    security_object: CardObject | None = None
+    discovery: CardObject | None = None
+    ccc: CardObject | None = None
+    facial_image: CardObject | None = None
+    fingerprints: CardObject | None = None
+    printed_information: CardObject | None = None
 
 
 class EnrollmentRequest(Input):

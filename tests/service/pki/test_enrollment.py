@@ -109,6 +109,7 @@ async def read_at_station(
         "chuid": b64(chuid),
         "certificates": {s: b64(d) for s, d in certs.items()},
         "proofs": proofs,
+        "security_object": b64(await piv.read_security_object()),
     }
 
 
@@ -186,7 +187,25 @@ async def test_a_chuid_and_certificates_of_different_cards_are_refused(station: 
     reading = await read_at_station(station, one)
     reading["chuid"] = b64(other.chuid)
     refused = problem(await enroll(station, person_id, reading), 422)
-    assert refused["code"] == "identifier_mismatch", refused
+    assert refused["code"] == "fascn_mismatch", refused
+
+
+async def test_a_card_without_its_security_object_is_refused(station: Station) -> None:
+    person_id, _ = await waiting_person(station)
+    reading = await read_at_station(station, station.pki.issue_card())
+    del reading["security_object"]
+    refused = problem(await enroll(station, person_id, reading), 422)
+    assert refused["code"] == "security_object_missing", refused
+
+
+async def test_another_cards_security_object_is_refused_by_its_hashes(station: Station) -> None:
+    person_id, _ = await waiting_person(station)
+    one, other = station.pki.issue_card(), station.pki.issue_card()
+    reading = await read_at_station(station, one)
+    reading["security_object"] = (await read_at_station(station, other))["security_object"]
+    refused = problem(await enroll(station, person_id, reading), 422)
+    assert refused["code"] == "security_object_hash", refused
+    assert "data group 1" in refused["detail"] and "CHUID" in refused["detail"]
 
 
 async def test_a_dry_run_shows_the_card_and_whose_it_is_and_writes_nothing(
