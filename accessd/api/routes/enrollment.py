@@ -87,6 +87,7 @@ def identity_public(identity: CardIdentity) -> CardIdentityPublic:
             )
             for slot, c in sorted(identity.certificates.items())
         ],
+        checked=list(identity.checked),
     )
 
 

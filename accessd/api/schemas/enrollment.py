@@ -68,6 +68,8 @@ class CardIdentityPublic(Public):
     chuid_signer: str
     proven: list[str]
     certificates: list[CertificateCheck]
+    #: The signed objects checked besides the CHUID (security object, biometric records).
+    checked: list[str] = []
 
 
 class EnrollmentPublic(Public):

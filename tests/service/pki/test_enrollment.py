@@ -129,6 +129,7 @@ async def test_a_good_card_is_bound_to_the_waiting_credential_and_opens_a_door(
     identity, bound = answer["identity"], answer["credential"]
     assert identity["holder"] == "Ana Lima"
     assert identity["proven"] == ["pki_auth", "pki_cak"]
+    assert identity["checked"] == ["security object: signature, signer; data groups 1 match"]
     assert identity["fasc_n"] == card.fascn.redacted()  # never the whole FASC-N
     assert {c["slot"]: c["revocation_source"] for c in identity["certificates"]} == {
         "9a": "crl",
