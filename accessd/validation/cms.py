@@ -76,7 +76,8 @@ def verify_signed_data(
         encap = signed["encap_content_info"]
         content_type = encap["content_type"].dotted
         if content_type not in content_types:
-            raise refuse(f"eContentType {content_type} is not {' or '.join(content_types)}")
+            expected = " or ".join(sorted(content_types))
+            raise refuse(f"eContentType {content_type} is not {expected}")
         attached = encap["content"]
         if detached is None:
             if attached.native is None:

@@ -5,6 +5,7 @@ prescribe; malformed ones raise `PivObjectError` only."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -244,3 +245,19 @@ def test_a_global_pin_without_a_primary_byte_of_20_is_not_primary() -> None:
     assert not objects.Discovery(objects.AID, b"\x60\x10").global_pin_primary
     assert not objects.Discovery(objects.AID, b"\x20\x20").global_pin_primary  # app PIN off
     assert objects.Discovery(objects.AID, b"\x60\x20").global_pin_primary
+
+
+@given(st.binary(max_size=300))
+def test_random_bytes_raise_only_piv_object_error(data: bytes) -> None:
+    for decode in (SecurityObject.decode_content, CbeffRecord.decode_content, LdsHashes.decode):
+        with contextlib.suppress(PivObjectError):
+            decode(data)
+
+
+@given(st.binary(min_size=HEADER_LENGTH, max_size=HEADER_LENGTH + 40))
+def test_random_records_behind_a_bc_tag_raise_only_piv_object_error(record: bytes) -> None:
+    try:
+        decoded = CbeffRecord.decode_content(tlv.encode(0xBC, record))
+    except PivObjectError:
+        return
+    assert decoded.signed_content + decoded.signature == record
