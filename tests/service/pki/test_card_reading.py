@@ -12,6 +12,7 @@ from accessd.enrollment.reading import CardReading, read_card
 from accessd.validation.chuid import verify_signed_chuid
 from accessd.validation.security_object import check_data_group_hashes, verify_security_object
 from drivers.piv import objects, tlv
+from drivers.piv.cardedge import PivCard
 from drivers.piv.chuid import split_signed
 from drivers.transport import CardTransport
 from simulators.icam_card import PIN, icam_card
@@ -91,3 +92,21 @@ async def test_the_pin_goes_to_the_reference_the_discovery_object_names(
     assert len(reading.proofs) == 2  # PKI-AUTH after the PIN, besides PKI-CAK
     if name.startswith("25_"):
         assert reading.discovery is None
+
+
+@pytest.mark.parametrize(
+    ("name", "reference"),
+    [
+        ("25_Disco_Object_Not_Present", objects.PIV_PIN),
+        ("28_Disco_Object_Present_Global_PIN_Primary", objects.GLOBAL_PIN),
+    ],
+)
+async def test_a_reader_picks_the_pin_from_the_discovery_object(name: str, reference: int) -> None:
+    transport = Recording(LoopbackTransport(icam_card(ICAM_CARDS / "cards" / name)))
+    card = PivCard(transport)
+    await card.select()
+    chosen = objects.pin_reference(await card.read_discovery_if_any())
+    assert chosen == reference
+    await card.verify_pin(PIN, chosen)
+    assert (await card.pin_status(chosen)).verified
+    assert transport.verify_references() == {reference}
