@@ -90,6 +90,8 @@ class DecisionService:
         self._pending_all_people = False
         self._dirty = asyncio.Event()
         self._refreshing = asyncio.Lock()
+        #: The events that came while a refresh loaded rows (None when none loads).
+        self._arrived_during_load: list[DomainEvent] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._unsubscribe: list[Callable[[], None]] = []
         self.decisions = 0
@@ -146,16 +148,12 @@ class DecisionService:
     # -- keeping the snapshot current -------------------------------------------------------
 
     def _on_event(self, ev: DomainEvent) -> None:
-        snap = self.snapshot
+        self._apply_at_once(ev)
+        if self._arrived_during_load is not None:
+            self._arrived_during_load.append(ev)
         if isinstance(ev, CredentialStateChanged):
-            # Synchronously: the very next request already sees it.
-            snap.set_credential_usable(ev.credential_id, ev.usable, ev.to_state)
             self._pending_credentials.add(ev.credential_id)
-        elif isinstance(ev, CredentialsRevoked):
-            for cid in ev.credential_ids:
-                snap.set_credential_usable(cid, False, "suspended")
-            self._pending_people.add(ev.person_id)
-        elif isinstance(ev, PersonChanged):
+        elif isinstance(ev, CredentialsRevoked | PersonChanged):
             self._pending_people.add(ev.person_id)
         elif isinstance(ev, PeopleImported):
             self._pending_people.update(ev.person_ids)
@@ -163,9 +161,19 @@ class DecisionService:
         elif isinstance(ev, PolicyChanged):
             self._pending_policy = True
             self._pending_all_people |= ev.scope in _PEOPLE_ENTITIES
+        self._dirty.set()
+
+    def _apply_at_once(self, ev: DomainEvent) -> None:
+        """What a change does to the snapshot synchronously: the very next request sees a
+        suspension, a revocation or a new threat level, before any reload."""
+        snap = self.snapshot
+        if isinstance(ev, CredentialStateChanged):
+            snap.set_credential_usable(ev.credential_id, ev.usable, ev.to_state)
+        elif isinstance(ev, CredentialsRevoked):
+            for cid in ev.credential_ids:
+                snap.set_credential_usable(cid, False, "suspended")
         elif isinstance(ev, ThreatLevelChanged) and ev.facility_id in snap.facilities:
             snap.set_threat(ev.facility_id, ThreatLevel(ev.level))
-        self._dirty.set()
 
     async def refresh(self) -> None:
         """Applies every pending change now (callers that must see their own write). Waits
@@ -179,6 +187,10 @@ class DecisionService:
         all_people, self._pending_all_people = self._pending_all_people, False
         if not (people or creds or policy):
             return
+        # A change committed while the rows load may be missing from them: what it did at
+        # once is done again over the loaded rows, or a reload that began before a threat
+        # level was raised would put the old level back until the next policy change.
+        self._arrived_during_load = []
         try:
             async with self._sessions() as session:
                 if policy and all_people:
@@ -200,6 +212,10 @@ class DecisionService:
             self._pending_policy |= policy
             self._pending_all_people |= all_people
             raise
+        finally:
+            arrived, self._arrived_during_load = self._arrived_during_load or [], None
+            for ev in arrived:
+                self._apply_at_once(ev)
         change = SnapshotChange(frozenset(people), frozenset(creds), policy)
         for listener in self.listeners:
             try:

@@ -4,14 +4,16 @@ arrive through the audit feed, and every decision is stored."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from accessd.decisions import loader
 from accessd.decisions.service import DecisionService
-from accessd.events import EventBus
+from accessd.events import EventBus, PolicyChanged, ThreatLevelChanged
 from accessd.models import (
     AccessGrant,
     AccessLevel,
@@ -29,8 +31,8 @@ from accessd.services import audit, credentials, people
 from accessd.services.actors import Actor
 from policies.decision import AccessRequest, Reason
 from policies.lifecycle import Action, CredentialKind
-from policies.snapshot import IdKind
-from policies.vocabulary import Mechanism
+from policies.snapshot import IdKind, Snapshot
+from policies.vocabulary import Mechanism, ThreatLevel
 
 OFFICER = Actor(1004, "op1004", frozenset())
 CAK = frozenset({Mechanism.PKI_CAK})
@@ -232,3 +234,37 @@ async def test_eligibility_restored_elsewhere_is_picked_up(
         await service.stop()
     async with sessions() as s:
         assert await s.scalar(select(func.count()).select_from(DecisionEvent)) == 1
+
+
+async def test_a_threat_level_raised_while_the_policy_reloads_is_not_undone_by_the_reload(
+    service: DecisionService,
+    sessions: async_sessionmaker[AsyncSession],
+    bus: EventBus,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids = await make_site(sessions)
+    await service.start()
+    loaded, release = asyncio.Event(), asyncio.Event()
+    load_policy = loader.load_policy
+
+    async def slow_load(session: AsyncSession) -> Snapshot:
+        # The rows are read before the threat level is raised, and handed over after.
+        snapshot = await load_policy(session)
+        loaded.set()
+        await release.wait()
+        return snapshot
+
+    monkeypatch.setattr(loader, "load_policy", slow_load)
+    try:
+        facility = service.snapshot.doors[ids["door"]].facility_id
+        bus.publish(PolicyChanged(scope="schedules"))
+        await asyncio.wait_for(loaded.wait(), 10)
+        bus.publish(ThreatLevelChanged(facility_id=facility, level="lockdown"))
+        assert service.snapshot.facilities[facility].threat is ThreatLevel.LOCKDOWN
+        release.set()
+        await service.refresh()
+        assert service.snapshot.facilities[facility].threat is ThreatLevel.LOCKDOWN
+        assert not service.decide(badge(ids)).granted
+    finally:
+        release.set()
+        await service.stop()
