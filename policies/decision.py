@@ -50,6 +50,9 @@ class AccessRequest:
     #: Set when the reader presented proofs that did not verify: why, in words (the code
     #: first). The decision is then a denial, whatever else the request says.
     authn_failure: str | None = None
+    #: Set when proofs verified: what they established, in words (mechanisms, certificate
+    #: and the revocation source really used), for the decision's trail.
+    authn_proven: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,8 @@ def evaluate(req: AccessRequest, snap: Snapshot, presence: Presence) -> Decision
         # Identity claims of a card that failed authentication are not worth checking.
         steps.append(("card authentication failed: {}", req.authn_failure))
         return e.decide(False, Reason.AUTHENTICATION_FAILED)
+    if req.authn_proven is not None:
+        steps.append(("card authenticated: {}", req.authn_proven))
 
     refusal = _credential_and_person(e, snap)
     if refusal is not None:

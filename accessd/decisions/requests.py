@@ -72,7 +72,7 @@ async def access_request(
     """The request to decide; ``at`` must be aware."""
     proven = frozenset(evidence)
     kind, value = ("", "") if credential is None else (credential[0], normalised(*credential))
-    failure = None
+    failure = proven_by = None
     if proof is not None or require_proofs:
         # Provable mechanisms count only when proven.
         proven -= PROVABLE
@@ -86,7 +86,27 @@ async def access_request(
             proven |= authenticated.mechanisms
             failure = mismatch(kind, value, authenticated)
             kind, value = "cert_sha256", authenticated.cert_sha256
-    return AccessRequest(reader_id, at.astimezone(UTC), kind, value, proven, authn_failure=failure)
+            proven_by = _proven_by(authenticated)
+    return AccessRequest(
+        reader_id,
+        at.astimezone(UTC),
+        kind,
+        value,
+        proven,
+        authn_failure=failure,
+        authn_proven=proven_by,
+    )
+
+
+def _proven_by(auth: Authenticated) -> str:
+    """The trail's words for a verified proof: which mechanisms, by which certificate, and
+    which revocation source (CRL or OCSP) the certificate was really checked by."""
+    cert = auth.certificate
+    mechanisms = ", ".join(sorted(m.value for m in auth.mechanisms))
+    return (
+        f"{mechanisms} by {cert.purpose} certificate serial {cert.serial:x} "
+        f"(revocation checked by {cert.revocation_source})"
+    )
 
 
 def mismatch(kind: str, value: str, auth: Authenticated) -> str | None:

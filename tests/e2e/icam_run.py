@@ -8,6 +8,7 @@ compare those answers with `icam_expected.CARDS`.
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, fields
@@ -52,6 +53,7 @@ from tests.icam_settings import (
 )
 from tests.paths import ICAM_CARDS
 
+_CHECKED_BY = re.compile(r"revocation checked by (\w+)")
 Pass = Literal["http", "crl-files"]
 PASSES: tuple[Pass, ...] = ("http", "crl-files")
 
@@ -92,6 +94,7 @@ class Answer:
     enrollment: str = "not tried"  # "enrolled" or the problem's code
     door: str = "not tried"  # "granted", or the reason and the trail's failing line
     revocation: str = ""  # the sources the accepted certificates were checked by
+    door_revocation: str = ""  # the source the door's trail names for the 9E certificate
 
     @property
     def accepted(self) -> bool:
@@ -252,7 +255,7 @@ async def _one_card(settings: Settings, card: str, password_hash: str) -> Answer
             await site.state.decisions.refresh()
             managers = await site.headers("facility_manager")
             readers = ok(await client.get("/v1/readers", headers=managers))
-            answer.door = await _door(site, card, readers["items"][0]["id"])
+            answer.door, answer.door_revocation = await _door(site, card, readers["items"][0]["id"])
             return answer
     finally:
         await engine.dispose()
@@ -313,8 +316,9 @@ async def _enroll(site: _Site, card: str, person_id: int, credential_id: int) ->
     return answer
 
 
-async def _door(site: _Site, card: str, reader_id: int) -> str:
-    """PKI-CAK at the entrance: accessd's challenge, signed by the card's 9E key."""
+async def _door(site: _Site, card: str, reader_id: int) -> tuple[str, str]:
+    """PKI-CAK at the entrance: accessd's challenge, signed by the card's 9E key. Returns
+    the outcome and the revocation source the trail names."""
     reader_headers = await site.headers("door_reader")
     issued = ok(
         await site.client.post(
@@ -329,7 +333,7 @@ async def _door(site: _Site, card: str, reader_id: int) -> str:
         der = await piv.read_certificate_der("9e")
         signature = await sign_challenge(piv, "9e", x509.load_der_x509_certificate(der), nonce)
     except (DriverError, ValueError) as exc:
-        return f"card:{type(exc).__name__}"
+        return f"card:{type(exc).__name__}", ""
     body = {
         "reader_id": reader_id,
         "proof": {
@@ -342,7 +346,11 @@ async def _door(site: _Site, card: str, reader_id: int) -> str:
         },
     }
     decided = ok(await site.client.post("/v1/decisions", json=body, headers=reader_headers))
+    trail: list[str] = decided.get("trail", [])
+    named = [m.group(1) for line in trail if (m := _CHECKED_BY.search(line))]
+    source = named[0] if named else ""
     if decided["granted"]:
-        return "granted"
-    failing = [line for line in decided.get("trail", []) if ":" in line]
-    return f"{decided['reason']} ({failing[-1]})" if failing else str(decided["reason"])
+        return "granted", source
+    failing = [line for line in trail if line.startswith("card authentication failed")]
+    reason = str(decided["reason"])
+    return (f"{reason} ({failing[-1]})" if failing else reason), source

@@ -243,6 +243,12 @@ async def test_pki_cak_opens_the_lobby_and_is_not_enough_for_the_offices(site: S
     granted, _ = await present(site, "Main in", site.card)
     assert (granted["granted"], granted["reason"]) == (True, "granted"), granted
     assert granted["credential_id"] == site.cred["id"]
+    # The trail names what the proof established and the revocation source really used.
+    assert any(
+        "card authenticated: pki_cak by card_auth certificate" in line
+        and "revocation checked by crl" in line
+        for line in granted["trail"]
+    ), granted["trail"]
     office, _ = await present(site, "Office in", site.card)
     assert (office["granted"], office["reason"], office["required"]) == (
         False,
