@@ -29,17 +29,22 @@ pytestmark = [
 
 REPORT = ROOT / "docs" / "conformance" / "icam-cards.md"
 
-#: Where accessd does not give the README's answer yet, by card: what is missing. A strict
-#: xfail, so the day accessd answers right the entry has to go.
+#: Where accessd does not give the README's answer, by card, and why: a check missing, or
+#: the card set's own data contradicting the README. A strict xfail, so the day the answer
+#: changes the entry has to go.
 _KNOWN: dict[str, str] = {
-    # The card set's ICI 9 variant carries records whose FASC-N is not its CHUID's.
+    # The folder's data disagree: neither its facial image nor its fingerprints hold the
+    # FASC-N its CHUID carries.
     "46_Golden_FIPS_201-2_PIV_ICI_9": (
-        "golden per the README, refused: facial_image_fascn_mismatch (its facial image and "
-        "fingerprints name another FASC-N than its CHUID; README or data to settle)"
+        "golden per the README, refused: facial_image_fascn_mismatch, rightly on the folder's "
+        "data (its biometric records name another FASC-N than its CHUID)"
     ),
+    # The folder's data disagree: its security object hashes a discovery object whose PIN
+    # usage policy is 60 10 (that hash matches exactly), its discovery object says 40 00.
     "48_T=0_with_Non-Zero_PPS_LEN_Value": (
-        "golden per the README, refused: security_object_hash on the discovery object's data "
-        "group (how this card's discovery object is hashed is to find out)"
+        "golden per the README, refused: security_object_hash, rightly on the folder's data "
+        "(the security object covers a discovery object with PIN policy 60 10, the card's "
+        "says 40 00)"
     ),
 }
 MISSING: dict[tuple[Pass, str], str] = {
