@@ -4,8 +4,10 @@ GSA's ICAM test PKI."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from pydantic import ValidationError as SettingsError
 
 from accessd.cli.main import main
 from accessd.config import Settings
+from accessd.validation.aia import RETRY_FAILED, AiaIssuers, ca_issuers_urls
 from accessd.validation.errors import ValidationError
 from accessd.validation.factory import build_validator
 from accessd.validation.mirrors import Mirrors
@@ -131,15 +134,20 @@ async def test_a_watched_directory_revokes_a_card_once_its_crl_is_imported(
         revocation_ocsp="never",
     )
     validator, store = build_validator(settings)
+    store.directory_refresh = timedelta(milliseconds=50)  # crl_refresh_seconds, shortened
     revoked_card = card_cert("58_Revoked_Card_Auth_Cert", "9e")
     async with store:
         good = await validator.validate(revoked_card, CARD_AUTH)
         assert good.revocation_source == "crl"
-        assert (
-            main(["crl", "import", "--force", "--directory", str(directory), str(WITH_REVOCATIONS)])
-            == 0
-        )
-        assert store.read_directory() > 1  # what the refresh task does every crl_refresh_seconds
+        assert validator.cached == 1
+        imported = ["crl", "import", "--force", "--directory", str(directory)]
+        assert main([*imported, str(WITH_REVOCATIONS)]) == 0
+        # The running store reads the directory again by itself; the new CRL evicts the
+        # cached result, and the next validation refuses the card.
+        for _ in range(100):
+            if validator.cached == 0:
+                break
+            await asyncio.sleep(0.05)
         with pytest.raises(ValidationError) as refused:
             await validator.validate(revoked_card, CARD_AUTH)
     assert refused.value.code == "revoked"
@@ -213,3 +221,39 @@ async def test_ocsp_answers_stand_or_fall_with_their_responder(
             crl_only, crl_store = build_validator(online(repository, revocation_ocsp="never"))
             async with crl_store:
                 assert await validate(crl_only, card) == "ok:crl"
+
+
+@icam
+async def test_aia_answers_are_cached_and_a_failed_url_is_retried_later() -> None:
+    bundle = (
+        ICAM_CARDS
+        / "cards"
+        / "ICAM_CA_and_Signer"
+        / "aia"
+        / "certsIssuedToICAMTestCardSigningCA.p7c"
+    ).read_bytes()
+    now = [datetime(2026, 1, 1, tzinfo=UTC)]
+    answers: list[bytes | None] = [None, bundle]
+    asked: list[str] = []
+
+    async def fetch(url: str) -> bytes:
+        asked.append(url)
+        answer = answers.pop(0) if answers else bundle
+        if answer is None:
+            raise OSError("repository down")
+        return answer
+
+    aia = AiaIssuers(fetch, lifetime=timedelta(hours=1), clock=lambda: now[0])
+    leaf = load_certificate(
+        ICAM_CARDS / "cards" / "46_Golden_FIPS_201-2_PIV" / f"{CERTIFICATE_FILES['9e']}.crt"
+    )
+    url = ca_issuers_urls(leaf)[0]
+    assert await aia.issuers(leaf) == []  # down: nothing, and no retry at once
+    assert await aia.issuers(leaf) == []
+    assert asked.count(url) == 1
+    now[0] += RETRY_FAILED
+    found = await aia.issuers(leaf)
+    assert any(c.subject == leaf.issuer for c in found)
+    assert asked.count(url) == 2
+    now[0] += timedelta(minutes=59)
+    assert await aia.issuers(leaf) == found and asked.count(url) == 2  # within its lifetime
