@@ -3,7 +3,7 @@
 AccessdError
 └── ValidationError          422  the certificate or signed card object is not acceptable
     certificates:     untrusted, expired, not_yet_valid, revoked, revocation_unknown,
-                      policy, bad_signature, algorithm, usage, malformed
+                      ocsp_responder, policy, bad_signature, algorithm, usage, malformed
     CHUID:            chuid_signature, content_signer_expires_before_chuid
     card consistency: fascn_mismatch, uuid_mismatch, card_identifier_missing,
                       skid_mismatch, certificate_outlives_chuid
@@ -31,7 +31,6 @@ Code = Literal[
     "not_yet_valid",
     "revoked",
     "revocation_unknown",  # no CRL or OCSP answer fresh enough: fail closed
-    "ocsp_responder",  # the OCSP answer's responder fails RFC 6960's checks
     "ocsp_responder",  # the OCSP answer's responder fails RFC 6960's checks
     "policy",  # the path does not carry the certificate policy the purpose requires
     "bad_signature",
