@@ -73,8 +73,8 @@ def write_report(
         lines += [
             f"## Pass `{which}`: {_PASS_WORDS[which]}",
             "",
-            f"{len(CARDS)} cards: {passed} pass, {failed} fail, {known} fail for a known "
-            "missing check.",
+            f"{len(CARDS)} cards: {passed} pass, {failed} fail, {known} known disagreements "
+            "(a strict xfail each, its reason in the row).",
             "",
             *table,
             "",
