@@ -257,3 +257,15 @@ async def test_aia_answers_are_cached_and_a_failed_url_is_retried_later() -> Non
     assert asked.count(url) == 2
     now[0] += timedelta(minutes=59)
     assert await aia.issuers(leaf) == found and asked.count(url) == 2  # within its lifetime
+
+
+async def test_without_the_crl_that_revokes_it_a_nocheck_responder_is_taken_at_its_word(
+    repository: IcamRepositoryServer,
+) -> None:
+    # The CRL that lists the revoked responder cannot be had: RFC 6960 lets a client take a
+    # responder with id-pkix-ocsp-nocheck on its word, and accessd does (compare the same
+    # card refused when that CRL is at hand, above).
+    del repository.repository.crls["ICAMTestCardGen3SigningCA.crl"]
+    validator, store = build_validator(online(repository, revocation_ocsp="always"))
+    async with store:
+        assert await validate(validator, "43_OCSP_revoked_w_nocheck") == "ok:ocsp"
