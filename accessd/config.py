@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     #: When set, pki_cak, pki_auth and bio count only when a proof establishes them, never
     #: on a reader's word.
     require_card_proofs: bool = False
+    #: Enrollment refuses a card without a Security Object (FIPS 201-3 makes it mandatory);
+    #: off only for a site that must enroll legacy cards, whose other objects then go
+    #: without their data-group hashes checked.
+    require_security_object: bool = True
     token_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
     log_level: str = "info"
     #: Once the decision snapshot and the panels' caches are built, keep them out of the

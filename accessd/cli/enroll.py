@@ -148,7 +148,12 @@ async def _enroll(args: argparse.Namespace, settings: Any, password: str, pin: s
             print(f"accessd: cannot read the card in {args.reader!r}: {exc}", file=sys.stderr)
             return 1
         try:
-            identity = await inspect(reading, cards.authenticator, today=date.today())
+            identity = await inspect(
+                reading,
+                cards.authenticator,
+                today=date.today(),
+                require_security_object=settings.require_security_object,
+            )
         except CardRefused as exc:
             print(f"refused: {exc.code}: {exc.detail}", file=sys.stderr)
             return REFUSED

@@ -101,7 +101,12 @@ async def enroll(
     """Validates the card (CHUID signature, certificates with revocation, possession of
     its keys) and binds it to the person's credential awaiting a card. A refused card is a
     422 whose `code` says why: expired, revoked, untrusted, chuid_signature, …"""
-    identity = await inspect(reading_from(body.card), state.authn, today=date.today())
+    identity = await inspect(
+        reading_from(body.card),
+        state.authn,
+        today=date.today(),
+        require_security_object=state.settings.require_security_object,
+    )
     if body.dry_run:
         bound = await registered_to(session, identity)
         return EnrollmentPublic(

@@ -199,6 +199,31 @@ async def test_a_card_without_its_security_object_is_refused(station: Station) -
     assert refused["code"] == "security_object_missing", refused
 
 
+async def test_a_site_that_does_not_require_the_security_object_enrolls_without_it(
+    db_url: str,
+    engine: AsyncEngine,
+    bus: EventBus,
+    sessions: async_sessionmaker[AsyncSession],
+    ops: Operators,
+    tmp_path: Path,
+) -> None:
+    async with piv_service(db_url, engine, bus, tmp_path, require_security_object=False) as svc:
+        st = Station(
+            svc.client,
+            svc.pki,
+            await ops.headers("registrar"),
+            await ops.headers("sponsor"),
+            ops,
+            sessions,
+            svc.settings,
+        )
+        person_id, cred = await waiting_person(st)
+        reading = await read_at_station(st, st.pki.issue_card())
+        del reading["security_object"]
+        enrolled = ok(await enroll(st, person_id, reading))
+        assert enrolled["credential"]["id"] == cred["id"], enrolled
+
+
 async def test_another_cards_security_object_is_refused_by_its_hashes(station: Station) -> None:
     person_id, _ = await waiting_person(station)
     one, other = station.pki.issue_card(), station.pki.issue_card()
