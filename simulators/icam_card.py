@@ -96,6 +96,13 @@ def load_icam_card(folder: Path) -> CardContents:
     for filename, object_id in OBJECT_FILES.items():
         path = folder / filename
         content = path.read_bytes() if path.is_file() else b""
+        untagged = folder / f"{filename} No Tag"
+        if object_id == objects.DISCOVERY and untagged.is_file():
+            # Card 48: the builder last wrote its discovery object untagged (PIN policy
+            # 60 10, as both of its properties files say) and hashed that one into the
+            # security object; the tagged file is an older build (40 00). The card holds
+            # the newer content in its 7E object.
+            content = tlv.encode(objects.DISCOVERY_TAG, untagged.read_bytes())
         value = _stored(object_id, content)
         if value is not None:
             stored[object_id] = value

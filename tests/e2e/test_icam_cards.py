@@ -39,13 +39,6 @@ _KNOWN: dict[str, str] = {
         "golden per the README, refused: facial_image_fascn_mismatch, rightly on the folder's "
         "data (its biometric records name another FASC-N than its CHUID)"
     ),
-    # The folder's data disagree: its security object hashes a discovery object whose PIN
-    # usage policy is 60 10 (that hash matches exactly), its discovery object says 40 00.
-    "48_T=0_with_Non-Zero_PPS_LEN_Value": (
-        "golden per the README, refused: security_object_hash, rightly on the folder's data "
-        "(the security object covers a discovery object with PIN policy 60 10, the card's "
-        "says 40 00)"
-    ),
 }
 MISSING: dict[tuple[Pass, str], str] = {
     (which, card): why for which in PASSES for card, why in _KNOWN.items()
