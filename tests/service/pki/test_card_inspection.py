@@ -169,9 +169,10 @@ async def test_the_security_object_may_be_optional_by_policy() -> None:
     assert not any(line.startswith("security object") for line in identity.checked)
 
 
-async def test_card_48_as_its_files_stand_fails_its_discovery_hash() -> None:
-    # Served with the tagged discovery file the folder also holds, card 48's security
-    # object does not match it: the station reads what the card serves.
+async def test_card_48s_older_tagged_discovery_file_fails_its_security_object_hash() -> None:
+    # Card 48's folder holds two discovery objects: the security object hashes the newer
+    # untagged one (PIN policy 60 10), which the virtual card serves; served the older
+    # tagged file (40 00) instead, the card is refused for that data group's hash.
     folder = ICAM_CARDS / "cards" / "48_T=0_with_Non-Zero_PPS_LEN_Value"
     validator = AcceptingValidator()
 
@@ -179,9 +180,19 @@ async def test_card_48_as_its_files_stand_fails_its_discovery_hash() -> None:
         return None
 
     authn = Authenticator(ChallengeBook(), validator, no_reader_keys)
-    card = VirtualPivCard(load_icam_card(folder))
-    reading = await read_card(LoopbackTransport(card), authn.challenges, pin=PIN)
+    served = load_icam_card(folder)
+    older = dataclasses.replace(
+        served,
+        objects={
+            **served.objects,
+            objects.DISCOVERY: (folder / "1 - Discovery Object").read_bytes(),
+        },
+        global_pin=None,
+    )
+    reading = await read_card(LoopbackTransport(VirtualPivCard(older)), authn.challenges, pin=PIN)
     with pytest.raises(CardRefused) as caught:
         await inspect(reading, authn, today=AS_OF)
     assert caught.value.code == "security_object_hash"
     assert "discovery object" in caught.value.detail
+    reading = await read_card(LoopbackTransport(VirtualPivCard(served)), authn.challenges, pin=PIN)
+    assert (await inspect(reading, authn, today=AS_OF)).card_uuid
