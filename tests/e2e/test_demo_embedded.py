@@ -26,7 +26,7 @@ from drivers.mqtt.client import MqttClient, MqttConfig
 from drivers.mqtt.topics import PanelTopics
 from drivers.panel.session import PanelSession
 from tests.conftest import Operators
-from tests.e2e.test_demo import demo, stored
+from tests.e2e.test_demo import run_to_end, stored
 from tests.gateway.test_gateway import POLICY, Site, _panel, _present, settle
 from tests.piv_helpers import ids_by_name, issue_piv_credential, piv_service
 
@@ -187,13 +187,7 @@ async def test_the_gateway_decides_and_stores_events_through_the_embedded_broker
 
 
 def test_the_demo_runs_its_panels_on_the_embedded_broker(tmp_path: Path) -> None:
-    proc = demo(tmp_path, "--broker", "embedded", "--exit-after", "15")
-    try:
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc, out, err = run_to_end(tmp_path, "--broker", "embedded", "--exit-after", "15")
     assert proc.returncode == 0, err[-3000:]
     assert "embedded amqtt, MQTT 3.1.1" in out
     decisions, granted, events = stored(tmp_path / "demo.db")
