@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from tests.e2e.icam_expected import CARDS, Expected
 from tests.e2e.icam_run import PASSES, Answer, Pass
+from tests.icam_expected import CARDS, Expected
 
 _PASS_WORDS = {
     "http": "revocation over HTTP on loopback (CRLs, caIssuers, OCSP always)",

@@ -42,8 +42,8 @@ from simulators.icam_repository import IcamRepository, IcamRepositoryServer
 from simulators.loopback import LoopbackTransport
 from simulators.pki import free_port
 from tests.conftest import PASSWORD, Operators
-from tests.e2e.icam_expected import CARDS
 from tests.helpers import act, adjudicate, make_person, ok, sponsor
+from tests.icam_expected import CARDS
 from tests.icam_settings import (
     CARD_24_CA,
     ICAM_POLICIES,

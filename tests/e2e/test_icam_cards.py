@@ -16,9 +16,9 @@ import asyncio
 
 import pytest
 
-from tests.e2e.icam_expected import CARDS, Expected
 from tests.e2e.icam_report import write_report
 from tests.e2e.icam_run import PASSES, Answer, Pass, run_pass
+from tests.icam_expected import CARDS, Expected
 from tests.paths import ICAM_MISSING, ROOT
 
 pytestmark = [

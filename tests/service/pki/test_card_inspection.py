@@ -30,6 +30,7 @@ from drivers.piv import objects, tlv
 from simulators.icam_card import PIN, load_icam_card
 from simulators.loopback import LoopbackTransport
 from simulators.piv_card import VirtualPivCard
+from tests.icam_expected import GOLDEN
 from tests.paths import ICAM_CARDS, ICAM_MISSING
 
 pytestmark = pytest.mark.skipif(ICAM_MISSING is not None, reason=ICAM_MISSING or "")
@@ -38,23 +39,6 @@ pytestmark = pytest.mark.skipif(ICAM_MISSING is not None, reason=ICAM_MISSING or
 #: 56 are not yet expired, so only their own defect applies.
 AS_OF = date(2020, 6, 1)
 
-GOLDEN = [
-    "01_Golden_PIV",
-    "02_Golden_PIV-I",
-    "25_Disco_Object_Not_Present",
-    "26_Disco_Object_Present_App_PIN_Only",
-    "27_Disco_Object_Present_App_PIN_Primary",
-    "28_Disco_Object_Present_Global_PIN_Primary",
-    "37_Golden_FIPS_201-2_PIV_PPS_F=512_D=64",
-    "39_Golden_FIPS_201-2_Fed_PIV-I",
-    "41_Re-keyed_Card",
-    "46_Golden_FIPS_201-2_PIV",
-    "46_Golden_FIPS_201-2_PIV_ICI_8",
-    "47_Golden_FIPS_201-2_PIV_SAN_Order",
-    "48_T=0_with_Non-Zero_PPS_LEN_Value",
-    "53_FIPS_201-2_Large_Card_Auth_Cert",
-    "54_Golden_FIPS_201-2_NFI_PIV-I",
-]
 
 #: README "Refuse, with this reason", for the reasons in the card's own data.
 REFUSED = [

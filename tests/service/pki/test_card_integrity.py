@@ -37,31 +37,11 @@ from accessd.validation.security_object import (
 from drivers.piv import objects, tlv
 from drivers.piv.chuid import Chuid, split_signed
 from simulators.icam_card import CERTIFICATE_FILES, load_certificate
+from tests.icam_expected import GOLDEN, PIV_I
 from tests.paths import ICAM_CARDS, ICAM_MISSING
 
 pytestmark = pytest.mark.skipif(ICAM_MISSING is not None, reason=ICAM_MISSING or "")
 
-#: The README's golden cards (accept). The -X variants expired in 2019 and are refused as
-#: expired elsewhere; 46_ICI_9 is a golden variant whose biometric records are another
-#: card's (see its own test below).
-GOLDEN = [
-    "01_Golden_PIV",
-    "02_Golden_PIV-I",
-    "25_Disco_Object_Not_Present",
-    "26_Disco_Object_Present_App_PIN_Only",
-    "27_Disco_Object_Present_App_PIN_Primary",
-    "28_Disco_Object_Present_Global_PIN_Primary",
-    "37_Golden_FIPS_201-2_PIV_PPS_F=512_D=64",
-    "39_Golden_FIPS_201-2_Fed_PIV-I",
-    "41_Re-keyed_Card",
-    "46_Golden_FIPS_201-2_PIV",
-    "46_Golden_FIPS_201-2_PIV_ICI_8",
-    "47_Golden_FIPS_201-2_PIV_SAN_Order",
-    "48_T=0_with_Non-Zero_PPS_LEN_Value",
-    "53_FIPS_201-2_Large_Card_Auth_Cert",
-    "54_Golden_FIPS_201-2_NFI_PIV-I",
-]
-PIV_I = {"02_Golden_PIV-I", "39_Golden_FIPS_201-2_Fed_PIV-I", "54_Golden_FIPS_201-2_NFI_PIV-I"}
 #: A day on which every golden card's objects and certificates are in their validity.
 AS_OF = date(2020, 6, 1)
 
