@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+from drivers.tasks import FAILURES
 
 
 class ApiMetrics:
@@ -21,3 +27,19 @@ class ApiMetrics:
             "Requests that failed inside the service.",
             registry=self.registry,
         )
+        self.registry.register(_TaskFailures())
+
+
+class _TaskFailures(Collector):
+    """Background tasks that ended in an exception, by owner (drivers/tasks.py counts them
+    for the whole process: the gateway, panels, OSDP buses, writers)."""
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "accessd_background_task_failures",
+            "Background tasks that failed with an exception, by the component that owned them.",
+            labels=["owner"],
+        )
+        for owner, count in sorted(FAILURES.items()):
+            family.add_metric([owner], count)
+        yield family

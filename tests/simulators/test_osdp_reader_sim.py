@@ -7,7 +7,7 @@ import asyncio
 import json
 import struct
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +18,7 @@ from drivers.osdp.frame import Frame
 from drivers.osdp.transport import SerialLine
 from simulators.osdp.pty import PtyLine
 from simulators.osdp.reader import ReaderBus, SimulatedReader
+from tests.waiting import until
 
 WAIT = 5.0
 
@@ -66,14 +67,6 @@ async def pty_bus() -> AsyncIterator[tuple[ControlPanel, dict[int, SimulatedRead
     yield cp, readers
     await cp.close()
     await pty.close()
-
-
-async def until(pred: Callable[[], bool]) -> None:
-    for _ in range(int(WAIT / 0.01)):
-        if pred():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 async def test_readers_on_a_pty_come_online_and_answer_by_address(

@@ -14,6 +14,7 @@ from drivers.osdp.bus import ControlPanel, PdConfig, PdOffline
 from drivers.osdp.codes import Command, NakReason, Reply
 from drivers.osdp.frame import Frame, FrameDecoder, encode
 from drivers.osdp.transport import MemoryLine
+from tests.waiting import until
 
 WAIT = 5.0
 
@@ -59,14 +60,6 @@ async def bus() -> AsyncIterator[tuple[ControlPanel, MemoryLine]]:
     )
     yield cp, pd_end
     await cp.close()
-
-
-async def until(pred: Callable[[], bool]) -> None:
-    for _ in range(int(WAIT / 0.01)):
-        if pred():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 async def test_polls_every_pd_with_sequence_0_then_1_2_3_1(

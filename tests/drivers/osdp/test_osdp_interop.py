@@ -5,7 +5,7 @@ plain, in a secure session, and in install mode (SCBK-D, then osdp_KEYSET)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from drivers.osdp.frame import Frame
 from simulators.osdp.pty import PtyLine
 from simulators.osdp.reader import ReaderBus, SimulatedReader
 from tests.drivers.osdp.test_libosdp_selfcheck import ADDRESS, SCBK, PeerProcess
+from tests.waiting import until
 
 KEY = bytes.fromhex(SCBK)
 WAIT = 15.0
@@ -23,14 +24,6 @@ WAIT = 15.0
 
 async def wait(peer: PeerProcess, name: str, **fields: Any) -> dict[str, Any]:
     return await asyncio.to_thread(peer.wait_event, name, **fields)
-
-
-async def until(pred: Callable[[], bool]) -> None:
-    for _ in range(int(WAIT / 0.02)):
-        if pred():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not reached")
 
 
 @pytest.fixture
@@ -76,13 +69,13 @@ async def test_our_cp_polls_libosdps_pd_reads_its_identity_and_cards(
     reads: list[Frame] = []
     cp.on_reply(lambda a, f: reads.append(f))
     try:
-        await until(lambda: cp.pds[ADDRESS].online)
+        await until(lambda: cp.pds[ADDRESS].online, WAIT)
         pdid = await asyncio.wait_for(cp.command(ADDRESS, Command.ID, b"\x00"), WAIT)
         assert pdid.code == Reply.PDID and pdid.data[:3] == bytes.fromhex("55ceac")
         cap = await asyncio.wait_for(cp.command(ADDRESS, Command.CAP, b"\x00"), WAIT)
         assert cap.code == Reply.PDCAP and len(cap.data) % 3 == 0
         pd.send(cmd="card", format="raw", bits=26, data="02c0ffc0")
-        await until(lambda: any(f.code == Reply.RAW for f in reads))
+        await until(lambda: any(f.code == Reply.RAW for f in reads), WAIT)
         raw = next(f for f in reads if f.code == Reply.RAW)
         assert raw.data[2:4] == (26).to_bytes(2, "little") and raw.data[4:] == b"\x02\xc0\xff\xc0"
         led = bytes((0, 0, 1, 5, 5, 1, 0, 0, 0, 1, 5, 5, 1, 0))
@@ -103,14 +96,14 @@ async def test_our_cp_runs_a_secure_session_with_libosdps_pd(
     reads: list[Frame] = []
     cp.on_reply(lambda a, f: reads.append(f))
     try:
-        await until(lambda: cp.pds[ADDRESS].secure)
+        await until(lambda: cp.pds[ADDRESS].secure, WAIT)
         await wait(pd, "status", online=True, secure=True)
         buz = bytes((0, 2, 3, 3, 2))
         ack = await asyncio.wait_for(cp.command(ADDRESS, Command.BUZ, buz), WAIT)
         assert ack.code == Reply.ACK
         assert (await wait(pd, "command", kind="buzzer"))["rep_count"] == 2
         pd.send(cmd="keypad", digits="42#")
-        await until(lambda: any(f.code == Reply.KEYPAD for f in reads))
+        await until(lambda: any(f.code == Reply.KEYPAD for f in reads), WAIT)
         keys = next(f for f in reads if f.code == Reply.KEYPAD)
         assert keys.data[2:] == b"42\x0d"  # decrypted from SCS_18
         assert cp.pds[ADDRESS].stats.security_errors == 0
@@ -122,7 +115,9 @@ async def test_our_cp_installs_a_key_in_libosdps_pd(pty: PtyLine, peers: list[Pe
     pd = await libosdp(peers, "pd", pty.slave_path, "--install-mode")
     cp = await our_cp(pty, PdConfig(ADDRESS, scbk=KEY, install=True))
     try:
-        await until(lambda: cp.pds[ADDRESS].stats.keys_installed == 1 and cp.pds[ADDRESS].secure)
+        await until(
+            lambda: cp.pds[ADDRESS].stats.keys_installed == 1 and cp.pds[ADDRESS].secure, WAIT
+        )
         keyset = await wait(pd, "command", kind="keyset")
         assert keyset["key_length"] == 16
         ack = await asyncio.wait_for(cp.command(ADDRESS, Command.LSTAT), WAIT)
@@ -177,6 +172,6 @@ async def test_libosdps_cp_installs_its_key_in_our_reader(
 ) -> None:
     reader = our_reader(pty, install_mode=True)
     cp = await libosdp(peers, "cp", pty.slave_path, "--scbk", SCBK)
-    await until(lambda: reader.scbk == KEY)
+    await until(lambda: reader.scbk == KEY, WAIT)
     await wait(cp, "status", online=True, secure=True, scbkd=False)
     assert not reader.install_mode

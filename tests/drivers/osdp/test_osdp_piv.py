@@ -4,9 +4,8 @@ the card travels the bus, in the clear and in a secure session."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -19,6 +18,7 @@ from simulators.osdp.pty import PtyLine
 from simulators.osdp.reader import ReaderBus, SimulatedReader
 from simulators.piv_card import VirtualPivCard
 from simulators.pki import CardMaterial, TestPki
+from tests.waiting import until
 
 KEY = bytes(range(0x40, 0x50))
 WAIT = 5.0
@@ -27,14 +27,6 @@ WAIT = 5.0
 @pytest.fixture(scope="module")
 def material() -> CardMaterial:
     return TestPki.create().issue_card(algorithms={"9a": "p256", "9e": "p256"}, pin="123456")
-
-
-async def until(pred: Callable[[], bool]) -> None:
-    for _ in range(int(WAIT / 0.01)):
-        if pred():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 @pytest.fixture(params=["plain", "secure"])

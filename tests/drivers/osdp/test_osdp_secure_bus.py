@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
 
 import pytest
 
@@ -14,17 +13,10 @@ from drivers.osdp.codes import Command, Reply
 from drivers.osdp.frame import crc16
 from drivers.osdp.transport import MemoryLine
 from simulators.osdp.reader import ReaderBus, SimulatedReader
+from tests.waiting import until
 
 WAIT = 5.0
 KEY = bytes(range(0xA0, 0xB0))
-
-
-async def until(pred: Callable[[], bool]) -> None:
-    for _ in range(int(WAIT / 0.01)):
-        if pred():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 def panel(reader: SimulatedReader, config: PdConfig) -> tuple[ControlPanel, ReaderBus]:
