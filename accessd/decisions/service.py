@@ -31,6 +31,7 @@ from accessd.events import (
     ThreatLevelChanged,
 )
 from accessd.models import AuditEntry, AuditHead
+from drivers.listeners import Listeners
 from policies.decision import AccessRequest, Decision
 from policies.engine import evaluate
 from policies.presence import Presence
@@ -96,9 +97,7 @@ class DecisionService:
         self._unsubscribe: list[Callable[[], None]] = []
         self.decisions = 0
         self.build_seconds = 0.0
-        #: Called after each batch of changes is applied to the snapshot (the panels'
-        #: caches follow it): ``listener(SnapshotChange)``.
-        self.listeners: list[Callable[[SnapshotChange], None]] = []
+        self._changes: Listeners[[SnapshotChange]] = Listeners("snapshot change", logger=log)
 
     async def start(self) -> None:
         started = time.perf_counter()
@@ -133,6 +132,11 @@ class DecisionService:
                 await task
         self._tasks = []
         await self.store.stop()
+
+    def on_change(self, listener: Callable[[SnapshotChange], None]) -> Callable[[], None]:
+        """``listener(SnapshotChange)`` after each batch of changes is applied to the snapshot
+        (the panels' caches follow it); returns the function that removes it."""
+        return self._changes.add(listener)
 
     def decide(self, request: AccessRequest, *, source: str = "api") -> Decision:
         decision = evaluate(request, self.snapshot, self.presence)
@@ -217,11 +221,7 @@ class DecisionService:
             for ev in arrived:
                 self._apply_at_once(ev)
         change = SnapshotChange(frozenset(people), frozenset(creds), policy)
-        for listener in self.listeners:
-            try:
-                listener(change)
-            except Exception:
-                log.exception("a snapshot listener failed")
+        self._changes.emit(change)
 
     def _take_pending(self) -> tuple[set[int], set[int], bool]:
         people, self._pending_people = self._pending_people, set()

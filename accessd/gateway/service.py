@@ -111,6 +111,7 @@ class MqttGateway:
         self._commands: dict[str, asyncio.Future[m.CommandResult]] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._unsubscribe_bus: Callable[[], None] = lambda: None
+        self._unsubscribe_changes: Callable[[], None] = lambda: None
         self._changed: set[int] = set()
         self._full_refresh = False
         self._changed_wake = asyncio.Event()
@@ -134,7 +135,7 @@ class MqttGateway:
             await self.requests.connect()
             await self.requests.subscribe([(self._requests_topic, 1)])
         self._unsubscribe_bus = self._bus.subscribe(self._on_domain_event)
-        self._decisions.listeners.append(self._on_snapshot_change)
+        self._unsubscribe_changes = self._decisions.on_change(self._on_snapshot_change)
         self._spawn(self._silence_loop())
         if self._leadership is None:
             await self._lead()
@@ -156,8 +157,8 @@ class MqttGateway:
     async def stop(self) -> None:
         self._unsubscribe_bus()
         self._unsubscribe_bus = lambda: None
-        with contextlib.suppress(ValueError):
-            self._decisions.listeners.remove(self._on_snapshot_change)
+        self._unsubscribe_changes()
+        self._unsubscribe_changes = lambda: None
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):
