@@ -9,6 +9,8 @@ The hierarchy, kept in step with the classes below::
     │   ├── ChuidError         CHUID data object (missing or bad elements)
     │   ├── PivObjectError     other PIV objects: APT, CCC, discovery, certificate, 7C answer
     │   ├── MessageError (.reason, a NakReason) an OSDP payload (drivers/osdp/codec.py)
+    │   ├── PayloadError (.reason, .detail) an MQTT panel-protocol payload (also a ValueError)
+    │   ├── TopicError     a topic or segment outside the MQTT panel protocol (also a ValueError)
     │   └── MalformedResponse  (also an ApduError) fewer than 2 bytes, runaway GET RESPONSE
     ├── SignatureInvalid       a challenge signature does not verify (drivers/piv/challenge.py)
     ├── ApduError              the APDU layer (drivers/apdu.py)
@@ -24,7 +26,7 @@ The hierarchy, kept in step with the classes below::
     ├── SecureChannelError     the OSDP secure channel (drivers/osdp/secure.py); each ends it
     │   ├── HandshakeError     └── CryptogramMismatch: the peer holds another key
     │   └── NotEstablished, WrongSecurityBlock, BadMac, BadPadding
-    └── MqttError              the MQTT client (drivers/mqtt/client.py)
+    └── MqttError              the MQTT stack (drivers/mqtt/connection.py, session.py, memory.py)
         ├── MqttUnreachable    no TCP/TLS connection to the broker (OSError underneath)
         ├── MqttConnectRefused (.reason_code) CONNACK refused: bad credentials, not authorized
         ├── MqttNotConnected   an operation while the client is not connected
@@ -60,6 +62,23 @@ class ChuidError(MalformedData):
 
 class PivObjectError(MalformedData):
     """A PIV data object or card answer (other than the CHUID) that is malformed or unusable."""
+
+
+class PayloadError(MalformedData, ValueError):
+    """An MQTT panel-protocol payload that is too big, not JSON, or not the schema;
+    ``reason`` is short (too_large, invalid) and goes into the error reply.
+
+    Also a ValueError, which callers caught before it joined this tree."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class TopicError(MalformedData, ValueError):
+    """A topic that is not one of the MQTT panel protocol's, or a segment that may not be
+    used in one (also a ValueError, as before it joined this tree)."""
 
 
 class SignatureInvalid(DriverError):

@@ -17,6 +17,9 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+# Re-exported: decode() raises it and callers know it by this module.
+from drivers.errors import PayloadError as PayloadError
+
 #: The largest payload accepted; anything bigger is refused before it is parsed.
 MAX_PAYLOAD = 64 * 1024
 #: Credential snapshots are the one large message.
@@ -252,15 +255,6 @@ class CredDelta(Message):
     #: Present when door rules or schedules changed too.
     doors: dict[str, OfflineDoor] | None = None
     schedules: dict[str, OfflineSchedule] | None = None
-
-
-class PayloadError(ValueError):
-    """A payload that is too big, not JSON, or not the schema; ``reason`` is short."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
 M = TypeVar("M", bound=Message)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# Re-exported: parse() and check_segment() raise it and callers know it by this module.
+from drivers.errors import TopicError as TopicError
+
 ROOT = "ac/v1"
 SEGMENT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PANEL_DOOR = "panel"  # door segment of panel-level events and commands
@@ -51,10 +54,6 @@ EVENT_TYPES = frozenset(
     }
 )
 COMMAND_VERBS = frozenset({"unlock", "mode", "lockdown", "led", "buzzer"})
-
-
-class TopicError(ValueError):
-    """A topic that is not one of the protocol's, or a segment that may not be used."""
 
 
 def check_segment(value: str, what: str) -> str:
