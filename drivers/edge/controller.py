@@ -21,7 +21,6 @@ that door.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from drivers.osdp.replies import KeypadData, LocalStatus, RawCardData
 from drivers.panel.doors import DoorController
 from drivers.panel.piv_read import read_piv
 from drivers.panel.session import AccessResult, PanelSession, Presentation
+from drivers.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class EdgeController:
         self.unreadable = 0
         self.piv_failures = 0
         self._tamper: dict[int, bool] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet(f"edge {session.config.panel}", logger=log)
         cp.on_reply(self._on_reply)
         cp.on_status(self._on_status)
         session.attach(hardware=self._door_changed, indicator=self._indicate)
@@ -126,14 +126,15 @@ class EdgeController:
 
     async def close(self) -> None:
         await self.cp.close()
-        for task in list(self._tasks):
-            task.cancel()
+        await self._tasks.close()
         await self.session.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # A door that relocks while the session closes starts nothing: the set is closed.
+        if self._tasks.closed:
+            coro.close()
+            return
+        self._tasks.spawn(coro)
 
     # -- from the readers -----------------------------------------------------------------
 

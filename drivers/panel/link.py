@@ -1,8 +1,9 @@
 """The seam between the panel's session and its broker connection.
 
 `session.PanelSession` talks only to a `PanelLink`: the MQTT adapter (`mqtt_link.py`)
-implements it over `drivers.mqtt.client.MqttClient`; tests implement it in memory. A
-missing method fails at construction, not in the middle of a door transaction.
+implements it over a `drivers.mqtt.link.MqttLink` (a real broker's session or an in-memory
+broker's link); tests also implement it directly. A missing method fails at construction,
+not in the middle of a door transaction.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ class PanelLink(ABC):
         """Subscribe now and after every reconnect."""
 
     @abstractmethod
-    def on_message(self, handler: MessageHandler) -> None: ...
+    def on_message(self, handler: MessageHandler) -> Callable[[], None]:
+        """Calls ``handler(topic, payload)`` for every message; returns its remover."""
 
     @abstractmethod
-    def on_connection(self, handler: ConnectionHandler) -> None: ...
+    def on_connection(self, handler: ConnectionHandler) -> Callable[[], None]:
+        """Calls ``handler(True)`` on every connection with the subscriptions in place,
+        ``handler(False)`` when it drops; returns its remover."""

@@ -1,23 +1,24 @@
-"""`PanelLink` over `drivers.mqtt.client.MqttClient`, with the panel's last will.
+"""`PanelLink` over an `MqttLink`, with the panel's last will.
 
-`MqttClient.connect` succeeds once or closes the client, and paho reconnects only after a
-first success; a panel must also come up while the broker is down. So this adapter makes a
-new client until one connects, then lets paho reconnect it. `partition` cuts the
-connection without a DISCONNECT (the broker publishes the will, as when a cable is pulled)
-and keeps the panel off the broker for a while: the simulator's network partition.
+The MQTT session underneath (`drivers.mqtt.session.MqttSession`) already comes up while
+the broker is down, reconnects, and keeps the panel's subscriptions; this adapter only
+turns its messages and connection changes into the panel's shapes and its errors into
+`LinkDown` and `PublishRefused`. Over a `drivers.mqtt.memory.MemoryBroker` link the same
+panel runs without a broker.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from drivers.errors import MqttError, MqttPublishRefused
+from drivers.listeners import Listeners
 from drivers.mqtt.access import panel_username
-from drivers.mqtt.client import IncomingMessage, MqttClient, MqttConfig, Will
+from drivers.mqtt.config import IncomingMessage, MqttConfig, Will
+from drivers.mqtt.link import MqttLink
+from drivers.mqtt.session import MqttSession
 from drivers.mqtt.topics import PanelTopics
 from drivers.panel.errors import LinkDown, PanelError
 from drivers.panel.link import ConnectionHandler, MessageHandler, PanelLink
@@ -57,65 +58,71 @@ def panel_mqtt_config(
 
 
 class MqttPanelLink(PanelLink):
-    def __init__(self, config: MqttConfig, *, retry_seconds: float = 1.0) -> None:
-        self.config = config
+    """A panel's broker connection: over a new `MqttSession` when given its config (the
+    first reconnect waits ``retry_seconds``, later ones back off from there up to the
+    config's maximum), or over the `MqttLink` given."""
+
+    def __init__(self, config: MqttConfig | MqttLink, *, retry_seconds: float = 1.0) -> None:
+        if isinstance(config, MqttConfig):
+            self.mqtt: MqttLink = MqttSession(
+                replace(
+                    config,
+                    reconnect_min_delay=retry_seconds,
+                    reconnect_max_delay=max(retry_seconds, config.reconnect_max_delay),
+                )
+            )
+        else:
+            self.mqtt = config
         self.retry_seconds = retry_seconds
-        self._client: MqttClient | None = None
-        self._live = False  # connected and our subscriptions are in place
-        self._subscriptions: dict[str, int] = {}
-        self._on_message: list[MessageHandler] = []
-        self._on_connection: list[ConnectionHandler] = []
-        self._allowed = asyncio.Event()
-        self._allowed.set()
-        self._drop = asyncio.Event()
-        self._first_attempt = asyncio.Event()
-        self._runner: asyncio.Task[None] | None = None
-        self._closed = False
-        self.last_error: str | None = None
+        self._messages: Listeners[[str, bytes]] = Listeners("panel message", logger=log)
+        self.mqtt.on_message(self._deliver)
 
     def __repr__(self) -> str:
-        return f"MqttPanelLink({self.config.client_id!r}, connected={self.connected})"
+        return f"MqttPanelLink({self.mqtt!r})"
+
+    @property
+    def last_error(self) -> str | None:
+        """The type name of the last failed connection attempt, if the session says."""
+        error = getattr(self.mqtt, "last_error", None)
+        return error if isinstance(error, str) else None
 
     @property
     def connected(self) -> bool:
-        client = self._client
-        return self._live and client is not None and client.connected.is_set()
+        return self.mqtt.connected.is_set()
 
-    def on_message(self, handler: MessageHandler) -> None:
-        self._on_message.append(handler)
+    def on_message(self, handler: MessageHandler) -> Callable[[], None]:
+        return self._messages.add(handler)
 
-    def on_connection(self, handler: ConnectionHandler) -> None:
-        self._on_connection.append(handler)
+    def on_connection(self, handler: ConnectionHandler) -> Callable[[], None]:
+        removers = (
+            self.mqtt.on_connected(lambda: handler(True)),
+            self.mqtt.on_disconnected(lambda reason: handler(False)),
+        )
+
+        def remove() -> None:
+            for remover in removers:
+                remover()
+
+        return remove
 
     async def start(self) -> None:
         """Start connecting; returns after the first attempt, connected or not."""
-        if self._runner is None:
-            self._runner = asyncio.create_task(self._run(), name=f"{self.config.client_id} link")
-        await self._first_attempt.wait()
+        await self.mqtt.start()
 
     async def close(self) -> None:
-        self._closed = True
-        self._allowed.set()
-        self._drop.set()
-        if self._runner is not None:
-            await self._runner
-        await self._retire(clean=True)
+        await self.mqtt.disconnect()
 
     async def partition(self, seconds: float) -> None:
         """Drop off the broker as a pulled cable would, and stay off for ``seconds``."""
-        self._allowed.clear()
-        self._drop.set()
-        await asyncio.sleep(seconds)
-        self._allowed.set()
+        await self.mqtt.partition(seconds)
 
     async def publish(
         self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
     ) -> None:
-        client = self._client
-        if client is None or not self.connected:
+        if not self.connected:
             raise LinkDown("not connected to the broker")
         try:
-            await client.publish(topic, payload, qos, retain)
+            await self.mqtt.publish(topic, payload, qos, retain)
         except MqttPublishRefused as exc:
             raise PublishRefused(str(exc)) from exc
         except MqttError as exc:
@@ -123,83 +130,10 @@ class MqttPanelLink(PanelLink):
             raise LinkDown(str(exc)) from exc
 
     async def subscribe(self, topics: Sequence[tuple[str, int]]) -> None:
-        self._subscriptions.update(dict(topics))
-        client = self._client
-        if client is not None and self.connected:
-            try:
-                await client.subscribe(list(topics))
-            except MqttError as exc:
-                raise LinkDown(str(exc)) from exc
-
-    # --- the connection -------------------------------------------------------------------
-
-    async def _run(self) -> None:
-        while not self._closed:
-            await self._allowed.wait()
-            if self._closed:
-                break
-            client = MqttClient(self.config)
-            client.on_message(self._deliver)
-            client.on_connected(self._paho_up)
-            client.on_disconnected(self._paho_down)
-            try:
-                await client.connect()
-                if self._subscriptions:
-                    await client.subscribe(list(self._subscriptions.items()))
-            except MqttError as exc:
-                self.last_error = type(exc).__name__
-                self._first_attempt.set()
-                with contextlib.suppress(MqttError):
-                    await client.disconnect()
-                await self._sleep_unless_closed(self.retry_seconds)
-                continue
-            self._client = client
-            self._drop.clear()
-            self._live = True
-            self._first_attempt.set()
-            self._notify(True)
-            await self._drop.wait()
-            if not self._closed:
-                await self._retire(clean=False)
-
-    async def _sleep_unless_closed(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drop.wait(), seconds)
-        if not self._closed:
-            self._drop.clear()
-
-    async def _retire(self, *, clean: bool) -> None:
-        client, self._client = self._client, None
-        was_live, self._live = self._live, False
-        if client is None:
-            return
-        if not clean:
-            # Cut the TCP connection first, so no DISCONNECT goes out and the will fires.
-            sock = client.socket()
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(MqttError):
-            await client.disconnect()
-        if was_live:
-            self._notify(False)
-
-    def _paho_up(self) -> None:
-        # A paho reconnect of the current client (its subscriptions renewed by the client).
-        if self._client is not None and self._live:
-            self._notify(True)
-
-    def _paho_down(self, reason: str) -> None:
-        if self._client is not None and self._live:
-            self._notify(False)
+        try:
+            await self.mqtt.subscribe(list(topics))
+        except MqttError as exc:
+            raise LinkDown(str(exc)) from exc
 
     def _deliver(self, message: IncomingMessage) -> None:
-        for handler in list(self._on_message):
-            handler(message.topic, message.payload)
-
-    def _notify(self, up: bool) -> None:
-        for handler in list(self._on_connection):
-            try:
-                handler(up)
-            except Exception:
-                log.exception("panel link connection handler failed")
+        self._messages.emit(message.topic, message.payload)

@@ -51,6 +51,7 @@ from drivers.mqtt.messages import (
     decode,
     encode,
 )
+from drivers.mqtt.replies import Pending
 from drivers.mqtt.topics import PANEL_DOOR, PanelTopics, TopicError
 from drivers.panel.buffer import EventBuffer
 from drivers.panel.cache import CredentialCache, Verified
@@ -59,6 +60,7 @@ from drivers.panel.doors import DoorConfig, DoorController
 from drivers.panel.errors import CacheOutOfStep, LinkDown
 from drivers.panel.link import PanelLink
 from drivers.panel.proofs import verified_certificate
+from drivers.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +182,8 @@ class PanelSession:
             )
             for reader in door_config.readers:
                 self._reader_door[reader] = door_config.door
-        self._pending: dict[str, tuple[type[Message], asyncio.Future[Message]]] = {}
+        # Answers on ``rsp`` by request id: whether it is an ErrorReply, and the payload.
+        self._replies: Pending[str, tuple[bool, bytes]] = Pending()
         self._challenges: dict[int, deque[_Challenge]] = {r: deque() for r in self._reader_door}
         self._refilling: set[int] = set()
         self._refill_after: dict[int, float] = {}  # reader -> loop time of the next ask
@@ -188,8 +191,9 @@ class PanelSession:
         self._subscribed = False
         self._connections = 0
         self._link_ups = 0  # connections seen (announced or not): to tell a stale ask
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._loops: list[asyncio.Task[None]] = []
+        # A link that goes down under a publish is the normal course of things: the event
+        # stays buffered, the request is decided offline.
+        self._tasks = TaskSet(f"panel {config.panel}", logger=log, expected=(LinkDown,))
         self._closed = False
 
     def attach(
@@ -215,11 +219,10 @@ class PanelSession:
     async def start(self) -> None:
         self.link.on_message(self._on_message)
         self.link.on_connection(self._on_connection)
-        self._loops = [
-            asyncio.create_task(self._upload_loop(), name=f"{self.config.panel} upload"),
-            asyncio.create_task(self._tick_loop(), name=f"{self.config.panel} doors"),
-            asyncio.create_task(self._heartbeat_loop(), name=f"{self.config.panel} heartbeat"),
-        ]
+        panel = self.config.panel
+        self._tasks.spawn(self._upload_loop(), name=f"{panel} upload")
+        self._tasks.spawn(self._tick_loop(), name=f"{panel} doors")
+        self._tasks.spawn(self._heartbeat_loop(), name=f"{panel} heartbeat")
         await self.link.start()
 
     async def close(self) -> None:
@@ -228,24 +231,16 @@ class PanelSession:
         if self.link.connected:
             with contextlib.suppress(LinkDown):
                 await self.link.publish(self.topics.status, b"offline", retain=True)
-        for task in [*self._loops, *self._tasks]:
-            task.cancel()
-        await asyncio.gather(*self._loops, *self._tasks, return_exceptions=True)
-        for _kind, future in self._pending.values():
-            future.cancel()
+        await self._tasks.close()
+        self._replies.cancel_all()
         await self.link.close()
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            if not isinstance(exc, LinkDown):
-                log.error("panel %s task failed", self.config.panel, exc_info=exc)
+        # A message or door change handled while closing starts nothing: the set is closed.
+        if self._tasks.closed:
+            coro.close()
+            return
+        self._tasks.spawn(coro)
 
     def _on_connection(self, up: bool) -> None:
         if up and not self._closed:
@@ -253,9 +248,7 @@ class PanelSession:
             self._spawn(self._announce())
         elif not up:
             # Requests in flight will get no answer over this connection: decide now.
-            for _kind, future in list(self._pending.values()):
-                if not future.done():
-                    future.set_exception(LinkDown("connection lost"))
+            self._replies.fail_all(LinkDown("connection lost"))
 
     async def _announce(self) -> None:
         if not self._subscribed:
@@ -391,26 +384,25 @@ class PanelSession:
         """Publish a request and wait for its answer on ``rsp``; None on timeout or LinkDown."""
         if not self.link.connected:
             return None
-        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._pending[request_id] = (reply, future)
+        future = self._replies.expect(request_id)
 
         async def send() -> None:
+            # In the background: the deadline counts from now, publish included.
             try:
                 await self.link.publish(topic, encode(message), qos=topics.DEADLINE_QOS)
             except LinkDown as exc:
-                if not future.done():
-                    future.set_exception(exc)
+                self._replies.fail(request_id, exc)
 
         self._spawn(send())
         try:
-            answer = await asyncio.wait_for(future, wait)
+            is_error, payload = await self._replies.wait(request_id, future, wait)
         except (TimeoutError, LinkDown):
             return None
-        finally:
-            self._pending.pop(request_id, None)
-        if isinstance(answer, reply | ErrorReply):
-            return answer
-        return None
+        try:
+            return decode(ErrorReply, payload) if is_error else decode(reply, payload)
+        except PayloadError as exc:
+            self._error(exc.reason, "rsp", exc.detail)
+            return None
 
     def _on_rsp(self, payload: bytes) -> None:
         try:
@@ -421,18 +413,10 @@ class PanelSession:
             self._error("invalid", "rsp", "not a JSON object")
             return
         request_id = body.get("id")
-        waiting = self._pending.get(request_id) if isinstance(request_id, str) else None
-        if waiting is None:
-            return  # late (after its timeout) or not ours: nothing waits for it
-        kind, future = waiting
-        is_error = "error" in body and "granted" not in body
-        try:
-            answer: Message = decode(ErrorReply if is_error else kind, payload)
-        except PayloadError as exc:
-            self._error(exc.reason, "rsp", exc.detail)
-            return
-        if not future.done():
-            future.set_result(answer)
+        if isinstance(request_id, str):
+            # Nobody waits for a late answer (after its timeout) or someone else's.
+            is_error = "error" in body and "granted" not in body
+            self._replies.resolve(request_id, (is_error, payload))
 
     async def present(self, p: Presentation) -> AccessResult:
         """Decide on a card at a reader: accessd if it answers in time, else the cache."""

@@ -33,7 +33,8 @@ from drivers.panel.doors import DoorConfig
 from drivers.panel.session import PanelConfig, PanelSession
 from simulators.osdp.pty import PtyLine
 from simulators.osdp.reader import ReaderBus, SimulatedReader
-from tests.drivers.panel.test_panel_session import TOPICS, FakeLink, settle
+from tests.drivers.panel.test_panel_session import TOPICS, FakeLink
+from tests.waiting import until
 
 CARD_UUID = uuid.UUID("0f4a5b6c-1111-2222-3333-444455556666")
 
@@ -85,7 +86,7 @@ async def edge(tmp_path: Path) -> AsyncIterator[Edge]:
         [ReaderWiring(1, 11, 1, strike_output=0), ReaderWiring(2, 12, 2, strike_output=0)],
     )
     await controller.start()
-    await settle(lambda: all(pd.online for pd in cp.pds.values()))
+    await until(lambda: all(pd.online for pd in cp.pds.values()))
     yield Edge(controller, link, readers, bus, granted)
     await controller.close()
     session.buffer.close()
@@ -99,37 +100,37 @@ def led_color(reader: SimulatedReader) -> int:
 async def test_a_granted_card_unlocks_lights_green_and_relocks(edge: Edge) -> None:
     edge.granted.add(str(CARD_UUID))
     edge.readers[1].present_card(128, CARD_UUID.bytes)
-    await settle(lambda: bool(edge.controller.results))
+    await until(lambda: bool(edge.controller.results))
     result = edge.controller.results[0]
     assert result.granted and not result.offline and result.door == 1
-    await settle(lambda: edge.readers[1].state.outputs.get(0) == 1)
-    await settle(lambda: bool(edge.readers[1].state.led) and bool(edge.readers[1].state.buzzer))
+    await until(lambda: edge.readers[1].state.outputs.get(0) == 1)
+    await until(lambda: bool(edge.readers[1].state.led) and bool(edge.readers[1].state.buzzer))
     assert led_color(edge.readers[1]) == GREEN and edge.readers[1].state.buzzer[4] == 1
     request = decode(DecideRequest, edge.link.on("req/decide")[0])
     assert request.reader == 11 and request.credential is not None
     assert request.credential.kind == "card_uuid" and request.credential.value == str(CARD_UUID)
     # unlock_seconds=1: the door relocks and the strike output drops again.
-    await settle(lambda: edge.readers[1].state.outputs.get(0) == 0, rounds=400)
+    await until(lambda: edge.readers[1].state.outputs.get(0) == 0, 4)
 
 
 async def test_a_denied_card_lights_red_and_leaves_the_door_locked(edge: Edge) -> None:
     edge.readers[2].present_card(128, uuid.uuid4().bytes)
-    await settle(lambda: bool(edge.controller.results))
+    await until(lambda: bool(edge.controller.results))
     assert not edge.controller.results[0].granted
-    await settle(lambda: bool(edge.readers[2].state.buzzer))
+    await until(lambda: bool(edge.readers[2].state.buzzer))
     assert led_color(edge.readers[2]) == RED and edge.readers[2].state.buzzer[4] == 3
     assert edge.readers[2].state.outputs.get(0, 0) == 0
 
 
 async def test_tamper_and_a_reader_going_offline_become_events(edge: Edge) -> None:
     edge.readers[2].set_tamper(True)
-    await settle(lambda: any(e.type == "tamper" for e in edge.link.events()))
+    await until(lambda: any(e.type == "tamper" for e in edge.link.events()))
     del edge.bus.readers[2]  # reader 2 stops answering
-    await settle(
+    await until(
         lambda: any(
             e.type == "reader_offline" and e.data.get("alarm") is True for e in edge.link.events()
         ),
-        rounds=400,
+        4,
     )
     tamper = next(e for e in edge.link.events() if e.type == "tamper")
     assert tamper.reader == 12 and tamper.door == 2 and tamper.data["alarm"] is True
@@ -137,10 +138,10 @@ async def test_tamper_and_a_reader_going_offline_become_events(edge: Edge) -> No
 
 async def test_an_unreadable_card_is_an_event_not_a_decision(edge: Edge) -> None:
     edge.readers[1].present_card(13, b"\xff\xff")
-    await settle(lambda: edge.controller.unreadable == 1)
+    await until(lambda: edge.controller.unreadable == 1)
     await asyncio.sleep(0.05)
     assert edge.controller.results == []
-    await settle(lambda: any(e.type == "card" for e in edge.link.events()))
+    await until(lambda: any(e.type == "card" for e in edge.link.events()))
 
 
 def test_card_data_maps_to_credentials() -> None:
@@ -158,14 +159,14 @@ async def test_a_wiegand_card_is_a_badge_number(edge: Edge) -> None:
     bits, data = wiegand.encode(wiegand.WiegandFormat.H10301, 17, 12345)
     edge.granted.add("17:12345")
     edge.readers[1].present_card(bits, data)
-    await settle(lambda: bool(edge.controller.results))
+    await until(lambda: bool(edge.controller.results))
     assert edge.controller.results[0].granted
     request = decode(DecideRequest, edge.link.on("req/decide")[0])
     assert request.credential is not None and request.credential.kind == "badge_number"
     # One bit flipped: the parity fails and nothing is decided on a misread.
     flipped = bytes([data[0] ^ 0x10, *data[1:]])
     edge.readers[1].present_card(bits, flipped)
-    await settle(lambda: edge.controller.unreadable == 1)
+    await until(lambda: edge.controller.unreadable == 1)
 
 
 def test_the_edge_command_refuses_bad_arguments_and_a_missing_port(tmp_path: Path) -> None:
@@ -215,7 +216,7 @@ async def piv_edge(tmp_path: Path) -> AsyncIterator[Edge]:
     session = PanelSession(config, link, EventBuffer(tmp_path / "piv.db"))
     controller = EdgeController(cp, session, [ReaderWiring(1, 11, 1, piv=True)])
     await controller.start()
-    await settle(lambda: cp.pds[1].online and session.challenges_held(11) > 0)
+    await until(lambda: cp.pds[1].online and session.challenges_held(11) > 0)
     yield Edge(controller, link, readers, bus, set(), seen)
     await controller.close()
     session.buffer.close()
@@ -231,7 +232,7 @@ async def test_a_piv_card_at_an_osdp_reader_is_authenticated_with_pki_cak(
     reader = piv_edge.readers[1]
     reader.insert_card(card)
     reader.present_card(128, uuid.UUID(piv_material.card_uuid).bytes)
-    await settle(lambda: bool(piv_edge.controller.results))
+    await until(lambda: bool(piv_edge.controller.results))
     assert piv_edge.controller.results[0].granted
     request = piv_edge.seen[0]
     assert request.proof is not None and request.proof.mechanism == "pki_cak"
@@ -246,9 +247,9 @@ async def test_a_pin_typed_before_the_card_is_checked_by_the_card(
     reader = piv_edge.readers[1]
     reader.insert_card(VirtualPivCard(piv_material))
     reader.press_keys("123456#")
-    await settle(lambda: piv_edge.controller.pins.get(1) == "123456")
+    await until(lambda: piv_edge.controller.pins.get(1) == "123456")
     reader.present_card(128, uuid.UUID(piv_material.card_uuid).bytes)
-    await settle(lambda: bool(piv_edge.controller.results))
+    await until(lambda: bool(piv_edge.controller.results))
     request = piv_edge.seen[0]
     assert request.proof is not None and request.proof.mechanism == "pki_auth"
     assert "pin" in request.evidence
@@ -259,9 +260,9 @@ async def test_a_37_bit_card_and_a_piv_fasc_n_from_the_simulator(edge: Edge) -> 
 
     edge.granted.update({"4242:123456"})
     edge.readers[1].present_wiegand(WiegandFormat.H10304, 4242, 123456)
-    await settle(lambda: len(edge.controller.results) == 1)
+    await until(lambda: len(edge.controller.results) == 1)
     assert edge.controller.results[0].granted
     edge.readers[2].present_piv(bytes(range(25)))  # a FASC-N's 25 bytes
-    await settle(lambda: len(edge.link.on("req/decide")) == 2)
+    await until(lambda: len(edge.link.on("req/decide")) == 2)
     request = decode(DecideRequest, edge.link.on("req/decide")[1])
     assert request.credential is not None and request.credential.kind == "fasc_n"

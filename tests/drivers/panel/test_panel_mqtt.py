@@ -8,7 +8,7 @@ import asyncio
 import itertools
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from drivers.panel.mqtt_link import MqttPanelLink, panel_mqtt_config
 from drivers.panel.session import PanelConfig, PanelSession, Presentation
 from tests.drivers.panel.panel_helpers import CardKey, entry, snapshot
 from tests.mqtt_broker import MosquittoBroker, mosquitto, mqtt_users  # noqa: F401
+from tests.waiting import until
 
 TOPICS = PanelTopics("hq", "p1")
 _SERVICE_IDS = itertools.count()
@@ -58,14 +59,6 @@ class Service:
             for m in self.messages
             if "/evt/" in m.topic and m.topic.endswith(kind)
         ]
-
-
-async def settle(until: Callable[[], bool], rounds: int = 1000) -> None:
-    for _ in range(rounds):
-        if until():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 @pytest.fixture
@@ -112,7 +105,7 @@ async def panel(
     session.cache.apply_snapshot(snapshot([entry("cert_sha256", CARD.sha256, {"1": "always"})]))
     await session.start()
     # Subscribed, not just connected: a delta sent before the SUBACK would be lost.
-    await settle(lambda: session.announced)
+    await until(lambda: session.announced)
     yield session, link
     await session.close()
     session.buffer.close()
@@ -132,23 +125,23 @@ async def test_a_panel_that_gets_no_answer_decides_from_its_cache(
 ) -> None:
     session, _link = panel
     result = await session.present(presentation())
-    await settle(lambda: bool(service.on("/req/decide")))
+    await until(lambda: bool(service.on("/req/decide")))
     request = decode(DecideRequest, service.on("/req/decide")[-1])
     assert request.reply_to == TOPICS.rsp
     assert (result.granted, result.reason, result.offline) == (True, "offline_granted", True)
-    await settle(lambda: bool(service.events("access")))
+    await until(lambda: bool(service.events("access")))
     assert service.events("access")[-1].data["offline"] is True
 
 
 async def test_events_from_an_outage_all_arrive_once(service: Service, panel: Panel) -> None:
     session, link = panel
     partition = asyncio.create_task(link.partition(1.0))
-    await settle(lambda: not link.connected)
-    await settle(lambda: b"offline" in service.on("/hq/p1/status"))  # the will, retained
+    await until(lambda: not link.connected)
+    await until(lambda: b"offline" in service.on("/hq/p1/status"))  # the will, retained
     recorded = [session.record("tamper", data={"n": i}) for i in range(300)]
     await partition
-    await settle(lambda: session.buffer.pending_count() == 0)
-    await settle(lambda: len(service.events("tamper")) >= 300)
+    await until(lambda: session.buffer.pending_count() == 0)
+    await until(lambda: len(service.events("tamper")) >= 300)
     await asyncio.sleep(0.2)  # anything doubled would arrive now
     ids = Counter(e.event_id for e in service.events("tamper"))
     assert set(ids) == {e.event_id for e in recorded}
@@ -163,13 +156,13 @@ async def test_events_recorded_while_the_broker_restarts_arrive_once(
 ) -> None:
     session, link = panel
     mosquitto.stop()
-    await settle(lambda: not link.connected)
+    await until(lambda: not link.connected)
     recorded = [session.record("power", data={"n": i}) for i in range(100)]
     mosquitto.start()
-    await settle(lambda: link.connected, rounds=3000)
-    await settle(lambda: session.buffer.pending_count() == 0, rounds=3000)
-    await settle(lambda: service.client.connected.is_set(), rounds=3000)
-    await settle(lambda: len(service.events("power")) >= 100, rounds=3000)
+    await until(lambda: link.connected, 30)
+    await until(lambda: session.buffer.pending_count() == 0, 30)
+    await until(lambda: service.client.connected.is_set(), 30)
+    await until(lambda: len(service.events("power")) >= 100, 30)
     await asyncio.sleep(0.2)
     ids = Counter(e.event_id for e in service.events("power"))
     assert set(ids) == {e.event_id for e in recorded}
@@ -183,7 +176,7 @@ async def test_a_delta_out_of_order_makes_the_panel_ask_for_a_snapshot(
     await service.client.publish(
         TOPICS.leaf("cred/delta"), encode(CredDelta(from_version=7, version=8))
     )
-    await settle(lambda: bool(service.on("/hq/p1/req/snapshot")))
+    await until(lambda: bool(service.on("/hq/p1/req/snapshot")))
     request = decode(SnapshotRequest, service.on("/hq/p1/req/snapshot")[-1])
     assert request.have_version == 1
     assert session.cache.version == 1
@@ -201,11 +194,11 @@ async def test_commands_are_obeyed_and_an_expired_one_refused(
         id="c2", verb="unlock", args={"seconds": 30}, expires_at=now - timedelta(seconds=1)
     )
     await service.client.publish(TOPICS.command(1, "unlock"), encode(fresh))
-    await settle(lambda: len(service.on("/hq/p1/res/cmd")) == 1)
+    await until(lambda: len(service.on("/hq/p1/res/cmd")) == 1)
     assert not session.doors[1].locked
     session.doors[1].position_changed(False)  # relock
     await service.client.publish(TOPICS.command(1, "unlock"), encode(stale))
-    await settle(lambda: len(service.on("/hq/p1/res/cmd")) == 2)
+    await until(lambda: len(service.on("/hq/p1/res/cmd")) == 2)
     first, second = (decode(CommandResult, p) for p in service.on("/hq/p1/res/cmd"))
     assert (first.id, first.ok) == ("c1", True)
     assert (second.id, second.ok, second.error) == ("c2", False, "expired")

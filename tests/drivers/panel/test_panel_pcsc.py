@@ -35,9 +35,9 @@ from tests.drivers.panel.test_panel_session import (
     TOPICS,
     FakeLink,
     answer_decisions,
-    settle,
 )
 from tests.drivers.piv.test_piv_vpcd import _SKIP as PCSC_MISSING  # the PC/SC tests' own probe
+from tests.waiting import until
 
 pytestmark = [
     pytest.mark.vpcd,
@@ -67,7 +67,7 @@ async def panel(tmp_path: Path, card: CardMaterial) -> AsyncIterator[tuple[Panel
     sha = card.certificates["9e"].fingerprint(hashes.SHA256()).hex()
     session.cache.apply_snapshot(snapshot([entry("cert_sha256", sha, {"1": "always"})]))
     await session.start()
-    await settle(lambda: bool(link.on("birth")))
+    await until(lambda: bool(link.on("birth")))
     yield session, link
     await session.close()
     session.buffer.close()
@@ -92,7 +92,7 @@ async def test_a_card_read_through_pcsc_gives_accessd_a_proof_that_verifies(
 
     link.responder = accessd
     # The panel asked before this accessd was listening; it asks again after its backoff.
-    await settle(lambda: session.challenges_held(1) > 0, rounds=600)
+    await until(lambda: session.challenges_held(1) > 0, 6)
     presentation = await read_card_over_pcsc(
         session, 1, VirtualPivCard(card), vpcd_port=VPCD_PORT, reader_name=READER
     )

@@ -37,6 +37,7 @@ from drivers.panel.errors import LinkDown
 from drivers.panel.link import ConnectionHandler, MessageHandler, PanelLink
 from drivers.panel.session import PanelConfig, PanelSession, Presentation
 from tests.drivers.panel.panel_helpers import SALT, CardKey, entry, snapshot
+from tests.waiting import until
 
 TOPICS = PanelTopics("hq", "p1")
 MONDAY_MORNING = datetime(2025, 3, 3, 14, 0, tzinfo=UTC)
@@ -84,11 +85,13 @@ class FakeLink(PanelLink):
     async def subscribe(self, topics: Sequence[tuple[str, int]]) -> None:
         self.subscriptions += [t for t, _ in topics]
 
-    def on_message(self, handler: MessageHandler) -> None:
+    def on_message(self, handler: MessageHandler) -> Callable[[], None]:
         self._messages.append(handler)
+        return lambda: self._messages.remove(handler)
 
-    def on_connection(self, handler: ConnectionHandler) -> None:
+    def on_connection(self, handler: ConnectionHandler) -> Callable[[], None]:
         self._connections.append(handler)
+        return lambda: self._connections.remove(handler)
 
     def set_up(self, up: bool) -> None:
         self.up = up
@@ -104,15 +107,6 @@ class FakeLink(PanelLink):
 
     def events(self) -> list[Event]:
         return [decode(Event, p) for t, p, _ in self.published if "/evt/" in t]
-
-
-async def settle(until: Callable[[], bool], rounds: int = 200) -> None:
-    """Let the session's tasks run until ``until()`` holds (no wall-clock assertions)."""
-    for _ in range(rounds):
-        if until():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("condition not reached")
 
 
 CARD = CardKey.new("holder")
@@ -142,7 +136,7 @@ async def panel(tmp_path: Path) -> AsyncIterator[Panel]:
         )
     )
     await session.start()
-    await settle(lambda: bool(link.on("birth")))
+    await until(lambda: bool(link.on("birth")))
     yield session, link, clock
     await session.close()
     session.buffer.close()
@@ -184,7 +178,7 @@ async def test_an_answer_from_accessd_decides_and_unlocks(panel: Panel) -> None:
     assert not session.doors[1].locked
     request = decode(DecideRequest, link.on("req/decide")[-1])
     assert request.reply_to == TOPICS.rsp and request.proof is not None
-    await settle(lambda: any(e.type == "access" for e in link.events()))
+    await until(lambda: any(e.type == "access" for e in link.events()))
     access = next(e for e in link.events() if e.type == "access")
     assert access.data["offline"] is False and access.door == 1 and access.reader == 1
     assert UUID not in json.dumps(access.data) and CARD.sha256 not in json.dumps(access.data)
@@ -237,13 +231,13 @@ async def test_events_buffered_while_disconnected_go_up_in_order_after_reconnect
     panel: Panel,
 ) -> None:
     session, link, _ = panel
-    await settle(lambda: session.buffer.pending_count() == 0)
+    await until(lambda: session.buffer.pending_count() == 0)
     link.set_up(False)
     recorded = [session.record("tamper", data={"n": i}) for i in range(50)]
     await asyncio.sleep(0.02)
     assert session.buffer.pending_count() == 50
     link.set_up(True)
-    await settle(lambda: session.buffer.pending_count() == 0)
+    await until(lambda: session.buffer.pending_count() == 0)
     uploaded = [e for e in link.events() if e.type == "tamper"]
     assert [e.event_id for e in uploaded] == [e.event_id for e in recorded]
     assert [e.seq for e in uploaded] == sorted(e.seq for e in uploaded)
@@ -253,14 +247,14 @@ async def test_an_event_whose_puback_never_came_stays_buffered_and_is_sent_again
     panel: Panel,
 ) -> None:
     session, link, _ = panel
-    await settle(lambda: session.buffer.pending_count() == 0)
+    await until(lambda: session.buffer.pending_count() == 0)
     link.fail_next = 1
     event = session.record("tamper", data={"n": 1})
-    await settle(lambda: link.fail_next == 0)
+    await until(lambda: link.fail_next == 0)
     assert [e.seq for e in session.buffer.pending()] == [event.seq]
     link.set_up(False)
     link.set_up(True)
-    await settle(lambda: session.buffer.pending_count() == 0)
+    await until(lambda: session.buffer.pending_count() == 0)
     assert [e.event_id for e in link.events() if e.type == "tamper"] == [event.event_id]
 
 
@@ -271,7 +265,7 @@ async def test_a_delta_in_order_is_applied_and_the_birth_says_so(panel: Panel) -
     )
     link.deliver(TOPICS.leaf("cred/delta"), encode(revoke))
     assert session.cache.version == 2
-    await settle(lambda: json.loads(link.on("birth")[-1])["cred_version"] == 2)
+    await until(lambda: json.loads(link.on("birth")[-1])["cred_version"] == 2)
     link.set_up(False)
     result = await session.present(cak())
     assert (result.granted, result.reason) == (False, "offline_unknown_credential")
@@ -280,7 +274,7 @@ async def test_a_delta_in_order_is_applied_and_the_birth_says_so(panel: Panel) -
 async def test_a_delta_out_of_order_asks_for_a_snapshot(panel: Panel) -> None:
     session, link, _ = panel
     link.deliver(TOPICS.leaf("cred/delta"), encode(CredDelta(from_version=5, version=6)))
-    await settle(lambda: bool(link.on("req/snapshot")))
+    await until(lambda: bool(link.on("req/snapshot")))
     request = decode(SnapshotRequest, link.on("req/snapshot")[-1])
     assert request.have_version == 1 and request.reply_to == TOPICS.leaf("cred/snapshot")
     assert session.cache.version == 1
@@ -307,7 +301,7 @@ async def test_a_reconnect_asks_for_the_current_cache(panel: Panel) -> None:
     _, link, _ = panel
     link.set_up(False)
     link.set_up(True)
-    await settle(lambda: bool(link.on("req/snapshot")))
+    await until(lambda: bool(link.on("req/snapshot")))
 
 
 def command(verb: str, clock: ManualClock, expires_in: float = 30, **args: object) -> bytes:
@@ -329,7 +323,7 @@ async def test_an_unlock_command_is_obeyed_and_answered_with_the_state(panel: Pa
     session, link, clock = panel
     link.deliver(TOPICS.command(1, "unlock"), command("unlock", clock, seconds=10))
     assert not session.doors[1].locked
-    await settle(lambda: bool(link.on("res/cmd")))
+    await until(lambda: bool(link.on("res/cmd")))
     result = results(link)[-1]
     assert result.ok and result.state is not None and result.state.lock == "unlocked"
 
@@ -338,7 +332,7 @@ async def test_an_expired_command_is_refused(panel: Panel) -> None:
     session, link, clock = panel
     link.deliver(TOPICS.command(1, "unlock"), command("unlock", clock, expires_in=-1))
     assert session.doors[1].locked
-    await settle(lambda: bool(link.on("res/cmd")))
+    await until(lambda: bool(link.on("res/cmd")))
     assert (results(link)[-1].ok, results(link)[-1].error) == (False, "expired")
 
 
@@ -350,7 +344,7 @@ async def test_mode_and_lockdown_commands_change_the_doors(panel: Panel) -> None
     assert {d.mode for d in session.doors.values()} == {"lockdown"}
     link.deliver(TOPICS.command(1, "mode"), command("mode", clock, mode="wide_open"))
     link.deliver(TOPICS.command(1, "unlock"), command("mode", clock, mode="unlocked"))
-    await settle(lambda: len(link.on("res/cmd")) == 4)
+    await until(lambda: len(link.on("res/cmd")) == 4)
     assert [(r.ok, r.error) for r in results(link)] == [
         (True, None),
         (True, None),
@@ -365,7 +359,7 @@ async def test_a_malformed_command_becomes_an_error_event(panel: Panel) -> None:
     session, link, _ = panel
     link.deliver(TOPICS.command(1, "unlock"), b'{"v":1,"id":"x","verb":"unlock"')
     assert session.stats.errors == 1 and session.doors[1].locked
-    await settle(lambda: any(e.type == "error" for e in link.events()))
+    await until(lambda: any(e.type == "error" for e in link.events()))
     error = next(e for e in link.events() if e.type == "error")
     assert error.data["reason"] == "invalid"
 
@@ -398,7 +392,7 @@ async def test_challenges_are_prefetched_and_expired_ones_discarded(panel: Panel
     link.responder = challenge_issuer(clock)
     link.set_up(False)
     link.set_up(True)  # the reconnect refills the pools
-    await settle(lambda: session.challenges_held(1) == 4)
+    await until(lambda: session.challenges_held(1) == 4)
     value, from_accessd = session.take_challenge(1)
     assert from_accessd and value == bytes([1, 0]) * 16
     clock.advance(120)
@@ -429,11 +423,11 @@ async def test_an_ask_lost_with_its_connection_is_asked_again_on_the_next(
     quiet_panel: Panel,
 ) -> None:
     session, link, clock = quiet_panel
-    await settle(lambda: len(link.on("req/challenge")) == 1)  # in flight, unanswered
+    await until(lambda: len(link.on("req/challenge")) == 1)  # in flight, unanswered
     link.set_up(False)  # the ask dies with the connection, before any answer
     link.responder = challenge_issuer(clock)
     link.set_up(True)
-    await settle(lambda: session.challenges_held(1) == 4)
+    await until(lambda: session.challenges_held(1) == 4)
     assert len(link.on("req/challenge")) == 2
 
 
@@ -441,10 +435,9 @@ async def test_an_unanswered_ask_is_not_repeated_at_once_on_the_same_connection(
     quiet_panel: Panel,
 ) -> None:
     session, link, clock = quiet_panel
-    await settle(lambda: len(link.on("req/challenge")) == 1)
-    for pending in list(session._pending.values()):  # accessd's answer never comes
-        pending[1].set_exception(TimeoutError())
-    await settle(lambda: 1 not in session._refilling)
+    await until(lambda: len(link.on("req/challenge")) == 1)
+    session._replies.fail_all(TimeoutError())  # accessd's answer never comes
+    await until(lambda: 1 not in session._refilling)
     link.responder = challenge_issuer(clock)
     assert session.take_challenge(1)[1] is False  # the card signs a local nonce
     await asyncio.sleep(0.05)
