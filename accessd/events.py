@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from accessd.db.base import utcnow
+from drivers.listeners import Listeners
 
 log = logging.getLogger(__name__)
 
@@ -97,26 +98,16 @@ class EventBus:
     """Synchronous fan-out on the event loop thread; a failing subscriber is logged, not fatal."""
 
     def __init__(self) -> None:
-        self._handlers: list[Handler] = []
+        self._handlers: Listeners[[DomainEvent]] = Listeners("domain event", logger=log)
         self.published = 0
 
     def subscribe(self, handler: Handler) -> Callable[[], None]:
         """Adds a subscriber; returns a function that removes it (safe to call twice)."""
-        self._handlers.append(handler)
-
-        def unsubscribe() -> None:
-            if handler in self._handlers:
-                self._handlers.remove(handler)
-
-        return unsubscribe
+        return self._handlers.add(handler)
 
     def publish(self, ev: DomainEvent) -> None:
         self.published += 1
-        for handler in list(self._handlers):
-            try:
-                handler(ev)
-            except Exception:
-                log.exception("event subscriber %r failed on %s", handler, type(ev).__name__)
+        self._handlers.emit(ev)
 
 
 def session_info(bus: EventBus) -> dict[str, Any]:

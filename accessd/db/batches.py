@@ -19,6 +19,8 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from drivers.tasks import TaskSet
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -42,7 +44,7 @@ class BatchWriter(ABC, Generic[T]):
         self._queue: deque[T] = deque(maxlen=max_queue)
         self._wake = asyncio.Event()
         self._flushing = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: TaskSet | None = None
         self.stored = 0
         self.dropped = 0
         self.failures = 0
@@ -63,14 +65,13 @@ class BatchWriter(ABC, Generic[T]):
         return len(self._queue)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"{self.what}-writer")
+        self._tasks = TaskSet(f"{self.what} writer", logger=log)
+        self._tasks.spawn(self._run(), name=f"{self.what}-writer")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._tasks is not None:
+            await self._tasks.close()
+            self._tasks = None
         await self.flush()
 
     async def _run(self) -> None:

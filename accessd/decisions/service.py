@@ -9,7 +9,6 @@ service instances).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -32,6 +31,7 @@ from accessd.events import (
 )
 from accessd.models import AuditEntry, AuditHead
 from drivers.listeners import Listeners
+from drivers.tasks import TaskSet
 from policies.decision import AccessRequest, Decision
 from policies.engine import evaluate
 from policies.presence import Presence
@@ -93,7 +93,7 @@ class DecisionService:
         self._refreshing = asyncio.Lock()
         #: The events that came while a refresh loaded rows (None when none loads).
         self._arrived_during_load: list[DomainEvent] | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = TaskSet("decision service", logger=log)
         self._unsubscribe: list[Callable[[], None]] = []
         self.decisions = 0
         self.build_seconds = 0.0
@@ -116,21 +116,15 @@ class DecisionService:
         )
         self._unsubscribe.append(self._bus.subscribe(self._on_event))
         self.store.start()
-        self._tasks = [
-            asyncio.create_task(self._apply_loop(), name="snapshot-updates"),
-            asyncio.create_task(self._poll_loop(), name="audit-feed"),
-        ]
+        self._tasks = TaskSet("decision service", logger=log)
+        self._tasks.spawn(self._apply_loop(), name="snapshot-updates")
+        self._tasks.spawn(self._poll_loop(), name="audit-feed")
 
     async def stop(self) -> None:
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe = []
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await self._tasks.close()
         await self.store.stop()
 
     def on_change(self, listener: Callable[[SnapshotChange], None]) -> Callable[[], None]:

@@ -16,7 +16,6 @@ own certificate are fetched with its answer, so the responder can be checked too
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp as x509_ocsp
 
 from accessd.validation.mirrors import Mirrors
+from drivers.listeners import Listeners
+from drivers.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -193,12 +194,13 @@ class RevocationStore:
         self.generation = 0
         self._static: list[CrlRecord] = []
         self._files: dict[str, tuple[_FileStamp, CrlRecord]] = {}
-        self._directory_task: asyncio.Task[None] | None = None
+        self._tasks = TaskSet("revocation store", logger=log)
+        self._directory_running = False
         self._crl_sources: dict[str, _CrlSource] = {}
         self._ocsp: dict[tuple[bytes, int], _OcspSubject] = {}
-        self._listeners: list[Callable[[RevocationUpdate], None]] = []
+        self._listeners: Listeners[[RevocationUpdate]] = Listeners("revocation update", logger=log)
         self._session: aiohttp.ClientSession | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._refreshing = False
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -206,24 +208,18 @@ class RevocationStore:
         """Opens the HTTP session and starts the refresh loop."""
         if self.crl_directory is not None:
             self.read_directory()
-            if self._directory_task is None:
-                self._directory_task = asyncio.create_task(
-                    self._directory_loop(), name="crl-directory"
-                )
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="revocation-refresh")
+            if not self._directory_running:
+                self._directory_running = True
+                self._tasks.spawn(self._directory_loop(), name="crl-directory")
+        if not self._refreshing:
+            self._refreshing = True
+            self._tasks.spawn(self._loop(), name="revocation-refresh")
 
     async def aclose(self) -> None:
-        if self._directory_task is not None:
-            self._directory_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._directory_task
-            self._directory_task = None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._tasks.close()
+        # A store may be started again after it was closed (tests do).
+        self._tasks = TaskSet("revocation store", logger=log)
+        self._directory_running = self._refreshing = False
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -235,8 +231,10 @@ class RevocationStore:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    def add_listener(self, listener: Callable[[RevocationUpdate], None]) -> None:
-        self._listeners.append(listener)
+    def add_listener(self, listener: Callable[[RevocationUpdate], None]) -> Callable[[], None]:
+        """``listener(RevocationUpdate)`` for each CRL or OCSP answer accepted; returns the
+        function that removes it."""
+        return self._listeners.add(listener)
 
     async def _loop(self) -> None:
         while True:
@@ -498,8 +496,7 @@ class RevocationStore:
 
     def _accepted(self, update: RevocationUpdate) -> None:
         self.generation += 1
-        for listener in self._listeners:
-            listener(update)
+        self._listeners.emit(update)
 
 
 def _http_crl_urls(cert: asn1_x509.Certificate) -> list[str]:

@@ -43,6 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from drivers.errors import DriverError
+from drivers.listeners import Listeners
 from drivers.osdp.codes import Command, NakReason, Reply
 from drivers.osdp.commands import CommunicationSet
 from drivers.osdp.frame import Frame, FrameDecoder, encode
@@ -50,6 +51,7 @@ from drivers.osdp.messages import MessageError, decode_reply
 from drivers.osdp.replies import CommunicationConfiguration
 from drivers.osdp.secure import SCBK_D, SecureChannel, SecureChannelError
 from drivers.osdp.transport import Line, OsdpLineError
+from drivers.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -188,33 +190,37 @@ class ControlPanel:
         self._clock = clock
         self.decoder = FrameDecoder()
         self.stats = BusStats()
-        self._reply_handlers: list[ReplyHandler] = []
-        self._status_handlers: list[StatusHandler] = []
+        self._reply_handlers: Listeners[[int, Frame]] = Listeners("OSDP reply", logger=log)
+        self._status_handlers: Listeners[[int, bool]] = Listeners("OSDP status", logger=log)
         self._waiting: tuple[int, asyncio.Future[Frame]] | None = None
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskSet("OSDP control panel", logger=log)
         self._closed = False
         line.on_data(self._received)
 
     # -- public API -----------------------------------------------------------------------
 
-    def on_reply(self, handler: ReplyHandler) -> None:
-        """``handler(address, frame)`` for every poll reply other than osdp_ACK."""
-        self._reply_handlers.append(handler)
+    def on_reply(self, handler: ReplyHandler) -> Callable[[], None]:
+        """``handler(address, frame)`` for every poll reply other than osdp_ACK; returns
+        the function that removes it."""
+        return self._reply_handlers.add(handler)
 
-    def on_status(self, handler: StatusHandler) -> None:
-        """``handler(address, online)`` whenever a PD comes online or goes offline."""
-        self._status_handlers.append(handler)
+    def on_status(self, handler: StatusHandler) -> Callable[[], None]:
+        """``handler(address, online)`` whenever a PD comes online or goes offline;
+        returns the function that removes it."""
+        return self._status_handlers.add(handler)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="osdp-cp")
+        self._tasks.spawn(self._run(), name="osdp-cp")
+
+    @property
+    def polling(self) -> bool:
+        """Whether the poll loop is running (started, not closed, not failed)."""
+        return any(not task.done() for task in self._tasks)
 
     async def close(self) -> None:
         self._closed = True
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._tasks.close()
         for pd in self.pds.values():
             self._fail_queue(pd, BusClosed("the control panel is closed"))
         await self.line.close()
@@ -294,11 +300,7 @@ class ControlPanel:
         reply = await self._exchange(pd, Command.POLL, b"")
         pd.next_poll = self._clock() + (self.poll_interval if pd.online else self.offline_retry)
         if reply is not None and reply.code != Reply.ACK:
-            for handler in list(self._reply_handlers):
-                try:
-                    handler(pd.config.address, reply)
-                except Exception:
-                    log.exception("OSDP reply handler failed")
+            self._reply_handlers.emit(pd.config.address, reply)
 
     async def _send_queued(self, pd: PdState) -> None:
         pending = pd.queue[0]
@@ -418,11 +420,7 @@ class ControlPanel:
 
     def _status(self, pd: PdState) -> None:
         log.info("OSDP PD %d %s", pd.config.address, "online" if pd.online else "offline")
-        for handler in list(self._status_handlers):
-            try:
-                handler(pd.config.address, pd.online)
-            except Exception:
-                log.exception("OSDP status handler failed")
+        self._status_handlers.emit(pd.config.address, pd.online)
 
     # -- the secure channel ---------------------------------------------------------------
 

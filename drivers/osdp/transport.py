@@ -3,8 +3,8 @@ in-memory ends for tests.
 
 `SerialLine.open` is the one place that touches pyserial: it uses pyserial-asyncio-fast,
 whose transport reads the port from the event loop's selector (no thread) and measured
-faster than pyserial-asyncio over a pty (docs/protocols.md). Received bytes go to one
-callback on the loop; pyserial's errors come out as `OsdpLineError`.
+faster than pyserial-asyncio over a pty (docs/protocols.md). Received bytes go to the
+``on_data`` listeners on the loop; pyserial's errors come out as `OsdpLineError`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from drivers.errors import DriverError
+from drivers.listeners import Listeners
 
 DataHandler = Callable[[bytes], None]
 
@@ -27,15 +28,16 @@ class Line(ABC):
     """A half-duplex byte line. Writes never block; ``on_data`` gets what arrives."""
 
     def __init__(self) -> None:
-        self._on_data: DataHandler = lambda data: None
-        self._on_lost: Callable[[Exception | None], None] = lambda exc: None
+        self._on_data: Listeners[[bytes]] = Listeners("OSDP line data")
+        self._on_lost: Listeners[[Exception | None]] = Listeners("OSDP line lost")
 
-    def on_data(self, handler: DataHandler) -> None:
-        self._on_data = handler
+    def on_data(self, handler: DataHandler) -> Callable[[], None]:
+        """``handler(bytes)`` for what arrives; returns the function that removes it."""
+        return self._on_data.add(handler)
 
-    def on_lost(self, handler: Callable[[Exception | None], None]) -> None:
+    def on_lost(self, handler: Callable[[Exception | None], None]) -> Callable[[], None]:
         """Called once when the line closes or fails (None: closed by us)."""
-        self._on_lost = handler
+        return self._on_lost.add(handler)
 
     @abstractmethod
     def write(self, data: bytes) -> None: ...
@@ -49,7 +51,7 @@ class _Protocol(asyncio.Protocol):
         self._line = line
 
     def data_received(self, data: bytes) -> None:
-        self._line._on_data(data)
+        self._line._on_data.emit(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._line._lost(exc)
@@ -98,7 +100,7 @@ class SerialLine(Line):
 
     def _lost(self, exc: Exception | None) -> None:
         self._closed.set()
-        self._on_lost(exc)
+        self._on_lost.emit(exc)
 
     async def close(self) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -132,9 +134,9 @@ class MemoryLine(Line):
 
     def _deliver(self, data: bytes) -> None:
         if not self.closed:
-            self._on_data(data)
+            self._on_data.emit(data)
 
     async def close(self) -> None:
         if not self.closed:
             self.closed = True
-            self._on_lost(None)
+            self._on_lost.emit(None)

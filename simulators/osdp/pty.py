@@ -40,7 +40,7 @@ class PtyLine(Line):
             # EIO: no process holds the slave open right now (the CP closed or restarts).
             return
         if data:
-            self._on_data(data)
+            self._on_data.emit(data)
 
     def write(self, data: bytes) -> None:
         if self.closed:
@@ -77,4 +77,4 @@ class PtyLine(Line):
             self._loop.remove_writer(self._master)
         os.close(self._master)
         os.close(self._slave)
-        self._on_lost(None)
+        self._on_lost.emit(None)

@@ -55,7 +55,7 @@ def test_the_control_panel_survives_any_bytes_on_the_line(chunks: list[bytes]) -
         pd_end.on_data(answer)
         for _ in range(5):
             await asyncio.sleep(0.005)
-        assert cp._task is not None and not cp._task.done()  # the loop is still polling
+        assert cp.polling  # the loop is still polling
         await cp.close()
 
     asyncio.run(run())
