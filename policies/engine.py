@@ -3,7 +3,8 @@
 Pure: it reads the snapshot and the presence state and returns a decision; the caller
 records the decision into the presence state. Checks run cheapest and most decisive first.
 Every step that decided something leaves a (template, arguments) line, formatted only when
-someone reads the decision's trail. Lookups are dictionary and set probes, so the cost does
+someone reads the decision's trail; a check that refuses returns its `Reason` beside that
+line, so no reason is ever read back from a line's template. Lookups are dictionary and set probes, so the cost does
 not grow with the number of people or credentials.
 """
 
@@ -38,7 +39,6 @@ _IN = Direction.IN
 _LOCKED, _LOCKDOWN, _PIN = DoorMode.LOCKED, DoorMode.LOCKDOWN, DoorMode.CARD_AND_PIN
 _FREE_MODES = frozenset({DoorMode.UNLOCKED_BY_SCHEDULE, DoorMode.FIRST_PERSON_IN})
 _THREAT_LOCKDOWN = ThreatLevel.LOCKDOWN
-_OFF_SCHEDULE = "access level {} {!r} has schedule {}"
 
 
 class _Eval:
@@ -148,11 +148,9 @@ def evaluate(req: AccessRequest, snap: Snapshot, presence: Presence) -> Decision
         steps.append(("door unlocked by its schedule",))
         return e.decide(True, Reason.GRANTED_FREE_ACCESS)
 
-    level, why = _level_for(snap, person, door.id, e.local, facility.tz)
-    steps.append(why)
-    if level is None:
-        off = why[0] is _OFF_SCHEDULE
-        return e.decide(False, Reason.OUTSIDE_SCHEDULE if off else Reason.NO_ACCESS_LEVEL)
+    refusal = _access_level(e, snap, person, facility.tz)
+    if refusal is not None:
+        return e.decide(False, refusal)
     return _area_rules(e, snap, presence)
 
 
@@ -200,35 +198,37 @@ def _in_unlock_schedule(snap: Snapshot, door: DoorPolicy, local: LocalTime) -> b
     return schedule is not None and schedule.active(local, snap.holidays)
 
 
-def _level_for(
-    snap: Snapshot, person: PersonPolicy, door_id: int, local: LocalTime, tz: ZoneInfo
-) -> tuple[AccessLevel | None, Step]:
+def _access_level(e: _Eval, snap: Snapshot, person: PersonPolicy, tz: ZoneInfo) -> Reason | None:
+    """Finds a level of the person's that opens the door now; the refusal when none does."""
+    local, steps = e.local, e.steps
     off_schedule: AccessLevel | None = None
     levels, schedules = snap.levels, snap.schedules
     for level_id in snap.levels_of(person):
         level = levels.get(level_id)
-        if level is None or door_id not in level.doors:
+        if level is None or e.door.id not in level.doors:
             continue
         schedule = schedules.get(level.schedule_id)
         if schedule is not None and schedule.active(local, snap.holidays):
-            return level, (
-                "access level {} {!r}, schedule {!r}",
-                level.id,
-                level.name,
-                schedule.name,
+            steps.append(
+                ("access level {} {!r}, schedule {!r}", level.id, level.name, schedule.name)
             )
+            return None
         off_schedule = level
-    if off_schedule is not None:
-        # The schedule and the time as the facility saw them, so the denial says why.
-        schedule = schedules.get(off_schedule.schedule_id)
-        shown: object = "none on record"
-        if schedule is not None:
-            holiday = bool(schedule.calendars) and snap.holidays.is_holiday(
-                schedule.calendars, local.day
-            )
-            shown = ScheduleAt(schedule, local, tz, holiday)
-        return None, (_OFF_SCHEDULE, off_schedule.id, off_schedule.name, shown)
-    return None, ("no access level of this person includes the door",)
+    if off_schedule is None:
+        steps.append(("no access level of this person includes the door",))
+        return Reason.NO_ACCESS_LEVEL
+    # The schedule and the time as the facility saw them, so the denial says why.
+    schedule = schedules.get(off_schedule.schedule_id)
+    shown: object = "none on record"
+    if schedule is not None:
+        holiday = bool(schedule.calendars) and snap.holidays.is_holiday(
+            schedule.calendars, local.day
+        )
+        shown = ScheduleAt(schedule, local, tz, holiday)
+    steps.append(
+        ("access level {} {!r} has schedule {}", off_schedule.id, off_schedule.name, shown)
+    )
+    return Reason.OUTSIDE_SCHEDULE
 
 
 def _is_visitor(e: _Eval) -> bool:
