@@ -26,7 +26,7 @@ from accessd.authn.challenges import ChallengeBook
 from accessd.authn.errors import ProofRejected
 from accessd.validation.purpose import CARD_AUTH, PIV_AUTH, Purpose
 from accessd.validation.result import ValidatedCertificate
-from drivers.errors import DriverError
+from drivers.errors import PivObjectError, SignatureInvalid
 from drivers.piv.challenge import verify_challenge
 from policies.vocabulary import Mechanism
 
@@ -90,8 +90,16 @@ def bio_message(challenge: bytes, cert_sha256: str, matched: bool, score: int) -
     return BIO_DOMAIN + challenge + bytes.fromhex(cert_sha256) + _BIO_TAIL.pack(matched, score)
 
 
+class AttestationKeyUnsupported(Exception):
+    """A reader attestation key of a kind that cannot sign (X25519, DH, ...)."""
+
+
 def _verify_attestation(key: PublicKeyTypes, signature: bytes, message: bytes) -> None:
-    """Raises InvalidSignature (or TypeError for a key kind we do not take)."""
+    """Raises InvalidSignature, or AttestationKeyUnsupported for a key kind we do not take.
+
+    Only these two are translated by the caller: anything else (a TypeError, say) is a bug
+    and must surface as one, not as a stored ``bio_bad_signature`` denial.
+    """
     if isinstance(key, ed25519.Ed25519PublicKey):
         key.verify(signature, message)
     elif isinstance(key, ec.EllipticCurvePublicKey):
@@ -99,7 +107,9 @@ def _verify_attestation(key: PublicKeyTypes, signature: bytes, message: bytes) -
     elif isinstance(key, rsa.RSAPublicKey):
         key.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
     else:
-        raise TypeError(f"attestation keys of type {type(key).__name__} are not accepted")
+        raise AttestationKeyUnsupported(
+            f"attestation keys of type {type(key).__name__} are not accepted"
+        )
 
 
 class Authenticator:
@@ -145,7 +155,9 @@ class Authenticator:
             raise self._reject("certificate_malformed", "the certificate is not DER") from exc
         try:
             verify_challenge(cert, proof.challenge, proof.signature)
-        except (DriverError, ValueError, TypeError) as exc:
+        except (SignatureInvalid, PivObjectError) as exc:
+            # PivObjectError: a key no PIV card holds (RSA-1024, Ed25519...), which cannot
+            # have answered the challenge either. Other errors are bugs, not denials.
             raise self._reject(
                 "bad_signature", f"the card's signature over the challenge does not verify: {exc}"
             ) from exc
@@ -171,7 +183,7 @@ class Authenticator:
         message = bio_message(challenge, sha256, bio.matched, bio.score)
         try:
             _verify_attestation(key, bio.signature, message)
-        except (InvalidSignature, TypeError, ValueError) as exc:
+        except (InvalidSignature, AttestationKeyUnsupported) as exc:
             raise self._reject(
                 "bio_bad_signature", "the biometric result is not signed by the reader's key"
             ) from exc
