@@ -10,7 +10,11 @@ AccessdError
 ├── AuthenticationFailed      401  no, unknown or expired bearer token; bad password
 ├── PermissionDenied          403  the operator's roles do not allow the action
 ├── DeviceUnavailable         503  no gateway for the device, or the device is offline
-└── DeviceTimeout             504  the device did not answer in time
+│   └── NoMqttPanel, PanelOffline  (also CommandFailed, accessd/gateway/service.py)
+├── DeviceTimeout             504  the device did not answer in time
+│   └── CommandTimedOut            (also CommandFailed)
+├── CommandFailed                  a door command failed: one of the three above
+└── AclError                  422  the MQTT broker files cannot be made (accessd/gateway/acl.py)
 """
 
 from __future__ import annotations

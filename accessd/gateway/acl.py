@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accessd.errors import AccessdError
 from accessd.models import Facility, Panel
 from accessd.models.enums import PanelTransport
 from drivers.mqtt.access import (
@@ -41,9 +42,13 @@ ACL = "acl"
 CREDENTIALS = "credentials.json"
 
 
-class AclError(Exception):
+class AclError(AccessdError):
     """The broker files cannot be made (a panel or facility name that is not a topic
     segment, an unreadable previous file); nothing was written."""
+
+    status = 422
+    title = "MQTT broker files not written"
+    code = "mqtt_acl"
 
 
 @dataclass(frozen=True, slots=True)

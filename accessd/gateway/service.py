@@ -9,7 +9,12 @@ whose topic names a panel accessd does not know, or names a reader or door that 
 panel's own, is dropped and reported as a ``spoofed`` event (the broker's ACL should
 already stop a panel writing another's topics; this catches a misconfigured one). A
 malformed payload is answered with an ErrorReply where it has a reply topic, counted,
-stored as an ``error`` event, and never stops the gateway.
+stored as an ``error`` event, and never stops the gateway. A request whose handling fails
+(the decision path can reach the database) is answered with an ``internal`` ErrorReply at
+once, so the panel need not wait out its deadline, and logged and counted as a failed task.
+
+The gateway talks to the broker through `drivers.mqtt.link.MqttLink`: an `MqttSession` in
+service, a `drivers.mqtt.memory.MemoryBroker` link in the tests of its logic.
 """
 
 from __future__ import annotations
@@ -21,18 +26,19 @@ import logging
 import socket
 import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd.authn.proofs import Authenticator
 from accessd.config import Settings
 from accessd.decisions.requests import access_request, proofs_from
 from accessd.decisions.service import DecisionService, SnapshotChange
-from accessd.errors import InvalidInput
+from accessd.errors import AccessdError, DeviceTimeout, DeviceUnavailable, InvalidInput
 from accessd.events import CredentialsRevoked, CredentialStateChanged, DomainEvent, EventBus
 from accessd.gateway.cache import CachePublisher
 from accessd.gateway.directory import PanelDirectory, PanelInfo
@@ -42,7 +48,11 @@ from accessd.heap import freeze_long_lived
 from drivers.errors import MqttError
 from drivers.mqtt import messages as m
 from drivers.mqtt import topics as t
-from drivers.mqtt.client import IncomingMessage, MqttClient
+from drivers.mqtt.config import IncomingMessage
+from drivers.mqtt.link import MqttLink
+from drivers.mqtt.replies import Pending, json_reply_id
+from drivers.mqtt.session import MqttSession
+from drivers.tasks import TaskSet
 from policies.decision import Decision
 from policies.vocabulary import Mechanism
 
@@ -59,18 +69,41 @@ class PanelPresence:
     birth: m.Birth | None = None
 
 
-class CommandFailed(Exception):
-    """A command the panel refused or did not answer; ``reason`` says which."""
+class CommandFailed(AccessdError):
+    """A command that did not reach its panel or got no answer; the subclass says which,
+    and, being also the service error it means, how the API answers it. ``reason`` is the
+    word the audit trail and lockdown results use."""
 
-    def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        super().__init__(f"{reason}: {detail}" if detail else reason)
+    reason: ClassVar[str] = "failed"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(f"{self.reason}: {detail}" if detail else self.reason)
+
+
+class NoMqttPanel(CommandFailed, DeviceUnavailable):
+    """The door is on no panel this gateway reaches over MQTT."""
+
+    reason = "no_panel"
+    code = "no_panel"
+
+
+class PanelOffline(CommandFailed, DeviceUnavailable):
+    """The command could not be published (the broker connection is down)."""
+
+    reason = "offline"
+    code = "offline"
+
+
+class CommandTimedOut(CommandFailed, DeviceTimeout):
+    """The panel did not answer within the command's deadline."""
+
+    reason = "timeout"
 
 
 class MqttGateway:
     def __init__(
         self,
-        client: MqttClient,
+        client: MqttLink,
         sessions: async_sessionmaker[AsyncSession],
         decisions: DecisionService,
         authn: Authenticator,
@@ -79,7 +112,7 @@ class MqttGateway:
         require_proofs: bool = False,
         silence_limit: timedelta = SILENCE_LIMIT,
         leadership: Leadership | None = None,
-        requests: MqttClient | None = None,
+        requests: MqttLink | None = None,
         shared_requests: bool = True,
         freeze_heap: bool = False,
     ) -> None:
@@ -107,8 +140,8 @@ class MqttGateway:
         self.caches = CachePublisher(self.directory, lambda: decisions.snapshot, self._publish)
         self.presence: dict[int, PanelPresence] = {}
         self.counters: Counter[str] = Counter()
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._commands: dict[str, asyncio.Future[m.CommandResult]] = {}
+        self._tasks = TaskSet("mqtt gateway", logger=log)
+        self._commands: Pending[tuple[int, str], m.CommandResult] = Pending()
         self._unsubscribe: Callable[[], None] | None = None
         self._unsubscribe_bus: Callable[[], None] = lambda: None
         self._unsubscribe_changes: Callable[[], None] = lambda: None
@@ -136,19 +169,19 @@ class MqttGateway:
             await self.requests.subscribe([(self._requests_topic, 1)])
         self._unsubscribe_bus = self._bus.subscribe(self._on_domain_event)
         self._unsubscribe_changes = self._decisions.on_change(self._on_snapshot_change)
-        self._spawn(self._silence_loop())
+        self._tasks.spawn(self._silence_loop(), name="panel silence")
         if self._leadership is None:
             await self._lead()
         else:
-            self._spawn(self._leadership.run(self._lead))
+            self._tasks.spawn(self._leadership.run(self._lead), name="cache leadership")
 
     async def _lead(self) -> None:
         # Elected: our caches become the panels' caches.
         await self.caches.publish_all()
         if self.freeze_heap:
             freeze_long_lived("panel caches")
-        self._spawn(self._cache_loop())
-        self._spawn(self.caches.retain_loop())
+        self._tasks.spawn(self._cache_loop(), name="panel caches")
+        self._tasks.spawn(self.caches.retain_loop(), name="retained caches")
 
     @property
     def publishes_caches(self) -> bool:
@@ -159,11 +192,7 @@ class MqttGateway:
         self._unsubscribe_bus = lambda: None
         self._unsubscribe_changes()
         self._unsubscribe_changes = lambda: None
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self._tasks.close()
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
@@ -179,10 +208,12 @@ class MqttGateway:
             await self.client.disconnect()
         await self.events.stop()
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, object], name: str) -> None:
+        # What a message or change starts after stop() would outlive the gateway: nothing.
+        if self._tasks.closed:
+            coro.close()
+            return
+        self._tasks.spawn(coro, name=name)
 
     async def _publish(self, topic: str, payload: bytes, retain: bool) -> None:
         await self.client.publish(topic, payload, 1, retain)
@@ -203,7 +234,7 @@ class MqttGateway:
         if change.policy:
             # Panels, doors or readers may have come or gone with the policy; every
             # instance needs that to check who may send what.
-            self._spawn(self.directory.load(self._sessions))
+            self._spawn(self.directory.load(self._sessions), "panel directory")
         # Policy or people reloaded: anyone's rights may differ, so every cache is diffed.
         if change.policy or change.people:
             self._full_refresh = True
@@ -260,11 +291,11 @@ class MqttGateway:
         if kind != "status" and not self.presence[panel.id].online:
             self._online(panel, True, why="heard")
         if kind == "req/decide":
-            self._spawn(self._decide(panel, msg))
+            self._spawn(self._answer(self._decide, panel, msg), "req/decide")
         elif kind == "req/challenge":
-            self._spawn(self._challenge(panel, msg))
+            self._spawn(self._answer(self._challenge, panel, msg), "req/challenge")
         elif kind == "req/snapshot":
-            self._spawn(self._snapshot(panel, msg))
+            self._spawn(self._answer(self._snapshot, panel, msg), "req/snapshot")
         elif kind == "evt":
             self._event(panel, parsed, msg)
         elif kind == "status":
@@ -326,6 +357,24 @@ class MqttGateway:
                 )
         except MqttError:
             self.counters["reply_failed"] += 1
+
+    async def _answer(
+        self,
+        handle: Callable[[PanelInfo, IncomingMessage], Awaitable[None]],
+        panel: PanelInfo,
+        msg: IncomingMessage,
+    ) -> None:
+        """Runs a request's handler; if it fails, the panel hears so at once."""
+        try:
+            await handle(panel, msg)
+        except Exception:
+            self.counters["request_failed"] += 1
+            try:
+                reply = m.ErrorReply(id=json_reply_id(msg.payload), error="internal")
+            except ValidationError:  # not an id the protocol allows: the topic must do
+                reply = m.ErrorReply(error="internal")
+            await self._reply(panel, msg, None, reply)
+            raise  # the task set logs it with its traceback and counts it for /metrics
 
     async def _error(
         self, panel: PanelInfo, msg: IncomingMessage, what: str, exc: m.PayloadError
@@ -464,7 +513,7 @@ class MqttGateway:
         cache = self.caches.cache_of(panel.id)
         if self.publishes_caches and cache is not None and birth.cred_version != cache.version:
             # It missed something while away: the whole cache again.
-            self._spawn(self.caches.send_snapshot(panel.id))
+            self._spawn(self.caches.send_snapshot(panel.id), "cache snapshot")
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -474,9 +523,7 @@ class MqttGateway:
         except m.PayloadError as exc:
             self._malformed(panel, "res/cmd", exc)
             return
-        future = self._commands.get(f"{panel.id}:{result.id}")
-        if future is not None and not future.done():
-            future.set_result(result)
+        self._commands.resolve((panel.id, result.id), result)
 
     async def command(
         self,
@@ -490,7 +537,7 @@ class MqttGateway:
         CommandFailed (no_panel, offline, timeout, or what the panel said)."""
         panel = self.directory.panel_of_door(door_id)
         if panel is None:
-            raise CommandFailed("no_panel", f"door {door_id} is on no MQTT panel")
+            raise NoMqttPanel(f"door {door_id} is on no MQTT panel")
         return await self._command(panel, door_id, verb, args or {}, timeout)
 
     async def lockdown(self, facility_id: int, on: bool, *, timeout: float = 5.0) -> dict[int, str]:  # noqa: ASYNC109
@@ -520,18 +567,13 @@ class MqttGateway:
             args=args,
             expires_at=datetime.now(UTC) + timedelta(seconds=max(timeout, 1.0)),
         )
-        key = f"{panel.id}:{command.id}"
-        future: asyncio.Future[m.CommandResult] = asyncio.get_running_loop().create_future()
-        self._commands[key] = future
+        send = self.client.publish(panel.topics.command(door, verb), m.encode(command), 1)
         try:
-            await self.client.publish(panel.topics.command(door, verb), m.encode(command), 1)
-            result = await asyncio.wait_for(future, timeout)
+            result = await self._commands.ask((panel.id, command.id), send, timeout)
         except TimeoutError as exc:
-            raise CommandFailed("timeout", f"panel {panel.name} did not answer") from exc
+            raise CommandTimedOut(f"panel {panel.name} did not answer") from exc
         except MqttError as exc:
-            raise CommandFailed("offline", str(exc)) from exc
-        finally:
-            self._commands.pop(key, None)
+            raise PanelOffline(str(exc)) from exc
         self.counters[f"command_{'ok' if result.ok else 'refused'}"] += 1
         return result
 
@@ -559,7 +601,7 @@ def gateway_from_settings(
     """The gateway the settings describe (``mqtt_url``, ``mqtt_username``, …)."""
     from urllib.parse import urlsplit
 
-    from drivers.mqtt.client import MqttConfig
+    from drivers.mqtt.config import MqttConfig
 
     url = urlsplit(settings.mqtt_url)
     if url.scheme not in ("mqtt", "mqtts") or not url.hostname:
@@ -582,7 +624,7 @@ def gateway_from_settings(
     # for a dead instance is worse than none; this session ends with the connection.
     requests_config = replace(config, client_id=f"{client_id}-req", clean_start=True)
     return MqttGateway(
-        MqttClient(config),
+        MqttSession(config),
         sessions,
         decisions,
         authn,
@@ -590,6 +632,6 @@ def gateway_from_settings(
         require_proofs=settings.require_card_proofs,
         leadership=Leadership(engine) if engine is not None else None,
         freeze_heap=settings.gc_freeze,
-        requests=MqttClient(requests_config),
+        requests=MqttSession(requests_config),
         shared_requests=settings.mqtt_shared_requests,
     )

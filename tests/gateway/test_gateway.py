@@ -6,7 +6,7 @@ reported, commands answered, and the panel deciding alone while accessd is away.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +41,7 @@ from tests.piv_helpers import (
     issue_piv_credential,
     piv_service,
 )
+from tests.waiting import until
 
 POLICY = """\
 version: 1
@@ -75,14 +76,6 @@ access_levels:
     doors: [hq/Main entrance, hq/Dock door]
     groups: [staff]
 """
-
-
-async def settle(until: Callable[[], bool], seconds: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not until():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.01)
 
 
 @dataclass
@@ -131,7 +124,7 @@ async def site(
         await state.decisions.refresh()
         gateway = state.gateway
         assert gateway is not None
-        await settle(lambda: len(gateway.directory) == 2)
+        await until(lambda: len(gateway.directory) == 2)
         fm = await ops.headers("facility_manager")
         doors = await ids_by_name(client, fm, "/v1/doors")
         readers = await ids_by_name(client, fm, "/v1/readers")
@@ -174,13 +167,13 @@ async def _panel(
     )
     session = PanelSession(config, link, EventBuffer(tmp / f"{name}.db"))
     await session.start()
-    await settle(lambda: link.connected and len(session.cache) > 0)
+    await until(lambda: link.connected and len(session.cache) > 0)
     return session
 
 
 async def _present(site: Site, session: PanelSession, reader: str = "Main in") -> Any:
     rid = site.readers[reader]
-    await settle(lambda: session.challenges_held(rid) > 0)
+    await until(lambda: session.challenges_held(rid) > 0)
     presentation = await read_card(session, rid, VirtualPivCard(site.card))
     return await session.present(presentation)
 
@@ -206,7 +199,7 @@ async def test_the_cache_holds_the_card_and_a_revocation_removes_it(
     started = asyncio.get_running_loop().time()
     officer = await site.ops.headers("security_officer")
     ok(await act(site.svc.client, officer, site.cred["id"], "suspend", "card reported lost"))
-    await settle(lambda: panel.cache.lookup(cert_ref) is None, seconds=5)
+    await until(lambda: panel.cache.lookup(cert_ref) is None, 5)
     took = asyncio.get_running_loop().time() - started
     assert took < 5  # bounded wait only; bench/decisions_mqtt.py measures it
     # And online the card is refused at once.
@@ -221,14 +214,14 @@ async def test_events_are_stored_once_even_when_uploaded_twice(
         panel.record("door_pos", door=site.doors["Main entrance"], data={"open": i % 2 == 0})
         for i in range(20)
     ]
-    await settle(lambda: panel.buffer.pending_count() == 0)
+    await until(lambda: panel.buffer.pending_count() == 0)
     # The same events again, as a panel would after losing its acknowledgements.
     client = site.gateway.client
     topics = PanelTopics("hq", "p1")
     for ev in recorded[:5]:
         await client.publish(topics.event(site.doors["Main entrance"], "door_pos"), encode(ev))
     # Until the gateway has seen all five again, not for a fixed time.
-    await settle(lambda: site.gateway.events.duplicates >= 5)
+    await until(lambda: site.gateway.events.duplicates >= 5)
     await site.gateway.events.flush()
     async with site.sessions() as s:
         count = await s.scalar(
@@ -252,7 +245,7 @@ async def test_a_panel_asking_for_another_panels_reader_is_refused_and_reported(
         )
         before = site.gateway.counters["spoofed"]
         await other_link.publish(PanelTopics("hq", "p2").leaf("req/decide"), encode(request))
-        await settle(lambda: site.gateway.counters["spoofed"] > before)
+        await until(lambda: site.gateway.counters["spoofed"] > before)
         await site.gateway.events.flush()
         async with site.sessions() as s:
             spoofed = await s.scalar(
@@ -273,7 +266,7 @@ async def test_malformed_payloads_get_an_error_and_the_gateway_goes_on(
     for junk in (b"not json", b'{"v": 2}', b"{" * 100, b"x" * 70_000):
         await link.publish(topics.leaf("req/decide"), junk)
     await link.publish(topics.event(site.doors["Main entrance"], "tamper"), b'{"v":1}')
-    await settle(
+    await until(
         lambda: sum(v for k, v in site.gateway.counters.items() if k.startswith("malformed")) >= 5
     )
     assert site.gateway.counters["malformed_too_large"] == 1
@@ -315,7 +308,7 @@ async def test_a_panel_decides_alone_while_accessd_is_away_and_nothing_is_lost(
     state.gateway = again
     await again.start()
     try:
-        await settle(lambda: again.counters["events"] >= 1)
+        await until(lambda: again.counters["events"] >= 1)
         await again.events.flush()
         async with site.sessions() as s:
             offline = (
@@ -360,7 +353,7 @@ async def test_operators_command_doors_and_see_panels_and_their_alarms_over_http
     link = panel.link
     assert isinstance(link, MqttPanelLink)
     await link.partition(0.5)  # the broker publishes p1's will: an offline alarm
-    await settle(lambda: site.gateway.counters["panel_offline"] >= 1)
+    await until(lambda: site.gateway.counters["panel_offline"] >= 1)
     await site.gateway.events.flush()
     alarms = ok(await client.get("/v1/panel-events?alarm=true", headers=officer))["items"]
     assert "panel_offline" in {a["type"] for a in alarms}
@@ -397,7 +390,7 @@ async def test_two_service_instances_share_the_requests(site: Site, panel: Panel
     try:
         if state.engine.dialect.name == "postgresql":
             # One publisher of caches (the advisory lock's holder), the other answers only.
-            await settle(lambda: site.gateway.publishes_caches)
+            await until(lambda: site.gateway.publishes_caches)
             assert not second.publishes_caches
         first_before = site.gateway.counters["decisions"]
         results = [await _present(site, panel) for _ in range(40)]
@@ -453,7 +446,7 @@ async def test_a_panel_cannot_have_its_answers_sent_to_another_panel(site: Site)
                 correlation_data=b"p1-pending-request",
             )
         # Both answers go somewhere: to the asking panel's own rsp, never the victim's.
-        await settle(lambda: len(answered) + len(seen) >= 2)
+        await until(lambda: len(answered) + len(seen) >= 2)
         await asyncio.sleep(0.2)
         assert seen == []
         assert len(answered) == 2

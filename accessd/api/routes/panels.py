@@ -20,7 +20,7 @@ from accessd.api.schemas.panels import (
 )
 from accessd.api.state import AppState
 from accessd.auth.permissions import Permission
-from accessd.errors import DeviceTimeout, DeviceUnavailable, NotFound
+from accessd.errors import DeviceUnavailable, NotFound
 from accessd.gateway.service import CommandFailed, MqttGateway
 from accessd.models import Door, Facility, PanelEvent
 from accessd.services import audit
@@ -53,11 +53,10 @@ async def command_door(
     try:
         result = await gateway.command(door_id, body.verb, body.args)
     except CommandFailed as exc:
-        outcome = exc.reason
-        await _audit(session, actor, door_id, body, outcome)
-        if exc.reason == "timeout":
-            raise DeviceTimeout(str(exc)) from exc
-        raise DeviceUnavailable(str(exc), code=exc.reason) from exc
+        # Each kind of failure is its own service error (503 unreachable, 504 no answer):
+        # audited, then answered as a problem by its type.
+        await _audit(session, actor, door_id, body, exc.reason)
+        raise
     await _audit(session, actor, door_id, body, "ok" if result.ok else result.error or "refused")
     state_out = None
     if result.state is not None:
