@@ -1,0 +1,141 @@
+"""drivers.mqtt.session against a real Mosquitto: one reconnecting connection that keeps its
+subscriptions from the first attempt on, whatever ended the connection before."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from drivers.errors import MqttError
+from drivers.mqtt.access import SERVICE_USER, panel_username
+from drivers.mqtt.config import IncomingMessage, MqttConfig, Will
+from drivers.mqtt.session import MqttSession
+from drivers.mqtt.topics import PanelTopics
+from tests.mqtt_broker import MosquittoBroker, mosquitto, mqtt_users  # noqa: F401
+from tests.waiting import until
+
+P1 = PanelTopics("hq", "p1")
+PANEL1 = panel_username("hq", "p1")
+_IDS = itertools.count()
+
+Make = Callable[..., MqttSession]
+
+
+@pytest.fixture
+async def make(
+    mosquitto: MosquittoBroker,  # noqa: F811
+    mqtt_users: dict[str, str],  # noqa: F811
+) -> AsyncIterator[Make]:
+    """Sessions as users of the test broker, quick to reconnect; all closed afterwards."""
+    made: list[MqttSession] = []
+
+    def session(user: str, **kw: Any) -> MqttSession:
+        settings: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": mosquitto.port,
+            "client_id": f"session-{user}-{next(_IDS)}",
+            "username": user,
+            "password": mqtt_users.get(user),
+            "reconnect_min_delay": 0.1,
+            "reconnect_max_delay": 0.5,
+        }
+        made.append(MqttSession(MqttConfig(**(settings | kw))))
+        return made[-1]
+
+    yield session
+    for s in made:
+        await s.disconnect()
+
+
+def inbox(session: MqttSession) -> list[bytes]:
+    got: list[bytes] = []
+    session.on_message(lambda msg: got.append(msg.payload))
+    return got
+
+
+async def test_subscriptions_asked_before_the_first_connection_are_made_on_it(make: Make) -> None:
+    service = make(SERVICE_USER)
+    got = inbox(service)
+    assert await service.subscribe([(P1.event(1, "card"), 1)]) == []  # not connected yet
+    await service.start()
+    assert service.connected.is_set()
+    panel = make(PANEL1)
+    await panel.connect()
+    await panel.publish(P1.event(1, "card"), b"first")
+    await until(lambda: got == [b"first"])
+
+
+async def test_a_session_started_while_the_broker_is_down_comes_up_with_it(
+    make: Make,
+    mosquitto: MosquittoBroker,  # noqa: F811
+) -> None:
+    mosquitto.stop()
+    try:
+        service = make(SERVICE_USER)
+        got = inbox(service)
+        await service.start()  # returns after the first attempt, which failed
+        assert not service.connected.is_set()
+        assert service.last_error == "MqttUnreachable"
+        await service.subscribe([(P1.event(2, "card"), 1)])
+    finally:
+        mosquitto.start()
+    await until(service.connected.is_set, 30, what="the session connected")
+    assert service.last_error is None
+    panel = make(PANEL1)
+    await panel.connect()
+    await panel.publish(P1.event(2, "card"), b"after the outage")
+    await until(lambda: got == [b"after the outage"])
+
+
+async def test_a_cut_connection_leaves_the_will_and_reconnects_with_its_subscriptions(
+    make: Make,
+) -> None:
+    watcher = make(SERVICE_USER)
+    wills = inbox(watcher)
+    await watcher.connect()
+    await watcher.subscribe([(P1.status, 1)])
+    panel = make(PANEL1, will=Will(P1.status, b"offline", retain=False))
+    commands = inbox(panel)
+    ups: list[None] = []
+    downs: list[str] = []
+    panel.on_connected(lambda: ups.append(None))
+    panel.on_disconnected(downs.append)
+    await panel.connect()
+    await panel.subscribe([(f"{P1.prefix}/cmd/#", 1)])
+    assert ups == [None]
+
+    # No DISCONNECT: the broker sees a dead client, publishes its will and forgets its
+    # clean session; only the session's own memory can subscribe it again.
+    await panel.partition(0.3)
+    await until(lambda: b"offline" in wills, what="the will")
+    assert len(downs) == 1
+    await until(lambda: len(ups) == 2, what="the reconnect")
+    await watcher.publish(P1.command(1, "unlock"), b"after the cut")
+    await until(lambda: commands == [b"after the cut"])
+
+
+async def test_connect_raises_the_first_attempts_error_and_is_closed(make: Make) -> None:
+    panel = make(PANEL1, password="wrong")
+    with pytest.raises(MqttError):
+        await panel.connect()
+    with pytest.raises(MqttError):
+        await panel.publish(P1.status, b"x")
+
+
+async def test_a_handler_of_a_reconnected_session_still_runs_on_the_loop(make: Make) -> None:
+    service = make(SERVICE_USER)
+    seen: asyncio.Queue[IncomingMessage] = asyncio.Queue()
+    service.on_message(seen.put_nowait)
+    await service.connect()
+    await service.subscribe([(P1.event(3, "card"), 1)])
+    await service.partition(0.1)
+    await until(service.connected.is_set)
+    panel = make(PANEL1)
+    await panel.connect()
+    await panel.publish(P1.event(3, "card"), b"x")
+    msg = await asyncio.wait_for(seen.get(), 10)
+    assert msg.payload == b"x"
