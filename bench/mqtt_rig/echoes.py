@@ -12,6 +12,7 @@ from typing import Any
 from drivers.mqtt import messages as m
 from drivers.mqtt.client import IncomingMessage, MqttClient, MqttConfig
 from drivers.mqtt.topics import DEADLINE_QOS
+from drivers.tasks import TaskSet
 
 from .names import ECHO_USER, echo_subscription
 
@@ -61,20 +62,20 @@ class MqttClientEcho:
                 password=password,
             )
         )
-        self.tasks: set[asyncio.Task[None]] = set()
+        self.tasks = TaskSet("bench echo")
         self.client.on_message(self._on_message)
 
     def _on_message(self, msg: IncomingMessage) -> None:
-        # As the gateway does: a task per request, the reply on its response topic.
-        task = asyncio.create_task(self.client.respond(msg, self.reply, qos=DEADLINE_QOS))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        # As the gateway does: a task per request in a task set, the reply on its
+        # response topic.
+        self.tasks.spawn(self.client.respond(msg, self.reply, qos=DEADLINE_QOS), name="echo")
 
     async def start(self) -> None:
         await self.client.connect()
         await self.client.subscribe([(echo_subscription("mqttclient"), 1)])
 
     async def stop(self) -> None:
+        await self.tasks.close()
         await self.client.disconnect()
 
 

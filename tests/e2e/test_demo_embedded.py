@@ -27,8 +27,9 @@ from drivers.mqtt.topics import PanelTopics
 from drivers.panel.session import PanelSession
 from tests.conftest import Operators
 from tests.e2e.test_demo import run_to_end, stored
-from tests.gateway.test_gateway import POLICY, Site, _panel, _present, settle
+from tests.gateway.test_gateway import POLICY, Site, _panel, _present
 from tests.piv_helpers import ids_by_name, issue_piv_credential, piv_service
+from tests.waiting import until
 
 pytestmark = pytest.mark.skipif(
     not embedded_broker_available(), reason="amqtt (the embedded-broker extra) is not installed"
@@ -113,7 +114,7 @@ async def test_a_panel_is_not_sent_another_panels_retained_snapshot(
         await service.publish(p1_topics.leaf("cred/snapshot"), b"{}", 1, True)
         await p2.connect()
         await p2.subscribe([(p2_topics.leaf("cred/#"), 1)])
-        await settle(lambda: bool(got["p1"]))
+        await until(lambda: bool(got["p1"]))
         await asyncio.sleep(0.5)
         assert got == {"p1": [p1_topics.leaf("cred/snapshot")], "p2": []}
     finally:
@@ -155,7 +156,7 @@ async def site(
         await state.decisions.refresh()
         gateway = state.gateway
         assert gateway is not None
-        await settle(lambda: len(gateway.directory) == 2)
+        await until(lambda: len(gateway.directory) == 2)
         fm = await ops.headers("facility_manager")
         doors = await ids_by_name(http, fm, "/v1/doors")
         readers = await ids_by_name(http, fm, "/v1/readers")
@@ -176,7 +177,7 @@ async def test_the_gateway_decides_and_stores_events_through_the_embedded_broker
     result = await _present(site, panel)
     assert (result.granted, result.reason, result.offline) == (True, "granted", False)
     panel.record("door_pos", door=site.doors["Main entrance"], data={"open": True})
-    await settle(lambda: panel.buffer.pending_count() == 0)
+    await until(lambda: panel.buffer.pending_count() == 0)
     await site.svc.app.state.accessd.decisions.store.flush()
     await site.gateway.events.flush()
     async with site.sessions() as s:

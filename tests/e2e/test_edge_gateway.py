@@ -23,8 +23,9 @@ from drivers.panel.session import PanelConfig, PanelSession
 from simulators.osdp.pty import PtyLine
 from simulators.osdp.reader import ReaderBus, SimulatedReader
 from simulators.piv_card import VirtualPivCard
-from tests.gateway.test_gateway import Site, settle, site  # noqa: F401
+from tests.gateway.test_gateway import Site, site  # noqa: F401
 from tests.mqtt_broker import mosquitto, mqtt_users  # noqa: F401
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -54,7 +55,7 @@ async def edge(site: Site, tmp_path: Path) -> AsyncIterator[tuple[EdgeController
         cp, session, [ReaderWiring(1, reader_id, door, strike_output=0, piv=True)]
     )
     await controller.start()
-    await settle(
+    await until(
         lambda: (
             link.connected
             and len(session.cache) > 0
@@ -75,10 +76,10 @@ async def test_a_piv_card_at_an_osdp_reader_is_decided_by_accessd_and_stored(
     controller, reader = edge
     reader.insert_card(VirtualPivCard(site.card))
     reader.present_card(128, uuid.UUID(site.card.card_uuid).bytes)
-    await settle(lambda: bool(controller.results))
+    await until(lambda: bool(controller.results))
     result = controller.results[0]
     assert (result.granted, result.reason, result.offline) == (True, "granted", False)
-    await settle(lambda: reader.state.outputs.get(0) == 1 and bool(reader.state.led))
+    await until(lambda: reader.state.outputs.get(0) == 1 and bool(reader.state.led))
     assert reader.state.led[5] == GREEN
     await site.svc.app.state.accessd.decisions.store.flush()
     async with site.sessions() as s:
@@ -94,6 +95,6 @@ async def test_with_accessd_away_the_edge_decides_from_its_cache(
     await site.gateway.stop()
     reader.insert_card(VirtualPivCard(site.card))
     reader.present_card(128, uuid.UUID(site.card.card_uuid).bytes)
-    await settle(lambda: bool(controller.results))
+    await until(lambda: bool(controller.results))
     result = controller.results[0]
     assert result.granted and result.offline
