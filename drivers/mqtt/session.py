@@ -119,16 +119,11 @@ class MqttSession(MqttLink):
         """Connects until it works, then stays connected."""
         while not self._closed:
             await self._allowed.wait()
-            try:
-                await self._attempt()
-            except MqttError as exc:
-                self.last_error = type(exc).__name__
-                log.debug("%s: connecting failed: %s", self.config.client_id, exc)
-                self._first_attempt.set()
-                await self._pause()
-                continue
+            connected = await self._try()
             self._first_attempt.set()
-            break
+            if connected:
+                break
+            await self._pause()
         await self._stay_connected()
 
     async def _stay_connected(self) -> None:
@@ -139,13 +134,24 @@ class MqttSession(MqttLink):
             await self._pause()
             while not self._closed:
                 await self._allowed.wait()
-                try:
-                    await self._attempt()
+                if await self._try():
                     break
-                except MqttError as exc:
-                    self.last_error = type(exc).__name__
-                    log.debug("%s: reconnect failed: %s", self.config.client_id, exc)
-                    await self._pause()
+                await self._pause()
+
+    async def _try(self) -> bool:
+        """One attempt for the background loop: whether it connected. Errors are noted,
+        never raised: an unexpected one would end the loop and the session with it."""
+        try:
+            await self._attempt()
+        except MqttError as exc:
+            self.last_error = type(exc).__name__
+            log.debug("%s: connecting failed: %s", self.config.client_id, exc)
+            return False
+        except Exception as exc:
+            self.last_error = type(exc).__name__
+            log.exception("%s: connecting failed unexpectedly", self.config.client_id)
+            return False
+        return True
 
     async def _pause(self) -> None:
         if not self._allowed.is_set():
