@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from accessd.api.schemas.common import MAX_ID
 from accessd.api.state import AppState
 from accessd.auth.permissions import Permission
+from accessd.auth.tokens import authenticate
 from accessd.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from accessd.services.actors import Actor
-from accessd.services.operators import actor_of, authenticate
+from accessd.services.operators import actor_of
 
 
 def get_state(request: Request) -> AppState:

@@ -22,6 +22,7 @@ def _read_password(args: argparse.Namespace) -> str:
 def cmd_operators(args: argparse.Namespace) -> int:
     from sqlalchemy import select
 
+    from accessd.auth.tokens import issue_token
     from accessd.db.engine import make_engine, make_sessionmaker
     from accessd.errors import AccessdError
     from accessd.models import Operator
@@ -56,7 +57,7 @@ def cmd_operators(args: argparse.Namespace) -> int:
                     if found is None:
                         raise SystemExit(f"accessd: no operator {args.username!r}")
                     ttl = args.ttl or settings.token_ttl_seconds
-                    token, _ = await operators.issue_token(session, found, ttl)
+                    token, _ = await issue_token(session, found, ttl)
                     await session.commit()
                     print(token)
                 else:

@@ -42,6 +42,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accessd.auth.tokens import issue_token
 from accessd.config import Settings
 from accessd.db.engine import make_engine, make_sessionmaker
 from accessd.db.migrate import upgrade
@@ -128,7 +129,7 @@ async def _tokens(settings: Settings, usernames: list[str]) -> tuple[dict[str, s
             for name in usernames:
                 op = await session.scalar(select(Operator).where(Operator.username == name))
                 assert op is not None
-                out[name], _ = await operators.issue_token(session, op, 8 * 3600)
+                out[name], _ = await issue_token(session, op, 8 * 3600)
             reader = await session.scalar(select(Reader.id).where(Reader.name == "Corridor in"))
             await session.commit()
             return out, int(reader or 0)

@@ -25,6 +25,7 @@ __all__ = [
     "CredentialState",
     "DoorMode",
     "Eligibility",
+    "Entity",
     "InvestigationTier",
     "PanelTransport",
     "PersonStatus",
@@ -77,3 +78,27 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
     #: A device (IP reader, panel) that asks for access decisions.
     DOOR_READER = "door_reader"
+
+
+class Entity(enum.StrEnum):
+    """The kinds of record the audit log names (`AuditEntry.entity`).
+
+    The decision service's change feed and policy-file reconciliation match on these, and
+    a test checks that the feed classifies every member, so a new kind cannot be missed."""
+
+    FACILITY = "facility"
+    AREA = "area"
+    PANEL = "panel"
+    DOOR = "door"
+    READER = "reader"
+    SCHEDULE = "schedule"
+    HOLIDAY_CALENDAR = "holiday_calendar"
+    GROUP = "group"
+    ACCESS_LEVEL = "access_level"
+    #: A policy file applied as a whole (its version row).
+    POLICY = "policy"
+    PERSON = "person"
+    CREDENTIAL = "credential"
+    OPERATOR = "operator"
+    #: Where the anti-passback rules think a person is (forgiven by an officer).
+    PRESENCE = "presence"

@@ -1,30 +1,32 @@
-"""Operator accounts and bearer tokens."""
+"""Operator accounts: who may log in, with which roles. Their bearer tokens are
+accessd.auth.tokens'."""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accessd.auth.passwords import hash_password, verify_password
-from accessd.db.base import utcnow
-from accessd.errors import AuthenticationFailed, Conflict, InvalidInput
-from accessd.models import ApiToken, Operator
-from accessd.models.enums import Role
+from accessd.auth.passwords import hash_password
+from accessd.auth.tokens import issue_token
+from accessd.errors import Conflict, InvalidInput
+from accessd.models import Operator
+from accessd.models.enums import Entity, Role
 from accessd.services import audit
 from accessd.services.actors import Actor
 from accessd.services.records import apply_changes, check_version, get_or_404
 
-TOKEN_PREFIX = "acd_"
-
-
-def _token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+__all__ = [
+    "actor_of",
+    "create_operator",
+    "get_operator",
+    # Re-exported only for tests/conftest.py, which issues its tokens through this module.
+    "issue_token",
+    "update_operator",
+    "validate_roles",
+]
 
 
 def actor_of(op: Operator) -> Actor:
@@ -73,78 +75,11 @@ async def create_operator(
         session,
         actor=actor.label,
         action="operator.create",
-        entity="operator",
+        entity=Entity.OPERATOR,
         entity_id=op.id,
         data={"username": username, "roles": op.roles, "person_id": person_id},
     )
     return op
-
-
-async def issue_token(
-    session: AsyncSession, op: Operator, ttl_seconds: int
-) -> tuple[str, ApiToken]:
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(
-        operator_id=op.id,
-        token_sha256=_token_digest(token),
-        expires_at=utcnow() + timedelta(seconds=ttl_seconds),
-    )
-    session.add(row)
-    await session.flush()
-    await audit.record(
-        session,
-        actor=f"operator:{op.username}",
-        action="token.issue",
-        entity="operator",
-        entity_id=op.id,
-        data={"token_id": row.id, "expires_at": row.expires_at},
-    )
-    return token, row
-
-
-async def login(
-    session: AsyncSession, username: str, password: str, ttl_seconds: int
-) -> tuple[str, ApiToken]:
-    op = await session.scalar(select(Operator).where(Operator.username == username))
-    ok = await verify_password(op.password_hash if op else None, password)
-    if not ok or op is None or op.disabled:
-        raise AuthenticationFailed("wrong username or password", code="bad_credentials")
-    return await issue_token(session, op, ttl_seconds)
-
-
-async def authenticate(session: AsyncSession, token: str) -> Operator:
-    if not token.startswith(TOKEN_PREFIX):
-        raise AuthenticationFailed("malformed bearer token", code="bad_token")
-    row = await session.scalar(
-        select(ApiToken).where(ApiToken.token_sha256 == _token_digest(token))
-    )
-    if row is None or row.revoked:
-        raise AuthenticationFailed("unknown or revoked bearer token", code="bad_token")
-    if row.expires_at <= utcnow():
-        raise AuthenticationFailed("the bearer token has expired", code="token_expired")
-    op = await session.get(Operator, row.operator_id)
-    if op is None or op.disabled:
-        raise AuthenticationFailed("the operator is disabled", code="operator_disabled")
-    return op
-
-
-async def revoke_token(session: AsyncSession, token: str) -> None:
-    row = await session.scalar(
-        select(ApiToken).where(ApiToken.token_sha256 == _token_digest(token))
-    )
-    if row is not None and not row.revoked:
-        row.revoked = True
-        # Named like every other entry of the operator's ("operator:<username>"), so the
-        # audit's actor filter finds their logouts too.
-        op = await session.get(Operator, row.operator_id)
-        await audit.record(
-            session,
-            actor=f"operator:{op.username}" if op else f"operator_id:{row.operator_id}",
-            action="token.revoke",
-            entity="operator",
-            entity_id=row.operator_id,
-            data={"token_id": row.id},
-        )
 
 
 async def get_operator(session: AsyncSession, operator_id: int) -> Operator:
@@ -180,7 +115,7 @@ async def update_operator(
             session,
             actor=actor.label,
             action="operator.update",
-            entity="operator",
+            entity=Entity.OPERATOR,
             entity_id=op.id,
             data={"changes": diff},
         )

@@ -7,7 +7,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from accessd.api.deps import ActorDep, SessionDep, StateDep, bearer_scheme
 from accessd.api.schemas.operators import LoginRequest, Me, TokenPublic
-from accessd.services import operators
+from accessd.auth import tokens
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/auth", tags=["auth"])
 @router.post("/token", response_model=TokenPublic)
 async def login(body: LoginRequest, session: SessionDep, state: StateDep) -> TokenPublic:
     """Exchanges a username and password for a bearer token."""
-    token, row = await operators.login(
+    token, row = await tokens.login(
         session, body.username, body.password, state.settings.token_ttl_seconds
     )
     await session.commit()
@@ -31,7 +31,7 @@ async def logout(
     """Revokes the token this request was made with."""
     del actor  # authenticated above; the token itself is what gets revoked
     assert creds is not None
-    await operators.revoke_token(session, creds.credentials)
+    await tokens.revoke_token(session, creds.credentials)
     await session.commit()
 
 

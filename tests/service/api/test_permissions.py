@@ -18,11 +18,11 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd.api.app import create_app
+from accessd.auth import tokens
 from accessd.config import Settings
 from accessd.db.base import utcnow
 from accessd.events import EventBus
 from accessd.models import Operator
-from accessd.services import operators as operator_service
 from tests.conftest import Operators
 from tests.helpers import make_person, ok, problem
 
@@ -367,7 +367,7 @@ async def _token(
     async with sessions() as s:
         op = await s.get(Operator, op_id)
         assert op is not None
-        token, row = await operator_service.issue_token(s, op, 3600)
+        token, row = await tokens.issue_token(s, op, 3600)
         if expired:
             row.expires_at = utcnow() - timedelta(seconds=1)
         await s.commit()

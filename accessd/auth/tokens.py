@@ -1,0 +1,91 @@
+"""Bearer tokens: issued at login, checked on every request, revoked at logout.
+
+Only a token's SHA-256 is stored, so a copy of the database lets nobody act as an operator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from accessd.auth.passwords import verify_password
+from accessd.db.base import utcnow
+from accessd.errors import AuthenticationFailed
+from accessd.models import ApiToken, Operator
+from accessd.models.enums import Entity
+from accessd.services import audit
+
+TOKEN_PREFIX = "acd_"
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def issue_token(
+    session: AsyncSession, op: Operator, ttl_seconds: int
+) -> tuple[str, ApiToken]:
+    """A new token for `op`, valid `ttl_seconds`; the plain token is returned only here."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(
+        operator_id=op.id,
+        token_sha256=_digest(token),
+        expires_at=utcnow() + timedelta(seconds=ttl_seconds),
+    )
+    session.add(row)
+    await session.flush()
+    await audit.record(
+        session,
+        actor=f"operator:{op.username}",
+        action="token.issue",
+        entity=Entity.OPERATOR,
+        entity_id=op.id,
+        data={"token_id": row.id, "expires_at": row.expires_at},
+    )
+    return token, row
+
+
+async def login(
+    session: AsyncSession, username: str, password: str, ttl_seconds: int
+) -> tuple[str, ApiToken]:
+    op = await session.scalar(select(Operator).where(Operator.username == username))
+    ok = await verify_password(op.password_hash if op else None, password)
+    if not ok or op is None or op.disabled:
+        raise AuthenticationFailed("wrong username or password", code="bad_credentials")
+    return await issue_token(session, op, ttl_seconds)
+
+
+async def authenticate(session: AsyncSession, token: str) -> Operator:
+    """The operator a token belongs to; AuthenticationFailed says why there is none."""
+    if not token.startswith(TOKEN_PREFIX):
+        raise AuthenticationFailed("malformed bearer token", code="bad_token")
+    row = await session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(token)))
+    if row is None or row.revoked:
+        raise AuthenticationFailed("unknown or revoked bearer token", code="bad_token")
+    if row.expires_at <= utcnow():
+        raise AuthenticationFailed("the bearer token has expired", code="token_expired")
+    op = await session.get(Operator, row.operator_id)
+    if op is None or op.disabled:
+        raise AuthenticationFailed("the operator is disabled", code="operator_disabled")
+    return op
+
+
+async def revoke_token(session: AsyncSession, token: str) -> None:
+    row = await session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(token)))
+    if row is not None and not row.revoked:
+        row.revoked = True
+        # Named like every other entry of the operator's ("operator:<username>"), so the
+        # audit's actor filter finds their logouts too.
+        op = await session.get(Operator, row.operator_id)
+        await audit.record(
+            session,
+            actor=f"operator:{op.username}" if op else f"operator_id:{row.operator_id}",
+            action="token.revoke",
+            entity=Entity.OPERATOR,
+            entity_id=row.operator_id,
+            data={"token_id": row.id},
+        )
