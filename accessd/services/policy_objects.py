@@ -1,20 +1,18 @@
 """Schedules, holiday calendars, groups and access levels edited one at a time (the API),
-as opposed to a whole policy file applied at once. Every change is audited under the
-entity names the decision service reloads its policy for, and stages PolicyChanged."""
+as opposed to a whole policy file applied at once: the kinds, written through
+`services.crud`, and what hangs off them (holidays, members, a level's doors, grants),
+audited and staged the same way."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from accessd.db.base import Base
 from accessd.errors import Conflict, InvalidInput, NotFound
-from accessd.events import PolicyChanged, stage
 from accessd.models import (
     AccessGrant,
     AccessLevel,
@@ -27,50 +25,33 @@ from accessd.models import (
     PersonGroup,
     Schedule,
 )
+from accessd.models.enums import Entity
 from accessd.policyfile import times
-from accessd.services import audit
 from accessd.services.actors import Actor
-from accessd.services.records import apply_changes, check_version, get_or_404
-
-M = TypeVar("M", bound=Base)
-
-#: Audit entity per model: the names the decision service's audit feed reloads policy for.
-ENTITY = {
-    Schedule: "schedule",
-    HolidayCalendar: "holiday_calendar",
-    PersonGroup: "group",
-    AccessLevel: "access_level",
-}
+from accessd.services.crud import Kind, changed
+from accessd.services.records import get_or_404, referenced
 
 
-async def _changed(
-    session: AsyncSession,
-    actor: Actor,
-    model: type[Base],
-    key: object,
-    action: str,
-    data: Mapping[str, Any],
-) -> None:
-    entity = ENTITY[model]
-    await audit.record(
-        session,
-        actor=actor.label,
-        action=f"{entity}.{action}",
-        entity=entity,
-        entity_id=key,
-        data=dict(data),
-    )
-    stage(session, PolicyChanged(entity))
+async def _check_level(session: AsyncSession, level: AccessLevel) -> None:
+    if level.schedule_id is not None:
+        await referenced(session, Schedule, level.schedule_id, "schedule_id")
 
 
-async def _flush(session: AsyncSession, what: str) -> None:
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError as exc:
-        raise Conflict(
-            f"{what}: the name is taken or the record is still in use", code="conflict"
-        ) from exc
+SCHEDULE = Kind(Schedule, Entity.SCHEDULE)
+HOLIDAY_CALENDAR = Kind(HolidayCalendar, Entity.HOLIDAY_CALENDAR)
+GROUP = Kind(PersonGroup, Entity.GROUP)
+ACCESS_LEVEL = Kind(AccessLevel, Entity.ACCESS_LEVEL, _check_level)
+
+
+async def schedule_fields(session: AsyncSession, given: Mapping[str, Any]) -> dict[str, Any]:
+    """A schedule's columns from the API's fields: the week and holiday hours as spans,
+    calendars by name as ids. Fields not given stay out (an update leaves them)."""
+    renamed = ("week", "on_holidays", "holiday_calendars")
+    fields = {k: v for k, v in given.items() if k not in renamed}
+    fields |= week_fields(given.get("week"), given.get("on_holidays"))
+    if given.get("holiday_calendars") is not None:
+        fields["calendar_ids"] = await calendar_ids(session, given["holiday_calendars"])
+    return fields
 
 
 def week_fields(
@@ -98,43 +79,6 @@ async def calendar_ids(session: AsyncSession, names: Sequence[str]) -> list[int]
     return [found[n] for n in names]
 
 
-async def create(
-    session: AsyncSession, actor: Actor, model: type[M], fields: Mapping[str, Any]
-) -> M:
-    obj = model(**fields)
-    session.add(obj)
-    await _flush(session, ENTITY[model])
-    await _changed(session, actor, model, obj.id, "create", fields)  # type: ignore[attr-defined]
-    return obj
-
-
-async def update(
-    session: AsyncSession,
-    actor: Actor,
-    model: type[M],
-    key: int,
-    changes: Mapping[str, Any],
-    version: int | None,
-) -> M:
-    obj = await get_or_404(session, model, key)
-    check_version(obj, version)
-    diff = apply_changes(obj, changes)
-    if diff:
-        await _flush(session, ENTITY[model])
-        await _changed(session, actor, model, key, "update", {"changes": diff})
-    return obj
-
-
-async def remove(
-    session: AsyncSession, actor: Actor, model: type[M], key: int, version: int | None
-) -> None:
-    obj = await get_or_404(session, model, key)
-    check_version(obj, version)
-    await session.delete(obj)
-    await _flush(session, ENTITY[model])
-    await _changed(session, actor, model, key, "delete", {})
-
-
 async def set_holidays(
     session: AsyncSession, actor: Actor, calendar_id: int, days: Mapping[date, str]
 ) -> None:
@@ -142,10 +86,10 @@ async def set_holidays(
     await session.execute(delete(Holiday).where(Holiday.calendar_id == calendar_id))
     session.add_all(Holiday(calendar_id=calendar_id, day=d, name=n) for d, n in days.items())
     await session.flush()
-    await _changed(
+    await changed(
         session,
         actor,
-        HolidayCalendar,
+        Entity.HOLIDAY_CALENDAR,
         calendar_id,
         "days",
         {"days": sorted(d.isoformat() for d in days)},
@@ -175,10 +119,10 @@ async def set_member(
     else:
         await session.delete(row)
     await session.flush()
-    await _changed(
+    await changed(
         session,
         actor,
-        PersonGroup,
+        Entity.GROUP,
         group_id,
         "add_member" if member else "remove_member",
         {"person_id": person_id},
@@ -206,7 +150,9 @@ async def set_level_doors(
     await session.execute(delete(AccessLevelDoor).where(AccessLevelDoor.level_id == level_id))
     session.add_all(AccessLevelDoor(level_id=level_id, door_id=d) for d in sorted(known))
     await session.flush()
-    await _changed(session, actor, AccessLevel, level_id, "doors", {"door_ids": sorted(known)})
+    await changed(
+        session, actor, Entity.ACCESS_LEVEL, level_id, "doors", {"door_ids": sorted(known)}
+    )
 
 
 async def doors_of(session: AsyncSession, level_id: int) -> list[int]:
@@ -216,6 +162,10 @@ async def doors_of(session: AsyncSession, level_id: int) -> list[int]:
         .order_by(AccessLevelDoor.door_id)
     )
     return list(rows.all())
+
+
+def _is(column: Any, value: int | None) -> Any:
+    return column.is_(None) if value is None else column == value
 
 
 async def grant(
@@ -236,12 +186,8 @@ async def grant(
     existing = await session.scalar(
         select(AccessGrant).where(
             AccessGrant.level_id == level_id,
-            AccessGrant.person_id.is_(person_id)
-            if person_id is None
-            else AccessGrant.person_id == person_id,
-            AccessGrant.group_id.is_(None)
-            if group_id is None
-            else AccessGrant.group_id == group_id,
+            _is(AccessGrant.person_id, person_id),
+            _is(AccessGrant.group_id, group_id),
         )
     )
     if existing is not None:
@@ -249,19 +195,15 @@ async def grant(
     row = AccessGrant(level_id=level_id, person_id=person_id, group_id=group_id)
     session.add(row)
     await session.flush()
-    await _changed(
+    await changed(
         session,
         actor,
-        AccessLevel,
+        Entity.ACCESS_LEVEL,
         level_id,
         "grant",
         {"grant_id": row.id, "person_id": person_id, "group_id": group_id},
     )
     return row
-
-
-def _is(column: Any, value: int | None) -> Any:
-    return column.is_(None) if value is None else column == value
 
 
 async def revoke_grant(session: AsyncSession, actor: Actor, level_id: int, grant_id: int) -> None:
@@ -270,10 +212,10 @@ async def revoke_grant(session: AsyncSession, actor: Actor, level_id: int, grant
         raise NotFound(f"access level {level_id} has no grant {grant_id}")
     await session.delete(row)
     await session.flush()
-    await _changed(
+    await changed(
         session,
         actor,
-        AccessLevel,
+        Entity.ACCESS_LEVEL,
         level_id,
         "revoke",
         {"grant_id": grant_id, "person_id": row.person_id, "group_id": row.group_id},

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accessd.db.base import Base
-from accessd.errors import NotFound, PreconditionFailed, PreconditionRequired
+from accessd.errors import InvalidInput, NotFound, PreconditionFailed, PreconditionRequired
 
 M = TypeVar("M", bound=Base)
 
@@ -20,6 +20,16 @@ async def get_or_404(
     if obj is None:
         raise NotFound(f"{model.__name__.lower()} {key} does not exist")
     return obj
+
+
+async def referenced(session: AsyncSession, model: type[M], key: int, field: str) -> M:
+    """The record `field` names; InvalidInput `bad_reference` when there is none."""
+    row = await session.get(model, key)
+    if row is None:
+        raise InvalidInput(
+            f"{field}: {model.__name__.lower()} {key} does not exist", code="bad_reference"
+        )
+    return row
 
 
 def check_version(obj: Any, expected: int | None, *, required: bool = True) -> None:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
 from accessd.api.deps import SessionDep, require
+from accessd.api.paging import LimitQuery, rows_after, shown
 from accessd.api.schemas.audit import AuditEntryPublic, AuditVerification
 from accessd.api.schemas.common import Page
 from accessd.auth.permissions import Permission
@@ -23,23 +24,20 @@ async def list_entries(
     _: Auditor,
     # Sequence numbers are BIGINT, beyond the other ids' range.
     after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: LimitQuery = 100,
     entity: Annotated[str | None, Query(max_length=32)] = None,
     entity_id: Annotated[str | None, Query(max_length=64)] = None,
     actor: Annotated[str | None, Query(max_length=80)] = None,
 ) -> Page[AuditEntryPublic]:
-    stmt = select(AuditEntry).where(AuditEntry.seq > after)
+    stmt = select(AuditEntry)
     if entity is not None:
         stmt = stmt.where(AuditEntry.entity == entity)
     if entity_id is not None:
         stmt = stmt.where(AuditEntry.entity_id == entity_id)
     if actor is not None:
         stmt = stmt.where(AuditEntry.actor == actor)
-    rows = list((await session.scalars(stmt.order_by(AuditEntry.seq).limit(limit))).all())
-    return Page(
-        items=[AuditEntryPublic.model_validate(r) for r in rows],
-        next_after=rows[-1].seq if len(rows) == limit else None,
-    )
+    page = await rows_after(session, stmt, AuditEntry.seq, after=after, limit=limit)
+    return shown(page, AuditEntryPublic.model_validate)
 
 
 @router.get("/verify", response_model=AuditVerification)

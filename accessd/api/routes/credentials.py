@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import select
 
 from accessd.api.deps import AfterQuery, IdPath, IdQuery, IfMatchDep, SessionDep, etag, require
+from accessd.api.paging import LimitQuery, rows_after, shown
 from accessd.api.schemas.common import Page
 from accessd.api.schemas.credentials import (
     CredentialCreate,
@@ -39,7 +40,7 @@ async def list_credentials(
     session: SessionDep,
     _: Annotated[Actor, Depends(require(Permission.CREDENTIALS_READ))],
     after: AfterQuery = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: LimitQuery = 100,
     person_id: IdQuery = None,
     state: CredentialState | None = None,
     kind: CredentialKind | None = None,
@@ -48,7 +49,7 @@ async def list_credentials(
     badge_number: Annotated[str | None, Query(max_length=32)] = None,
     certificate_sha256: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[CredentialPublic]:
-    stmt = select(Credential).where(Credential.id > after)
+    stmt = select(Credential)
     for column, value in (
         (Credential.person_id, person_id),
         (Credential.state, state),
@@ -67,10 +68,8 @@ async def list_credentials(
                 )
             )
         )
-    rows = list((await session.scalars(stmt.order_by(Credential.id).limit(limit))).all())
-    return Page(
-        items=[public(r) for r in rows], next_after=rows[-1].id if len(rows) == limit else None
-    )
+    page = await rows_after(session, stmt, Credential.id, after=after, limit=limit)
+    return shown(page, public)
 
 
 @router.post("", response_model=CredentialPublic, status_code=status.HTTP_201_CREATED)

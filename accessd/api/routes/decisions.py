@@ -4,10 +4,11 @@ import base64
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends
 from sqlalchemy import select
 
 from accessd.api.deps import AfterQuery, IdQuery, SessionDep, StateDep, require, require_any
+from accessd.api.paging import LimitQuery, rows_after, shown
 from accessd.api.schemas.common import Page
 from accessd.api.schemas.decisions import (
     ChallengePublic,
@@ -115,20 +116,17 @@ async def list_decisions(
     session: SessionDep,
     _: Annotated[Actor, Depends(require(Permission.DECISIONS_READ))],
     after: AfterQuery = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: LimitQuery = 100,
     door_id: IdQuery = None,
     person_id: IdQuery = None,
     granted: bool | None = None,
 ) -> Page[DecisionEventPublic]:
-    stmt = select(DecisionEvent).where(DecisionEvent.id > after)
+    stmt = select(DecisionEvent)
     if door_id is not None:
         stmt = stmt.where(DecisionEvent.door_id == door_id)
     if person_id is not None:
         stmt = stmt.where(DecisionEvent.person_id == person_id)
     if granted is not None:
         stmt = stmt.where(DecisionEvent.granted.is_(granted))
-    rows = list((await session.scalars(stmt.order_by(DecisionEvent.id).limit(limit))).all())
-    return Page(
-        items=[DecisionEventPublic.model_validate(r) for r in rows],
-        next_after=rows[-1].id if len(rows) == limit else None,
-    )
+    page = await rows_after(session, stmt, DecisionEvent.id, after=after, limit=limit)
+    return shown(page, DecisionEventPublic.model_validate)

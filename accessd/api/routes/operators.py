@@ -2,10 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from sqlalchemy import select
 
 from accessd.api.deps import AfterQuery, IdPath, IfMatchDep, SessionDep, etag, require
+from accessd.api.paging import LimitQuery, rows_after, shown
 from accessd.api.schemas.common import Page
 from accessd.api.schemas.operators import OperatorCreate, OperatorPublic, OperatorUpdate
 from accessd.auth.permissions import Permission
@@ -22,19 +23,10 @@ async def list_operators(
     session: SessionDep,
     _: Admin,
     after: AfterQuery = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: LimitQuery = 100,
 ) -> Page[OperatorPublic]:
-    rows = list(
-        (
-            await session.scalars(
-                select(Operator).where(Operator.id > after).order_by(Operator.id).limit(limit)
-            )
-        ).all()
-    )
-    return Page(
-        items=[OperatorPublic.model_validate(r) for r in rows],
-        next_after=rows[-1].id if len(rows) == limit else None,
-    )
+    page = await rows_after(session, select(Operator), Operator.id, after=after, limit=limit)
+    return shown(page, OperatorPublic.model_validate)
 
 
 @router.post("", response_model=OperatorPublic, status_code=status.HTTP_201_CREATED)

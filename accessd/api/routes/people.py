@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy import or_, select
 
 from accessd.api.deps import AfterQuery, IdPath, IfMatchDep, SessionDep, etag, require
+from accessd.api.paging import LimitQuery, rows_after, shown
 from accessd.api.schemas.common import Page
 from accessd.api.schemas.people import (
     AlertCreate,
@@ -34,13 +35,13 @@ async def list_people(
     session: SessionDep,
     _: Annotated[Actor, Depends(require(Permission.PEOPLE_READ))],
     after: AfterQuery = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: LimitQuery = 100,
     q: Annotated[str | None, Query(max_length=100, description="name prefix")] = None,
     external_id: Annotated[str | None, Query(max_length=64)] = None,
     affiliation: Affiliation | None = None,
     status_: Annotated[PersonStatus | None, Query(alias="status")] = None,
 ) -> Page[PersonPublic]:
-    stmt = select(Person).where(Person.id > after)
+    stmt = select(Person)
     if q:
         like = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         stmt = stmt.where(
@@ -55,11 +56,8 @@ async def list_people(
         stmt = stmt.where(Person.affiliation == affiliation)
     if status_ is not None:
         stmt = stmt.where(Person.status == status_)
-    rows = list((await session.scalars(stmt.order_by(Person.id).limit(limit))).all())
-    return Page(
-        items=[PersonPublic.model_validate(r) for r in rows],
-        next_after=rows[-1].id if len(rows) == limit else None,
-    )
+    page = await rows_after(session, stmt, Person.id, after=after, limit=limit)
+    return shown(page, PersonPublic.model_validate)
 
 
 @router.post("", response_model=PersonPublic, status_code=status.HTTP_201_CREATED)
