@@ -57,6 +57,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 # What in a test module shows it drives pcscd's virtual readers, whose two TCP ports and
 # reader slots exist once on the machine: such tests must carry the vpcd marker.
+#: Fails async tests that leave tasks running (tests/task_leaks.py).
+pytest_plugins = ["tests.task_leaks"]
+
 _VPCD_SIGNS = ("VirtualReaderSlot(", "35963", "35964")
 
 
