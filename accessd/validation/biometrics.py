@@ -7,13 +7,23 @@ CHUID's expiry, and its FASC-N and card UUID (header and signed attributes) agai
 CHUID. A card whose CHUID FASC-N has agency code 9999 is a non-federal (PIV-I) card whose
 FASC-N identifies nothing (FIPS 201-3, SP 800-73-4); its records are matched by the card
 UUID alone.
+
+A replacement card (lost or damaged: FIPS 201-3 2.9.4.1) keeps the credential's FASC-N
+but for its Individual Credential Issue digit, which goes up by one, and keeps the
+biometric records captured at the earlier issue, whose headers name that issue. GSA's
+golden card 46 ICI_9 is such a card: its records say ICI 8, and their signed card UUID is
+the ICI 8 card's. A record of a federal card therefore matches when its FASC-N is the
+CHUID's, or the same credential at an earlier issue, and then its UUID names that earlier
+card and is not compared; any other difference (another credential, person or agency, a
+later issue, a FASC-N that does not decode) is a mismatch. A PIV-I card has no FASC-N to
+go by, so its records must name its own UUID.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Literal, get_args
 
@@ -26,6 +36,7 @@ from drivers.errors import MalformedData
 from drivers.piv import oids
 from drivers.piv.cbeff import CbeffRecord
 from drivers.piv.chuid import Chuid
+from drivers.piv.fascn import Fascn
 
 Kind = Literal["facial_image", "fingerprints"]
 KINDS: tuple[Kind, ...] = get_args(Kind)
@@ -118,18 +129,35 @@ def check_biometric_validity(bio: VerifiedBiometric, chuid: Chuid, *, today: dat
         )
 
 
+def _earlier_issue(raw: bytes, card: Fascn) -> bool:
+    """``raw`` is ``card``'s credential at an earlier issue (see the module docstring)."""
+    try:
+        record = Fascn.decode(raw)
+    except MalformedData:
+        return False
+    issue, card_issue = record.individual_credential_issue, card.individual_credential_issue
+    return issue < card_issue and replace(record, individual_credential_issue=card_issue) == card
+
+
 def check_biometric_identifiers(bio: VerifiedBiometric, chuid: Chuid) -> None:
     """``<kind>_fascn_mismatch``, ``<kind>_uuid_mismatch``: header FASC-N, signed FASC-N
     and signed card UUID against the CHUID (UUID only, and required, on a PIV-I card)."""
     non_federal = chuid.fascn.agency_code == NON_FEDERAL_AGENCY
+    earlier_card = False
     if not non_federal:
         fascn = chuid.fascn.encode()
         for where, value in (("header", bio.record.header.fascn), ("signed", bio.signed_fascn)):
-            if value is not None and value != fascn:
+            if value is None or value == fascn:
+                continue
+            if not _earlier_issue(value, chuid.fascn):
                 raise ValidationError(
                     _code(bio.kind, "fascn_mismatch"),
                     f"the {bio.name} record's {where} FASC-N is not the CHUID's",
                 )
+            earlier_card = True
+        if earlier_card:
+            # Carried over from the card this one replaced: its UUID is that card's.
+            return
     card_uuid = uuid.UUID(chuid.card_uuid).bytes
     # GSA's card builder writes an empty entryUUID when it was given no UUID: that names
     # no card, the same as no attribute at all.

@@ -32,14 +32,7 @@ REPORT = ROOT / "docs" / "conformance" / "icam-cards.md"
 #: Where accessd does not give the README's answer, by card, and why: a check missing, or
 #: the card set's own data contradicting the README. A strict xfail, so the day the answer
 #: changes the entry has to go.
-_KNOWN: dict[str, str] = {
-    # The folder's data disagree: neither its facial image nor its fingerprints hold the
-    # FASC-N its CHUID carries.
-    "46_Golden_FIPS_201-2_PIV_ICI_9": (
-        "golden per the README, refused: facial_image_fascn_mismatch, rightly on the folder's "
-        "data (its biometric records name another FASC-N than its CHUID)"
-    ),
-}
+_KNOWN: dict[str, str] = {}
 MISSING: dict[tuple[Pass, str], str] = {
     (which, card): why for which in PASSES for card, why in _KNOWN.items()
 }

@@ -302,11 +302,23 @@ def test_a_record_not_valid_yet_is_refused() -> None:
     assert code == "facial_image_not_yet_valid"
 
 
-def test_ici_9s_biometric_records_are_the_ici_8_cards() -> None:
-    # A finding about the card set, not a choice of accessd: the records on the ICI_9
-    # variant name the ICI_8 card's FASC-N and UUID, so a reader refuses them.
+def test_a_replacement_card_keeps_the_biometric_records_of_the_card_it_replaced() -> None:
+    # 46 ICI_9 replaces the ICI 8 card: same credential, issue digit 9; its records name the
+    # ICI 8 FASC-N and that card's UUID. A golden card, so both kinds are accepted...
     ici_8, ici_9 = "46_Golden_FIPS_201-2_PIV_ICI_8", "46_Golden_FIPS_201-2_PIV_ICI_9"
-    record = _record(ici_9, "fingerprints")
-    check_biometric_identifiers(record, _chuid(ici_8))
-    code = _refused(check_biometric_identifiers, record, _chuid(ici_9))
+    for kind in ("facial_image", "fingerprints"):
+        check_biometric_identifiers(_record(ici_9, kind), _chuid(ici_9))
+    check_biometric_identifiers(_record(ici_9, "fingerprints"), _chuid(ici_8))
+    # ...but not against a card of an EARLIER issue (46 is ICI 1): records cannot come from
+    # a card issued after the one that carries them.
+    code = _refused(
+        check_biometric_identifiers,
+        _record(ici_9, "fingerprints"),
+        _chuid("46_Golden_FIPS_201-2_PIV"),
+    )
+    assert code == "fingerprints_fascn_mismatch"
+    # Another credential altogether (card 01's records on card 46) stays a mismatch.
+    code = _refused(
+        check_biometric_identifiers, _record("01_Golden_PIV", "fingerprints"), _chuid(ici_9)
+    )
     assert code == "fingerprints_fascn_mismatch"
