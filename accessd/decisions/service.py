@@ -30,6 +30,7 @@ from accessd.events import (
     ThreatLevelChanged,
 )
 from accessd.models import AuditEntry, AuditHead
+from accessd.models.enums import Entity
 from drivers.listeners import Listeners
 from drivers.tasks import TaskSet
 from policies.decision import AccessRequest, Decision
@@ -41,23 +42,31 @@ from policies.vocabulary import ThreatLevel
 
 log = logging.getLogger(__name__)
 
-#: Audit entities whose change means the policy part of the snapshot must be reloaded.
+#: What the audit feed does for each kind of record changed, every `Entity` in exactly one
+#: set (tests/service/test_entities.py checks), so that a new kind is not missed:
+#: a change to one of these reloads the policy part of the snapshot,
 _POLICY_ENTITIES = frozenset(
     {
-        "facility",
-        "area",
-        "door",
-        "reader",
-        "panel",
-        "schedule",
-        "holiday_calendar",
-        "group",
-        "access_level",
-        "policy",
+        Entity.FACILITY,
+        Entity.AREA,
+        Entity.DOOR,
+        Entity.READER,
+        Entity.PANEL,
+        Entity.SCHEDULE,
+        Entity.HOLIDAY_CALENDAR,
+        Entity.GROUP,
+        Entity.ACCESS_LEVEL,
+        Entity.POLICY,
     }
 )
-#: Those whose change also touches every person (memberships and grants live on people).
-_PEOPLE_ENTITIES = frozenset({"group", "access_level", "policy", "all"})
+#: to one of these reloads the one record named (and, for a person, their credentials),
+_RECORD_ENTITIES = frozenset({Entity.CREDENTIAL, Entity.PERSON})
+#: and to these nothing: operator accounts are not in the snapshot, and presence (where
+#: anti-passback thinks people are) is each process's own memory, not read from the database.
+_IGNORED_ENTITIES = frozenset({Entity.OPERATOR, Entity.PRESENCE})
+#: Policy changes that also touch every person (memberships and grants live on people);
+#: "all" is the scope of PolicyChanged for a whole policy file applied.
+_PEOPLE_ENTITIES = frozenset({Entity.GROUP, Entity.ACCESS_LEVEL, Entity.POLICY, "all"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,9 +273,9 @@ class DecisionService:
         if entity in _POLICY_ENTITIES:
             self._pending_policy = True
             self._pending_all_people |= entity in _PEOPLE_ENTITIES
-        elif entity == "credential" and entity_id.isdigit():
+        elif entity == Entity.CREDENTIAL and entity_id.isdigit():
             self._pending_credentials.add(int(entity_id))
-        elif entity == "person" and entity_id.isdigit():
+        elif entity == Entity.PERSON and entity_id.isdigit():
             self._pending_people.add(int(entity_id))
             ids = data.get("credential_ids")
             if isinstance(ids, list):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date
 from typing import Any, ClassVar, Literal
 
+from accessd.models.enums import Entity
 from accessd.policyfile import times
 from accessd.policyfile.document import PolicyDocument, ThreatOverride, walk_areas
 from policies.schedules import Interval
@@ -55,7 +56,7 @@ def _minutes(value: int) -> str:
 @dataclass(frozen=True, slots=True)
 class Record:
     KEY: ClassVar[tuple[str, ...]] = ("name",)
-    ENTITY: ClassVar[str] = ""
+    ENTITY: ClassVar[Entity]
 
     @property
     def key(self) -> Any:
@@ -69,7 +70,7 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class CalendarRec(Record):
-    ENTITY = "holiday_calendar"
+    ENTITY = Entity.HOLIDAY_CALENDAR
     name: str
     days: frozenset[tuple[date, str]] = field(
         metadata=_set(lambda d: f"{d[0].isoformat()} {d[1]}".strip())
@@ -78,7 +79,7 @@ class CalendarRec(Record):
 
 @dataclass(frozen=True, slots=True)
 class ScheduleRec(Record):
-    ENTITY = "schedule"
+    ENTITY = Entity.SCHEDULE
     name: str
     week: times.Week = field(metadata=_label("week", times.describe_week))
     on_holidays: tuple[Interval, ...] = field(metadata=_label("on_holidays", _ranges))
@@ -87,7 +88,7 @@ class ScheduleRec(Record):
 
 @dataclass(frozen=True, slots=True)
 class GroupRec(Record):
-    ENTITY = "group"
+    ENTITY = Entity.GROUP
     name: str
     description: str
     members: frozenset[str] = field(metadata=_set())
@@ -96,7 +97,7 @@ class GroupRec(Record):
 @dataclass(frozen=True, slots=True)
 class FacilityRec(Record):
     KEY = ("code",)
-    ENTITY = "facility"
+    ENTITY = Entity.FACILITY
     code: str
     name: str
     timezone: str
@@ -108,7 +109,7 @@ class FacilityRec(Record):
 @dataclass(frozen=True, slots=True)
 class PanelRec(Record):
     KEY = ("facility", "name")
-    ENTITY = "panel"
+    ENTITY = Entity.PANEL
     facility: str
     name: str
     transport: str
@@ -117,7 +118,7 @@ class PanelRec(Record):
 @dataclass(frozen=True, slots=True)
 class AreaRec(Record):
     KEY = ("facility", "name")
-    ENTITY = "area"
+    ENTITY = Entity.AREA
     facility: str
     name: str
     #: The enclosing area; None at the top of the facility.
@@ -137,7 +138,7 @@ class AreaRec(Record):
 @dataclass(frozen=True, slots=True)
 class DoorRec(Record):
     KEY = ("facility", "name")
-    ENTITY = "door"
+    ENTITY = Entity.DOOR
     facility: str
     name: str
     into: str
@@ -152,7 +153,7 @@ class DoorRec(Record):
 @dataclass(frozen=True, slots=True)
 class ReaderRec(Record):
     KEY = ("facility", "door", "name")
-    ENTITY = "reader"
+    ENTITY = Entity.READER
     facility: str
     door: str
     name: str
@@ -168,7 +169,7 @@ class ReaderRec(Record):
 
 @dataclass(frozen=True, slots=True)
 class LevelRec(Record):
-    ENTITY = "access_level"
+    ENTITY = Entity.ACCESS_LEVEL
     name: str
     description: str
     schedule: str | None
@@ -326,7 +327,7 @@ Action = Literal["added", "changed", "removed"]
 @dataclass(frozen=True, slots=True)
 class Change:
     action: Action
-    entity: str
+    entity: Entity
     key: Any
     name: str
     detail: str = ""
@@ -346,7 +347,7 @@ class SiteDiff:
     def __bool__(self) -> bool:
         return bool(self.changes)
 
-    def keys(self, entity: str, action: Action) -> list[Any]:
+    def keys(self, entity: Entity, action: Action) -> list[Any]:
         """Keys of one kind of record with one action, each once, in diff order."""
         seen: dict[Any, None] = {}
         for c in self.changes:

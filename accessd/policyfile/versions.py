@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accessd.errors import NotFound
 from accessd.models import PolicyVersion
+from accessd.models.enums import Entity
 from accessd.policyfile.combine import parse_all, unpack
 from accessd.policyfile.loader import PolicyFile, parse
 from accessd.policyfile.reconcile import reconcile
@@ -55,8 +56,7 @@ async def apply(
         session,
         actor=actor,
         action="policy.apply",
-        # "policy": the entity the decision service's audit feed reloads the policy for.
-        entity="policy",
+        entity=Entity.POLICY,
         entity_id=row.id,
         data={
             "source": row.source,

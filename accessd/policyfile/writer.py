@@ -25,6 +25,7 @@ from accessd.models import (
     Reader,
     Schedule,
 )
+from accessd.models.enums import Entity
 from accessd.policyfile.findings import PolicyConflict
 from accessd.policyfile.site import (
     AreaRec,
@@ -57,18 +58,18 @@ class Writer:
         self.changes = changes
         self.people = people
         #: (entity, key) -> row id, for the audit entries.
-        self.ids: dict[tuple[str, Any], int] = {}
+        self.ids: dict[tuple[Entity, Any], int] = {}
 
-    def touched(self, entity: str) -> list[Any]:
+    def touched(self, entity: Entity) -> list[Any]:
         return self.changes.keys(entity, "added") + self.changes.keys(entity, "changed")
 
-    async def flush(self, entity: str, made: Iterable[tuple[Any, Any]]) -> None:
+    async def flush(self, entity: Entity, made: Iterable[tuple[Any, Any]]) -> None:
         """Flushes, so the rows just made have the ids their children refer to."""
         await self.s.flush()
         for key, row in made:
             self.ids[(entity, key)] = row.id
 
-    async def write(self) -> dict[tuple[str, Any], int]:
+    async def write(self) -> dict[tuple[Entity, Any], int]:
         await self.calendars()
         await self.schedules()
         await self.groups()
@@ -95,10 +96,10 @@ class Writer:
 
     async def calendars(self) -> None:
         made = []
-        for key in self.touched("holiday_calendar"):
+        for key in self.touched(Entity.HOLIDAY_CALENDAR):
             rec = self.site.calendars[key]
             made.append((key, self._row(self.rows.calendars, key, HolidayCalendar, name=rec.name)))
-        await self.flush("holiday_calendar", made)
+        await self.flush(Entity.HOLIDAY_CALENDAR, made)
         for key, cal in made:
             old = {(h.day, h.name): h for h in self.rows.holidays.get(cal.id, ())}
             want = self.site.calendars[key].days
@@ -112,7 +113,7 @@ class Writer:
 
     async def schedules(self) -> None:
         made = []
-        for key in self.touched("schedule"):
+        for key in self.touched(Entity.SCHEDULE):
             rec = self.site.schedules[key]
             made.append(
                 (
@@ -130,11 +131,11 @@ class Writer:
                     ),
                 )
             )
-        await self.flush("schedule", made)
+        await self.flush(Entity.SCHEDULE, made)
 
     async def groups(self) -> None:
         made = []
-        for key in self.touched("group"):
+        for key in self.touched(Entity.GROUP):
             rec = self.site.groups[key]
             made.append(
                 (
@@ -148,7 +149,7 @@ class Writer:
                     ),
                 )
             )
-        await self.flush("group", made)
+        await self.flush(Entity.GROUP, made)
         for key, group in made:
             want = {self.people[m] for m in self.site.groups[key].members}
             have = self.rows.members.get(group.id, set())
@@ -167,7 +168,7 @@ class Writer:
 
     async def facilities(self) -> None:
         made = []
-        for key in self.touched("facility"):
+        for key in self.touched(Entity.FACILITY):
             rec = self.site.facilities[key]
             made.append(
                 (
@@ -185,11 +186,11 @@ class Writer:
                     ),
                 )
             )
-        await self.flush("facility", made)
+        await self.flush(Entity.FACILITY, made)
 
     async def panels(self) -> None:
         made = []
-        for key in self.touched("panel"):
+        for key in self.touched(Entity.PANEL):
             rec = self.site.panels[key]
             made.append(
                 (
@@ -204,11 +205,11 @@ class Writer:
                     ),
                 )
             )
-        await self.flush("panel", made)
+        await self.flush(Entity.PANEL, made)
 
     async def areas(self) -> None:
         by_depth: dict[int, list[tuple[str, str]]] = {}
-        for key in self.touched("area"):
+        for key in self.touched(Entity.AREA):
             by_depth.setdefault(self.site.area_depth(key), []).append(key)
         for depth in sorted(by_depth):
             made = []
@@ -216,7 +217,7 @@ class Writer:
                 rec = self.site.areas[key]
                 parent = self.rows.areas[(key[0], rec.parent)] if rec.parent else None
                 made.append((key, self._area(key, rec, parent)))
-            await self.flush("area", made)
+            await self.flush(Entity.AREA, made)
 
     def _area(self, key: tuple[str, str], rec: AreaRec, parent: Area | None) -> Area:
         row: Area = self._row(
@@ -241,9 +242,9 @@ class Writer:
 
     async def doors(self) -> None:
         made = []
-        for key in self.touched("door"):
+        for key in self.touched(Entity.DOOR):
             made.append((key, self._door(key, self.site.doors[key])))
-        await self.flush("door", made)
+        await self.flush(Entity.DOOR, made)
 
     def _door(self, key: tuple[str, str], rec: DoorRec) -> Door:
         code = rec.facility
@@ -264,7 +265,7 @@ class Writer:
 
     async def readers(self) -> None:
         made = []
-        for key in self.touched("reader"):
+        for key in self.touched(Entity.READER):
             rec: ReaderRec = self.site.readers[key]
             code = rec.facility
             made.append(
@@ -286,11 +287,11 @@ class Writer:
                     ),
                 )
             )
-        await self.flush("reader", made)
+        await self.flush(Entity.READER, made)
 
     async def levels(self) -> None:
         made = []
-        for key in self.touched("access_level"):
+        for key in self.touched(Entity.ACCESS_LEVEL):
             rec = self.site.levels[key]
             made.append(
                 (
@@ -305,7 +306,7 @@ class Writer:
                     ),
                 )
             )
-        await self.flush("access_level", made)
+        await self.flush(Entity.ACCESS_LEVEL, made)
         for key, level in made:
             await self._level_links(level, self.site.levels[key])
 
@@ -339,23 +340,27 @@ class Writer:
         """Children before parents; each in a savepoint so a refusal names its record."""
         rows = self.rows
         depth = _depths(rows)
-        doomed: list[tuple[str, Any, Sequence[Any]]] = [
-            ("access_level", rows.levels, self.changes.keys("access_level", "removed")),
-            ("reader", rows.readers, self.changes.keys("reader", "removed")),
-            ("door", rows.doors, self.changes.keys("door", "removed")),
+        doomed: list[tuple[Entity, Any, Sequence[Any]]] = [
+            (Entity.ACCESS_LEVEL, rows.levels, self.changes.keys(Entity.ACCESS_LEVEL, "removed")),
+            (Entity.READER, rows.readers, self.changes.keys(Entity.READER, "removed")),
+            (Entity.DOOR, rows.doors, self.changes.keys(Entity.DOOR, "removed")),
             (
-                "area",
+                Entity.AREA,
                 rows.areas,
                 sorted(
-                    self.changes.keys("area", "removed"),
+                    self.changes.keys(Entity.AREA, "removed"),
                     key=lambda k: -depth[rows.areas[k].id],
                 ),
             ),
-            ("panel", rows.panels, self.changes.keys("panel", "removed")),
-            ("facility", rows.facilities, self.changes.keys("facility", "removed")),
-            ("group", rows.groups, self.changes.keys("group", "removed")),
-            ("schedule", rows.schedules, self.changes.keys("schedule", "removed")),
-            ("holiday_calendar", rows.calendars, self.changes.keys("holiday_calendar", "removed")),
+            (Entity.PANEL, rows.panels, self.changes.keys(Entity.PANEL, "removed")),
+            (Entity.FACILITY, rows.facilities, self.changes.keys(Entity.FACILITY, "removed")),
+            (Entity.GROUP, rows.groups, self.changes.keys(Entity.GROUP, "removed")),
+            (Entity.SCHEDULE, rows.schedules, self.changes.keys(Entity.SCHEDULE, "removed")),
+            (
+                Entity.HOLIDAY_CALENDAR,
+                rows.calendars,
+                self.changes.keys(Entity.HOLIDAY_CALENDAR, "removed"),
+            ),
         ]
         await self.s.flush()
         for entity, index, keys in doomed:

@@ -102,7 +102,8 @@ async def record(
     reporting lost at the same moment)."""
     await session.connection()  # begun, so a rollback is sure to drop the entry again
     pending: list[_Pending] = session.info.setdefault(_PENDING_KEY, [])
-    pending.append(_Pending(actor, action, entity, str(entity_id), normalise(data or {})))
+    # Plain strings from here on, as they will be when read back and hashed again.
+    pending.append(_Pending(actor, action, str(entity), str(entity_id), normalise(data or {})))
 
 
 @event.listens_for(Session, "before_commit")

@@ -19,7 +19,7 @@ from accessd.models import (
     Person,
     SecurityRecord,
 )
-from accessd.models.enums import Affiliation, CredentialKind, PersonStatus
+from accessd.models.enums import Affiliation, CredentialKind, Entity, PersonStatus
 from accessd.services import audit
 from accessd.services.actors import Actor
 from accessd.services.records import apply_changes, check_version, get_or_404
@@ -140,7 +140,7 @@ async def sponsor(
         session,
         actor=actor.label,
         action="credential.sponsor",
-        entity="credential",
+        entity=Entity.CREDENTIAL,
         entity_id=cred.id,
         data={
             "person_id": person_id,
@@ -246,7 +246,7 @@ async def transition(
         session,
         actor=actor.label,
         action=f"credential.{action.value}",
-        entity="credential",
+        entity=Entity.CREDENTIAL,
         entity_id=cred.id,
         data={"from": old, "to": new, "reason": reason},
     )
@@ -315,7 +315,7 @@ async def update_credential(
         session,
         actor=actor.label,
         action="credential.update",
-        entity="credential",
+        entity=Entity.CREDENTIAL,
         entity_id=cred.id,
         data={"changes": {k: [_redact(k, a), _redact(k, b)] for k, (a, b) in diff.items()}},
     )

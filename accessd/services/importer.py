@@ -48,6 +48,7 @@ from accessd.models.enums import (
     CredentialKind,
     CredentialState,
     Eligibility,
+    Entity,
     InvestigationTier,
 )
 from accessd.services import audit
@@ -412,7 +413,7 @@ async def import_csv(
         session,
         actor=actor.label,
         action="person.import",
-        entity="person",
+        entity=Entity.PERSON,
         items=(
             (
                 pid,

@@ -17,7 +17,7 @@ from accessd.db.base import utcnow
 from accessd.errors import Conflict, InvalidInput, PermissionDenied
 from accessd.events import CredentialsRevoked, CredentialStateChanged, PersonChanged, stage
 from accessd.models import Credential, CredentialTransition, Person, SecurityRecord, VettingAlert
-from accessd.models.enums import Adjudication, AlertStatus, PersonStatus
+from accessd.models.enums import Adjudication, AlertStatus, Entity, PersonStatus
 from accessd.services import audit
 from accessd.services.actors import Actor
 from accessd.services.records import apply_changes, check_version, get_or_404
@@ -46,7 +46,7 @@ async def create_person(
         session,
         actor=actor.label,
         action="person.create",
-        entity="person",
+        entity=Entity.PERSON,
         entity_id=person.id,
         data={**fields, "security": dict(security or {})},
     )
@@ -77,7 +77,7 @@ async def update_person(
         session,
         actor=actor.label,
         action="person.update",
-        entity="person",
+        entity=Entity.PERSON,
         entity_id=person.id,
         data={"changes": diff},
     )
@@ -116,7 +116,7 @@ async def update_security(
         session,
         actor=actor.label,
         action="security.update",
-        entity="person",
+        entity=Entity.PERSON,
         entity_id=person_id,
         data={"changes": diff},
     )
@@ -160,7 +160,7 @@ async def raise_alert(
         session,
         actor=actor.label,
         action="vetting.alert",
-        entity="person",
+        entity=Entity.PERSON,
         entity_id=person_id,
         data={
             "alert_id": alert.id,
@@ -217,7 +217,7 @@ async def resolve_alert(
         session,
         actor=actor.label,
         action="vetting.resolve",
-        entity="person",
+        entity=Entity.PERSON,
         entity_id=alert.person_id,
         data={"alert_id": alert.id, "status": alert.status, "resolution": resolution},
     )
@@ -265,7 +265,7 @@ async def suspend_all_credentials(
             session,
             actor=actor.label,
             action="credential.suspend_all",
-            entity="person",
+            entity=Entity.PERSON,
             entity_id=person_id,
             data={"credential_ids": ids, "reason": reason},
         )

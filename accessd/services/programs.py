@@ -9,6 +9,7 @@ from accessd.db.base import utcnow
 from accessd.errors import Conflict, NotFound
 from accessd.events import PersonChanged, stage
 from accessd.models import Person, ProgramReadIn
+from accessd.models.enums import Entity
 from accessd.services import audit
 from accessd.services.actors import Actor
 from accessd.services.records import get_or_404
@@ -37,7 +38,7 @@ async def read_in(
         session,
         actor=actor.label,
         action="program.read_in",
-        entity="person",
+        entity=Entity.PERSON,
         entity_id=person_id,
         data={"program": program, "reason": reason},
     )
@@ -57,7 +58,7 @@ async def read_out(
         session,
         actor=actor.label,
         action="program.read_out",
-        entity="person",
+        entity=Entity.PERSON,
         entity_id=person_id,
         data={"program": program, "reason": reason},
     )

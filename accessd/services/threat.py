@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accessd.events import ThreatLevelChanged, stage
 from accessd.models import Facility
+from accessd.models.enums import Entity
 from accessd.services import audit
 from accessd.services.actors import Actor
 from accessd.services.records import get_or_404
@@ -25,7 +26,7 @@ async def set_threat_level(
         session,
         actor=actor.label,
         action="facility.threat_level",
-        entity="facility",
+        entity=Entity.FACILITY,
         entity_id=facility.id,
         data={"from": old, "to": level, "reason": reason},
     )

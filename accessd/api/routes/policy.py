@@ -15,6 +15,7 @@ from accessd.api.schemas.policy import (
 )
 from accessd.auth.permissions import Permission
 from accessd.errors import InvalidInput, NotFound
+from accessd.models.enums import Entity
 from accessd.policyfile import compliance, impact
 from accessd.policyfile import loader as policy_loader
 from accessd.services import audit
@@ -160,7 +161,7 @@ async def forgive_anti_passback(
         session,
         actor=actor.label,
         action="presence.forgive",
-        entity="presence",
+        entity=Entity.PRESENCE,
         entity_id=person_id,
         data={"reason": body.reason, "was_known": known},
     )
