@@ -4,8 +4,8 @@ Pure: it reads the snapshot and the presence state and returns a decision; the c
 records the decision into the presence state. Checks run cheapest and most decisive first.
 Every step that decided something leaves a (template, arguments) line, formatted only when
 someone reads the decision's trail; a check that refuses returns its `Reason` beside that
-line, so no reason is ever read back from a line's template. Lookups are dictionary and set probes, so the cost does
-not grow with the number of people or credentials.
+line, so no reason is ever read back from a line's template. Lookups are dictionary and
+set probes, so the cost does not grow with the number of people or credentials.
 """
 
 from __future__ import annotations

@@ -71,6 +71,8 @@ def _body(handler: Callable[..., Any], schema: type[BaseModel]) -> None:
 
 
 class Resource(Generic[M, C, U, P]):
+    """A kind of policy record on the API: its path, schemas and list filter."""
+
     def __init__(
         self,
         path: str,
@@ -158,15 +160,16 @@ class Resource(Generic[M, C, U, P]):
             await crud.delete(session, actor, self.kind, item_id, version)
             await session.commit()
 
+        # Named for the OpenAPI operation ids: list_areas, create_area, …
         handlers: list[tuple[str, Callable[..., Coroutine[Any, Any, Any]]]] = [
-            ("list", list_items),
-            ("create", create_item),
-            ("get", get_item),
-            ("update", update_item),
-            ("delete", delete_item),
+            (f"list_{self.path.replace('-', '_')}", list_items),
+            (f"create_{noun}", create_item),
+            (f"get_{noun}", get_item),
+            (f"update_{noun}", update_item),
+            (f"delete_{noun}", delete_item),
         ]
-        for verb, handler in handlers:
-            handler.__name__ = f"{verb}_{noun}"
+        for name, handler in handlers:
+            handler.__name__ = name
         _body(create_item, self.create_schema)
         # Page[schema] for a schema known only now: subscripting with a variable is what
         # Page[...] does, but a type checker takes that for a type expression.
