@@ -331,3 +331,46 @@ async def test_threat_rules_through_the_api_restrict_doors_to_groups(
     )
     d = await decide(client, ops, reader, MONDAY_10AM)
     assert d["reason"] == "threat_level_restricted" and any("guards" in t for t in d["trail"])
+
+
+async def test_policy_objects_refuse_as_the_site_records_do(
+    client: httpx.AsyncClient, ops: Operators
+) -> None:
+    """One CRUD path, one set of codes: a taken name is 409 duplicate, deleting what
+    another record uses is 409 in_use, naming a record that does not exist is 422
+    bad_reference, as for facilities, areas and doors."""
+    fm = await ops.headers("facility_manager")
+    days = {"name": "Days", "week": {"mon-fri": ["07:00-19:00"]}}
+    sched = ok(await client.post("/v1/schedules", json=days, headers=fm), 201)
+    problem(await client.post("/v1/schedules", json=days, headers=fm), 409, "duplicate")
+    ok(await client.post("/v1/groups", json={"name": "g"}, headers=fm), 201)
+    problem(await client.post("/v1/groups", json={"name": "g"}, headers=fm), 409, "duplicate")
+    body = {"name": "L", "schedule_id": sched["id"]}
+    level = ok(await client.post("/v1/access-levels", json=body, headers=fm), 201)
+    v1 = {**fm, "If-Match": '"1"'}
+    problem(await client.delete(f"/v1/schedules/{sched['id']}", headers=v1), 409, "in_use")
+    ok(await client.get(f"/v1/schedules/{sched['id']}", headers=fm))
+    nowhere = {"name": "M", "schedule_id": 987_654}
+    problem(await client.post("/v1/access-levels", json=nowhere, headers=fm), 422, "bad_reference")
+    url = f"/v1/access-levels/{level['id']}"
+    problem(
+        await client.patch(url, json={"schedule_id": 987_654}, headers=v1), 422, "bad_reference"
+    )
+    assert ok(await client.get(url, headers=fm))["schedule_id"] == sched["id"]
+
+
+async def test_policy_object_lists_page_by_id(client: httpx.AsyncClient, ops: Operators) -> None:
+    fm = await ops.headers("facility_manager")
+    made = [
+        ok(await client.post("/v1/groups", json={"name": f"g{n}"}, headers=fm), 201)["id"]
+        for n in range(5)
+    ]
+    seen: list[int] = []
+    after: int | None = 0
+    while after is not None:
+        params = {"after": after, "limit": 2}
+        page = ok(await client.get("/v1/groups", params=params, headers=fm))
+        assert len(page["items"]) <= 2
+        seen += [g["id"] for g in page["items"]]
+        after = page["next_after"]
+    assert seen == made
