@@ -41,6 +41,7 @@ from pyhanko_certvalidator.policy_decl import (
 from pyhanko_certvalidator.revinfo.validate_ocsp import verify_ocsp_response
 from pyhanko_certvalidator.validate import async_validate_path
 
+from accessd.validation import ocsp_responder
 from accessd.validation.aia import AiaIssuers
 from accessd.validation.errors import ValidationError
 from accessd.validation.purpose import Purpose
@@ -364,10 +365,20 @@ async def _enforce_ocsp(
         try:
             await verify_ocsp_response(cert, path, ctx)
         except pv_errors.OCSPValidationError as exc:
+            # The path's authority object (a trust anchor or an intermediate) holds its
+            # certificate when it has one.
+            issuer = getattr(path.find_issuing_authority(cert), "certificate", None)
+            check = ocsp_responder.diagnose(
+                answer,
+                issuer if isinstance(issuer, asn1_x509.Certificate) else None,
+                crls,
+                ctx.moment,
+            )
             raise ValidationError(
                 "ocsp_responder",
                 f"the OCSP answer from {answer.url} about {cert.subject.human_friendly} "
-                f"was refused: {_ocsp_failure(exc)}",
+                f"was refused: {check or 'its responder fails RFC 6960'} "
+                f"({_ocsp_failure(exc)})",
             ) from exc
         _refuse_revoked_nocheck_responder(answer, path.find_issuing_authority(cert), crls)
 

@@ -198,25 +198,29 @@ async def test_issuers_come_from_aia_through_the_mirror_and_are_fetched_once(
 
 
 @pytest.mark.parametrize(
-    ("card", "expected"),
+    ("card", "expected", "which_check"),
     [
-        ("46_Golden_FIPS_201-2_PIV", "ok:ocsp"),
-        ("58_Revoked_Card_Auth_Cert", "revoked"),
-        ("42_OCSP_Expired", "ocsp_responder"),
+        ("46_Golden_FIPS_201-2_PIV", "ok:ocsp", ""),
+        ("58_Revoked_Card_Auth_Cert", "revoked", ""),
+        ("42_OCSP_Expired", "ocsp_responder", "expired on 20"),
         # ocsp-nocheck spares fetching the responder's revocation status, not knowing it:
         # the CRL that came with the answer lists the responder revoked.
-        ("43_OCSP_revoked_w_nocheck", "ocsp_responder"),
-        ("44_OCSP_revoked_wo_nocheck", "ocsp_responder"),
-        ("45_OCSP_Invalid_Signature", "ocsp_responder"),
+        ("43_OCSP_revoked_w_nocheck", "ocsp_responder", "is revoked by its CA's CRL"),
+        ("44_OCSP_revoked_wo_nocheck", "ocsp_responder", "is revoked (CRL from "),
+        ("45_OCSP_Invalid_Signature", "ocsp_responder", "does not carry a valid signature"),
     ],
 )
 async def test_ocsp_answers_stand_or_fall_with_their_responder(
-    repository: IcamRepositoryServer, card: str, expected: str
+    repository: IcamRepositoryServer, card: str, expected: str, which_check: str
 ) -> None:
     validator, store = build_validator(online(repository, revocation_ocsp="always"))
     async with store:
         assert await validate(validator, card) == expected
         if expected == "ocsp_responder":
+            # The refusal says which of the responder's checks failed.
+            with pytest.raises(ValidationError) as refused:
+                await validator.validate(card_cert(card, "9e"), CARD_AUTH)
+            assert which_check in str(refused.value), str(refused.value)
             # The CRL alone would have said good: the refusal is the responder's.
             crl_only, crl_store = build_validator(online(repository, revocation_ocsp="never"))
             async with crl_store:
