@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     #: start and again every crl_refresh_seconds: CRLs for sites with no path to the CAs.
     crl_directory: Path | None = None
     crl_refresh_seconds: int = Field(default=300, ge=5, le=24 * 3600)
+    #: Fetch CRLs and OCSP answers from the certificates' own URLs (through
+    #: revocation_mirrors). Off for a site with no path to any repository: only the CRLs in
+    #: crl_directory count, and nothing is tried on the network (no DNS lookups, no waits).
+    revocation_fetching: bool = True
     #: Fetch issuing CAs missing from `intermediates` from the certificates' caIssuers
     #: URLs (AIA), keeping them this long.
     aia_fetching: bool = True

@@ -23,6 +23,7 @@ def build_validator(settings: Settings) -> tuple[CertificateValidator, Revocatio
         mirrors=Mirrors(settings.revocation_mirrors),
         crl_directory=settings.crl_directory,
         directory_refresh=timedelta(seconds=settings.crl_refresh_seconds),
+        fetching=settings.revocation_fetching,
     )
     aia = None
     if settings.aia_fetching:

@@ -176,6 +176,7 @@ class RevocationStore:
         mirrors: Mirrors | None = None,
         crl_directory: Path | None = None,
         directory_refresh: timedelta = timedelta(minutes=5),
+        fetching: bool = True,
     ) -> None:
         if not timedelta(0) < refresh <= MAX_REFRESH:
             raise ValueError("refresh interval must be more than 0 and at most 24 hours")
@@ -189,6 +190,9 @@ class RevocationStore:
         self.mirrors = mirrors or Mirrors()
         self.crl_directory = crl_directory
         self.directory_refresh = directory_refresh
+        #: False: nothing is fetched from the certificates' CRL and OCSP URLs; only the
+        #: CRLs loaded or in ``crl_directory`` count (an isolated site).
+        self.fetching = fetching
         self.stats = FetchStats()
         #: Bumped whenever accepted data changes; lets callers notice any change at all.
         self.generation = 0
@@ -302,8 +306,11 @@ class RevocationStore:
         """Makes sure revocation data for each (certificate, its twin, its issuer) is here.
 
         Called on a cold validation only. Sources not seen before are registered for the
-        refresh loop and fetched now; a source with a usable copy is not fetched.
+        refresh loop and fetched now; a source with a usable copy is not fetched. Without
+        fetching, the CRLs held already are all there is.
         """
+        if not self.fetching:
+            return
         now = self.clock()
         waits = []
         for cert, _, issuer in chain:

@@ -195,7 +195,8 @@ def _settings(which: Pass, directory: Path, mirrors: dict[str, str]) -> Settings
         **common,
         intermediates=offline_intermediates(),
         crl_directory=crls,
-        revocation_ocsp="never",
+        # An isolated site: nothing from the network, not even a DNS lookup of a CRL URL.
+        revocation_fetching=False,
         aia_fetching=False,
     )
 

@@ -161,6 +161,25 @@ async def repository() -> AsyncIterator[IcamRepositoryServer]:
         yield server
 
 
+async def test_an_isolated_site_fetches_nothing_and_goes_by_its_crl_files(
+    repository: IcamRepositoryServer, tmp_path: Path
+) -> None:
+    # The repository is reachable through the mirrors, so anything tried would show in its
+    # request log; with revocation_fetching off nothing is, and the CRL files decide.
+    settings = online(
+        repository,
+        crl_directory=carried_in(tmp_path, revocation_crls()),
+        revocation_fetching=False,
+        aia_fetching=False,
+    ).model_copy(update={"intermediates": offline_intermediates()})
+    validator, store = build_validator(settings)
+    async with store:
+        assert await validate(validator, "46_Golden_FIPS_201-2_PIV") == "ok:crl"
+        assert await validate(validator, "58_Revoked_Card_Auth_Cert") == "revoked"
+    assert not repository.requests, repository.requests
+    assert (store.stats.crl_fetches, store.stats.ocsp_fetches, store.stats.failures) == (0, 0, 0)
+
+
 def online(server: IcamRepositoryServer, **extra: object) -> Settings:
     return Settings(
         trust_anchors=TRUST_ANCHORS,
