@@ -254,7 +254,7 @@ async def _check_signed_objects(
         checked.append(f"{bio.name}: signature, signer, validity and card identifiers")
     if security is not None:
         try:
-            hashes = check_data_group_hashes(security, reading.objects_read())
+            hashes = check_data_group_hashes(security, reading.objects_read(), reading.absent)
         except ValidationError as exc:
             raise CardRefused(exc.detail, code=_code(exc)) from exc
         groups = ", ".join(str(g) for g in hashes.matched) or "none"

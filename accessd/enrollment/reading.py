@@ -29,6 +29,16 @@ STATION = 0
 OPTIONAL_SLOTS = ("9c", "9d")
 
 
+#: The optional objects by the names the API and the CLI give them.
+OBJECT_IDS: dict[str, bytes] = {
+    "discovery": objects.DISCOVERY,
+    "ccc": objects.CCC,
+    "facial_image": objects.FACIAL_IMAGE,
+    "fingerprints": objects.FINGERPRINTS,
+    "printed_information": objects.PRINTED_INFO,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class CardReading:
     """The card's objects as read, and the proofs it gave at the station."""
@@ -45,6 +55,9 @@ class CardReading:
     facial_image: bytes | None = None
     fingerprints: bytes | None = None
     printed_information: bytes | None = None
+    #: Objects the card was asked for and answered "not found" (6A82), by object id; an
+    #: object not asked for (behind a PIN not given) is not here.
+    absent: frozenset[bytes] = frozenset()
 
     def __repr__(self) -> str:
         return f"CardReading(slots={sorted(self.certificates)}, proofs={len(self.proofs)})"
@@ -72,10 +85,11 @@ async def read_card(
     """
     card = PivCard(transport)
     await card.select()
-    discovery = await _optional(card, objects.DISCOVERY)
+    absent: set[bytes] = set()
+    discovery = await _optional(card, objects.DISCOVERY, absent)
     reference = objects.pin_reference(_discovery(discovery))
     chuid = tlv.encode(objects.CONTAINER, await card.get_data(objects.CHUID))
-    ccc = await _optional(card, objects.CCC)
+    ccc = await _optional(card, objects.CCC, absent)
     certificates: dict[str, bytes] = {}
     for slot in ("9a", "9e", *OPTIONAL_SLOTS):
         try:
@@ -94,7 +108,7 @@ async def read_card(
         await card.verify_pin(pin, reference)
         proofs.append(await _prove(card, challenges, "9a", certificates["9a"], Mechanism.PKI_AUTH))
         for object_id in (objects.FACIAL_IMAGE, objects.FINGERPRINTS, objects.PRINTED_INFO):
-            behind_pin[object_id] = await _optional(card, object_id)
+            behind_pin[object_id] = await _optional(card, object_id, absent)
     return CardReading(
         chuid,
         certificates,
@@ -106,14 +120,18 @@ async def read_card(
         facial_image=behind_pin.get(objects.FACIAL_IMAGE),
         fingerprints=behind_pin.get(objects.FINGERPRINTS),
         printed_information=behind_pin.get(objects.PRINTED_INFO),
+        absent=frozenset(absent),
     )
 
 
-async def _optional(card: PivCard, object_id: bytes) -> bytes | None:
-    """An object's content, or None when the card has none (absent, or empty)."""
+async def _optional(card: PivCard, object_id: bytes, absent: set[bytes]) -> bytes | None:
+    """An object's content, or None when the card has none: not found (``object_id`` then
+    joins ``absent``), or empty (a container the issuer left empty, as card 46 ICI_8's
+    facial image: present, so its hash, if listed, stays unchecked as before)."""
     try:
         content = await card.get_data(object_id)
     except FileNotFound:
+        absent.add(object_id)
         return None
     return content or None
 

@@ -8,7 +8,8 @@ AccessdError
     card consistency: fascn_mismatch, uuid_mismatch, card_identifier_missing,
                       skid_mismatch, certificate_outlives_chuid
     security object:  security_object_missing, security_object_malformed,
-                      security_object_signature, security_object_hash
+                      security_object_signature, security_object_hash,
+                      security_object_group_missing
     biometrics:       facial_image_… and fingerprints_… with _malformed, _signature,
                       _expired, _not_yet_valid, _expires_before_chuid, _fascn_mismatch,
                       _uuid_mismatch
@@ -48,6 +49,7 @@ Code = Literal[
     "security_object_malformed",
     "security_object_signature",
     "security_object_hash",  # a data group's hash does not match the object read
+    "security_object_group_missing",  # a data group it lists is not on the card
     "facial_image_malformed",
     "facial_image_signature",
     "facial_image_expired",

@@ -3,15 +3,17 @@
 `verify_security_object` parses the container, verifies its CMS (content attached: the
 LDS security object) and returns the signer for the caller to validate as a content
 signer. `check_data_group_hashes` then compares each listed group's hash with the object
-the station read; groups whose object was not read (no PIN, absent) or whose container ID
-is unknown are left unchecked and returned as such.
+the station read. A group whose object the card was asked for and does not have is a
+refusal: an issuer signed a hash of it, so it was removed. Groups whose object was not
+read (behind the PIN, none given) or whose container ID is unknown are left unchecked
+and returned as such.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -96,15 +98,26 @@ def verify_security_object(
 
 
 def check_data_group_hashes(
-    verified: VerifiedSecurityObject, read: Mapping[bytes, bytes]
+    verified: VerifiedSecurityObject,
+    read: Mapping[bytes, bytes],
+    absent: Collection[bytes] = (),
 ) -> HashCheck:
     """Each listed data group's hash against ``read`` (object id → its content as GET DATA
-    returned it inside 53 or 7E); ``security_object_hash`` names the first that differs."""
+    returned it inside 53 or 7E); ``security_object_hash`` names the first that differs,
+    ``security_object_group_missing`` the first listed one among ``absent`` (object ids
+    the card was asked for and has not)."""
     matched: list[int] = []
     unchecked: list[int] = []
     for group, expected in sorted(verified.lds.hashes.items()):
         object_id = verified.mapping.object_id(group)
         content = read.get(object_id) if object_id is not None else None
+        if object_id is not None and content is None and object_id in absent:
+            name = OBJECT_NAMES.get(object_id, object_id.hex().upper())
+            raise ValidationError(
+                "security_object_group_missing",
+                f"security object: data group {group} ({name}) is listed, but the card "
+                "has no such object",
+            )
         if object_id is None or content is None:
             unchecked.append(group)
             continue

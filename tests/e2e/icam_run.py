@@ -28,7 +28,7 @@ from accessd.db.engine import make_engine, make_sessionmaker
 from accessd.db.migrate import upgrade
 from accessd.enrollment.errors import CardRefused
 from accessd.enrollment.inspection import inspect
-from accessd.enrollment.reading import CardReading, read_card
+from accessd.enrollment.reading import OBJECT_IDS, CardReading, read_card
 from accessd.errors import AccessdError
 from accessd.events import EventBus, session_info
 from accessd.policyfile import loader as policy_loader
@@ -145,6 +145,7 @@ def station_body(reading: CardReading) -> dict[str, Any]:
         value = getattr(reading, name, None) if name in have else None
         if name not in body and isinstance(value, bytes):
             body[name] = _b64(value)
+    body["absent"] = [name for name, oid in OBJECT_IDS.items() if oid in reading.absent]
     return body
 
 

@@ -20,7 +20,7 @@ from accessd.auth.permissions import Permission
 from accessd.authn.proofs import PkiProof
 from accessd.decisions.requests import decode_b64
 from accessd.enrollment.inspection import CardIdentity, inspect
-from accessd.enrollment.reading import CardReading
+from accessd.enrollment.reading import OBJECT_IDS, CardReading
 from accessd.enrollment.registration import register, registered_to
 from accessd.errors import InvalidInput
 from accessd.services.actors import Actor
@@ -63,6 +63,7 @@ def reading_from(card: CardReadingIn) -> CardReading:
         facial_image=optional(card.facial_image, "facial_image"),
         fingerprints=optional(card.fingerprints, "fingerprints"),
         printed_information=optional(card.printed_information, "printed_information"),
+        absent=frozenset(OBJECT_IDS[name] for name in card.absent),
     )
 
 

@@ -24,6 +24,9 @@ class StationProofIn(Input):
     signature: Signature
 
 
+OptionalObject = Literal["discovery", "ccc", "facial_image", "fingerprints", "printed_information"]
+
+
 class CardReadingIn(Input):
     """What the station read: the 53-wrapped CHUID and the certificates, base64, and the
     other objects it read; the security object is required unless the site says not."""
@@ -37,6 +40,10 @@ class CardReadingIn(Input):
     facial_image: CardObject | None = None
     fingerprints: CardObject | None = None
     printed_information: CardObject | None = None
+    #: The objects the station asked the card for and the card said it has not (6A82).
+    #: One its security object lists is then a refusal; an object simply left out of the
+    #: request is only not checked.
+    absent: list[OptionalObject] = Field(default_factory=list, max_length=5)
 
 
 class EnrollmentRequest(Input):

@@ -200,6 +200,24 @@ def test_a_bad_hash_in_the_security_object_is_refused() -> None:
     assert code == "security_object_hash"
 
 
+def test_a_listed_group_the_card_does_not_have_is_refused_one_not_read_is_unchecked() -> None:
+    name = "01_Golden_PIV"
+    verified = verify_security_object(
+        _file(name, "2 - Security Object"), required=True, known_signers=[_signer(name)]
+    )
+    assert verified is not None
+    read = _objects_read(name)
+    del read[objects.FACIAL_IMAGE]
+    group = next(
+        g for g in verified.lds.hashes if verified.mapping.object_id(g) == objects.FACIAL_IMAGE
+    )
+    # Not read (the PIN was not given): left unchecked, as the station could not know.
+    assert group in check_data_group_hashes(verified, read).unchecked
+    # Asked for, and the card said "not found": the issuer hashed an object now gone.
+    code = _refused(check_data_group_hashes, verified, read, {objects.FACIAL_IMAGE})
+    assert code == "security_object_group_missing"
+
+
 def test_a_missing_security_object_is_refused_where_required_and_skipped_where_not() -> None:
     content = _file("55_FIPS_201-2_Missing_Security_Object", "2 - Security Object")
     assert content == b""
