@@ -34,7 +34,7 @@ from accessd.enrollment.errors import CardRefused
 from accessd.enrollment.reading import STATION, CardReading
 from accessd.validation import consistency
 from accessd.validation.biometrics import Kind, check_biometric, verify_biometric
-from accessd.validation.chuid import verify_signed_chuid
+from accessd.validation.chuid import verify_signed_chuid_content
 from accessd.validation.errors import ValidationError
 from accessd.validation.purpose import (
     CARD_AUTH,
@@ -131,16 +131,17 @@ async def inspect(
     except MalformedData as exc:
         raise CardRefused(f"the CHUID does not parse: {exc}", code="chuid_malformed") from exc
     try:
-        signer = verify_signed_chuid(signed)
+        verified = verify_signed_chuid_content(signed)
     except ValidationError as exc:
         raise CardRefused(f"CHUID: {exc.detail}", code=_code(exc)) from exc
+    signer = verified.signer
     try:
         chuid = Chuid.decode_content(content)
     except MalformedData as exc:
         raise CardRefused(f"the CHUID does not parse: {exc}", code="chuid_malformed") from exc
     purposes = {"piv": content_signing, "piv_i": content_signing_piv_i}
     signer_ok = await _validate_signer(authn, signer, "CHUID", purposes)
-    _check(consistency.check_signer_covers_chuid, signer, chuid)
+    _check(consistency.check_signer_covers_chuid, signer, chuid, verified.signing_time)
     if chuid.expires < today:
         raise CardRefused(f"the card expired on {chuid.expires.isoformat()}", code="expired")
 

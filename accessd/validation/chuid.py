@@ -11,7 +11,7 @@ from __future__ import annotations
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from accessd.validation.cms import verify_signed_data
+from accessd.validation.cms import SignedContent, verify_signed_data
 from accessd.validation.purpose import CONTENT_SIGNING
 from accessd.validation.result import ValidatedCertificate
 from accessd.validation.validator import CertificateValidator
@@ -31,18 +31,26 @@ def verify_chuid_signature(chuid: Chuid) -> x509.Certificate:
 
 def verify_signed_chuid(signed: SignedChuid) -> x509.Certificate:
     """Like `verify_chuid_signature`, from the CHUID as read (`drivers.piv.chuid.split_signed`)."""
-    return _verify(signed.tbs, signed.signature)
+    return verify_signed_chuid_content(signed).signer
+
+
+def verify_signed_chuid_content(signed: SignedChuid) -> SignedContent:
+    """`verify_signed_chuid` with the whole verified CMS: signer and signed attributes."""
+    return _verified(signed.tbs, signed.signature)
 
 
 def _verify(tbs: bytes, signature: bytes) -> x509.Certificate:
-    signed = verify_signed_data(
+    return _verified(tbs, signature).signer
+
+
+def _verified(tbs: bytes, signature: bytes) -> SignedContent:
+    return verify_signed_data(
         signature,
         content_types={oids.CONTENT_CHUID},
         detached=tbs,
         code="chuid_signature",
         what="CHUID signature",
     )
-    return signed.signer
 
 
 async def validate_chuid(chuid: Chuid, validator: CertificateValidator) -> ValidatedCertificate:

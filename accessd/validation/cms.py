@@ -14,6 +14,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from asn1crypto import cms
 from asn1crypto import x509 as asn1_x509
@@ -24,6 +25,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from accessd.validation.errors import Code, ValidationError
+
+#: The signingTime signed attribute (RFC 5652 11.3).
+SIGNING_TIME = "1.2.840.113549.1.9.5"
 
 _Refuse = Callable[[str], ValidationError]
 
@@ -47,6 +51,18 @@ class SignedContent:
     content_type: str
     content: bytes  # the encapsulated content, or the detached content checked against it
     attributes: dict[str, tuple[bytes, ...]] = field(default_factory=dict)
+
+    @property
+    def signing_time(self) -> datetime | None:
+        """The signingTime attribute (RFC 5652 11.3), when the signer put one and it parses."""
+        values = self.attributes.get(SIGNING_TIME)
+        if not values:
+            return None
+        try:
+            when = cms.Time.load(values[0]).native
+        except (ValueError, TypeError):
+            return None
+        return when if isinstance(when, datetime) else None
 
 
 def verify_signed_data(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from datetime import datetime
 
 from cryptography import x509
 
@@ -110,8 +111,21 @@ def check_within_chuid(name: str, cert: x509.Certificate, chuid: Chuid) -> None:
         )
 
 
-def check_signer_covers_chuid(signer: x509.Certificate, chuid: Chuid) -> None:
-    """The CHUID's content signer stays valid until the CHUID expires (FIPS 201-3, 4.2.1)."""
+def check_signer_covers_chuid(
+    signer: x509.Certificate, chuid: Chuid, signed_at: datetime | None = None
+) -> None:
+    """The CHUID's content signer is valid for the CHUID's whole life: already when it
+    signed (``signed_at``, the CMS signingTime, when there is one) and still when the CHUID
+    expires (FIPS 201-3, 4.2.1)."""
+    if signed_at is not None and not (
+        signer.not_valid_before_utc <= signed_at <= signer.not_valid_after_utc
+    ):
+        raise ValidationError(
+            "content_signer_not_valid_at_signing",
+            f"the CHUID was signed on {signed_at.date().isoformat()}, outside its content "
+            f"signer's validity ({signer.not_valid_before_utc.date().isoformat()} to "
+            f"{signer.not_valid_after_utc.date().isoformat()})",
+        )
     ends = signer.not_valid_after_utc.date()
     if ends < chuid.expires:
         raise ValidationError(

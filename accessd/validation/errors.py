@@ -4,7 +4,8 @@ AccessdError
 └── ValidationError          422  the certificate or signed card object is not acceptable
     certificates:     untrusted, expired, not_yet_valid, revoked, revocation_unknown,
                       ocsp_responder, policy, bad_signature, algorithm, usage, malformed
-    CHUID:            chuid_signature, content_signer_expires_before_chuid
+    CHUID:            chuid_signature, content_signer_expires_before_chuid,
+                      content_signer_not_valid_at_signing
     card consistency: fascn_mismatch, uuid_mismatch, card_identifier_missing,
                       skid_mismatch, certificate_outlives_chuid
     security object:  security_object_missing, security_object_malformed,
@@ -40,6 +41,7 @@ Code = Literal[
     "malformed",  # not a DER certificate, or a PIV extension that does not decode
     "chuid_signature",  # the CHUID issuer signature does not verify
     "content_signer_expires_before_chuid",  # the CHUID's signer ends before the CHUID
+    "content_signer_not_valid_at_signing",  # the CHUID was signed outside its signer's validity
     "fascn_mismatch",  # a certificate names another FASC-N than the CHUID
     "uuid_mismatch",  # a certificate names another card UUID than the CHUID
     "card_identifier_missing",  # a certificate names neither FASC-N nor card UUID

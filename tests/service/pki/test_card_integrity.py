@@ -20,7 +20,7 @@ from accessd.validation.biometrics import (
     check_biometric_identifiers,
     verify_biometric,
 )
-from accessd.validation.chuid import verify_signed_chuid
+from accessd.validation.chuid import verify_signed_chuid, verify_signed_chuid_content
 from accessd.validation.consistency import (
     check_identifiers,
     check_signer_covers_chuid,
@@ -106,7 +106,9 @@ def test_golden_cards_chuid_signature_verifies(name: str) -> None:
     assert content_signing_purpose(signer) == (
         CONTENT_SIGNING_PIV_I if name in PIV_I else CONTENT_SIGNING
     )
-    check_signer_covers_chuid(signer, _chuid(name))
+    signed = verify_signed_chuid_content(split_signed(_file(name, "8 - CHUID Object")))
+    assert signed.signing_time is not None  # every golden CHUID says when it was signed
+    check_signer_covers_chuid(signer, _chuid(name), signed.signing_time)
 
 
 def test_tampered_chuid_is_refused_for_its_signature() -> None:
@@ -120,6 +122,16 @@ def test_a_content_signer_that_expires_before_the_chuid_is_refused() -> None:
         _refused(check_signer_covers_chuid, _signer(name), _chuid(name))
         == "content_signer_expires_before_chuid"
     )
+
+
+def test_a_chuid_signed_outside_its_signers_validity_is_refused() -> None:
+    # Card 09's signer expired in 2014; the CHUID says it was signed in 2018. The validator
+    # refuses that signer as expired anyway; this is the CHUID's own claim, checked alone.
+    name = "09_Expired_CHUID_Signer"
+    signed = verify_signed_chuid_content(split_signed(_file(name, "8 - CHUID Object")))
+    assert signed.signing_time is not None and signed.signing_time.year == 2018
+    code = _refused(check_signer_covers_chuid, signed.signer, _chuid(name), signed.signing_time)
+    assert code == "content_signer_not_valid_at_signing"
 
 
 # --- certificates against the CHUID ------------------------------------------------------
