@@ -8,7 +8,7 @@ the panels' caches and buffers."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,8 +38,11 @@ from tests.piv_helpers import (
     issue_piv_credential,
     piv_service,
 )
+from tests.waiting import until
 
 SCENARIOS = ROOT / "simulators" / "panel" / "scenarios"
+#: A whole stack (service, broker, panels) under a loaded machine may take this long.
+STACK_WAIT = 15.0
 HOLDERS = 8
 #: How long the broker_restart hook keeps the broker down: long enough for the scenario's
 #: card during the outage (YAML) to find every panel offline.
@@ -84,15 +87,6 @@ access_levels:
     groups: [staff]
 """
 )
-
-
-async def settle(until: Callable[[], bool], seconds: float = 15.0, what: str = "") -> None:
-    """Bounded wait for ``until()``; fails saying ``what`` was not reached."""
-    deadline = asyncio.get_running_loop().time() + seconds
-    while not until():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not reached within {seconds} s: {what or until}")
-        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -169,7 +163,9 @@ async def stack(
         await state.decisions.refresh()
         gateway = state.gateway
         assert gateway is not None
-        await settle(lambda: len(gateway.directory) == 2, what="the gateway knows both panels")
+        await until(
+            lambda: len(gateway.directory) == 2, STACK_WAIT, what="the gateway knows both panels"
+        )
         async with sessions() as s:
             panel_ids = {p.name: p.id for p in (await s.scalars(select(Panel))).all()}
         yield Stack(svc, gateway, broker, sessions, ops, cards, credentials, panel_ids)
@@ -217,7 +213,7 @@ async def start_site_fleet(stack: Stack, tmp_path: Path, passwords: dict[str, st
             for p in stack.fleet
         )
 
-    await settle(ready, what="every panel connected, with its cache and challenges")
+    await until(ready, STACK_WAIT, what="every panel connected, with its cache and challenges")
 
 
 async def run_scenario(
@@ -417,8 +413,10 @@ async def test_a_broker_restart_mid_rush_is_bridged_offline_and_no_event_is_lost
         # In a thread: the broker's stop and start block, and the panels and the gateway
         # share this loop.
         await asyncio.to_thread(stack.broker.stop)
-        await settle(
-            lambda: not any(p.link.connected for p in stack.fleet), what="panels see it go"
+        await until(
+            lambda: not any(p.link.connected for p in stack.fleet),
+            STACK_WAIT,
+            what="panels see it go",
         )
         await asyncio.sleep(BROKER_DOWNTIME)
         await asyncio.to_thread(stack.broker.start)
