@@ -11,6 +11,7 @@ from pathlib import Path
 
 from accessd import __version__
 from accessd.cli.audit import add_audit_command
+from accessd.cli.backup import add_backup_command
 from accessd.cli.crl import add_crl_command
 from accessd.cli.db import add_db_command
 from accessd.cli.demo import add_demo_command
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_db_command(sub)
     add_operators_command(sub)
     add_audit_command(sub)
+    add_backup_command(sub)
     add_import_command(sub)
     add_demo_command(sub)
     add_policy_commands(sub)
