@@ -95,6 +95,7 @@ async def record(
     data: Mapping[str, Any] | None = None,
 ) -> None:
     """Adds one entry to the caller's transaction; it joins the chain when that commits.
+    `entity` is an `Entity` (tests/service/test_entities.py checks every call's).
 
     The chain head is locked only then, as the last lock the transaction takes. Locked at
     the first entry instead, writers that lock the same rows in another order deadlocked on
