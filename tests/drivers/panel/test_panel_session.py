@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from drivers import tasks
 from drivers.mqtt.messages import (
     ChallengeReply,
     ChallengeRequest,
@@ -459,3 +461,29 @@ async def test_a_proof_over_a_local_challenge_is_decided_offline_at_once(panel: 
     result = await session.present(local)
     assert (result.granted, result.offline) == (True, True)
     assert len(link.on("req/decide")) == asked
+
+
+async def test_a_failing_background_task_is_logged_and_counted_and_the_panel_goes_on(
+    panel: Panel, caplog: pytest.LogCaptureFixture
+) -> None:
+    session, link, _ = panel
+    before = tasks.FAILURES["panel p1"]
+    publish = link.publish
+
+    async def broken_once(
+        topic: str, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
+        if topic == TOPICS.status:
+            link.publish = publish  # type: ignore[method-assign]
+            raise RuntimeError("a bug in the announcement")
+        await publish(topic, payload, qos=qos, retain=retain)
+
+    link.publish = broken_once  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="drivers.panel.session"):
+        link.set_up(False)
+        link.set_up(True)  # the reconnect's announcement fails
+        await until(lambda: tasks.FAILURES["panel p1"] == before + 1, what="the failure counted")
+    assert any(r.exc_info and isinstance(r.exc_info[1], RuntimeError) for r in caplog.records)
+    link.responder = answer_decisions(True)
+    result = await session.present(cak())
+    assert result.granted and not result.offline  # the session still asks accessd
