@@ -41,6 +41,12 @@ class Settings(BaseSettings):
         default=DEFAULT_DATABASE_URL,
         description="SQLAlchemy async URL: sqlite+aiosqlite:///path or postgresql+asyncpg://…",
     )
+    #: How long a new database connection may take, and a request may wait for a pooled
+    #: one: past it the request is answered 503 with Retry-After, never left hanging.
+    database_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    #: Longest statement (PostgreSQL: statement_timeout on the server, and the same limit
+    #: on the client for a server that stopped answering altogether).
+    database_statement_timeout_seconds: float = Field(default=15.0, gt=0, le=3600)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     mqtt_url: str = "mqtt://127.0.0.1:1883"

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accessd import __version__
@@ -32,7 +33,7 @@ from accessd.api.routes import programs as program_routes
 from accessd.api.state import AppState
 from accessd.authn.factory import build_card_authentication
 from accessd.config import Settings
-from accessd.db.engine import make_engine, make_sessionmaker
+from accessd.db.engine import engine_from, make_sessionmaker
 from accessd.decisions.service import DecisionService
 from accessd.events import EventBus, session_info
 from accessd.gateway.service import gateway_from_settings
@@ -54,7 +55,7 @@ def create_app(
 ) -> FastAPI:
     """Builds the app; the engine is made from settings unless one is handed in (tests)."""
     owns_engine = engine is None
-    the_engine = engine if engine is not None else make_engine(settings.database_url)
+    the_engine = engine if engine is not None else engine_from(settings)
     the_bus = bus or EventBus()
     sessions = make_sessionmaker(the_engine)
     sessions.configure(info=session_info(the_bus))
@@ -77,9 +78,18 @@ def create_app(
         cards.authenticator,
         gateway,
     )
+    # One view of the database for the whole process: the writers, the feed and the API.
+    decisions.store.health = state.db_health
+    if gateway is not None:
+        gateway.events.health = state.db_health
+
+    def _connected(*_: object) -> None:
+        # A new connection made is the database answering again.
+        state.db_health.succeeded()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        event.listen(the_engine.sync_engine, "connect", _connected)
         await decisions.start()
         await cards.start()
         if gateway is not None:
@@ -97,6 +107,7 @@ def create_app(
                     await cards.stop()
                 finally:
                     await decisions.stop()
+            event.remove(the_engine.sync_engine, "connect", _connected)
             if owns_engine:
                 await the_engine.dispose()
 

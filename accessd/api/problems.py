@@ -10,10 +10,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from accessd.db.outage import RETRY_AFTER_SECONDS, is_unavailable
 from accessd.errors import AccessdError
 
 log = logging.getLogger(__name__)
@@ -129,12 +131,35 @@ def install(app: FastAPI) -> None:
             "conflict",
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _failed(request: Request, exc: Exception) -> JSONResponse:
         state = getattr(request.app.state, "accessd", None)
+        if is_unavailable(exc):
+            # The database is away or did not answer in time: the client may retry, and
+            # the outage is logged once (accessd/db/outage.py), not once per request.
+            _count(request, "database_unavailable")
+            if state is not None:
+                state.db_health.failed(f"{request.method} {request.url.path}", exc)
+            return problem(
+                request,
+                503,
+                "Service unavailable",
+                "the database is unavailable; try again shortly",
+                "database_unavailable",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         if state is not None:
             state.metrics.errors.inc()
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem(
             request, 500, "Internal error", "the service failed; see its log", "internal"
         )
+
+    # The database's failures are handled here, inside the app, and not by the catch-all
+    # below: Starlette's outermost handler re-raises after answering, so the server would
+    # log a traceback for every request of an outage.
+    for kind in (OSError, TimeoutError, sa_exc.DBAPIError, sa_exc.TimeoutError):
+        app.add_exception_handler(kind, _failed)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return await _failed(request, exc)

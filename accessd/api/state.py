@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd.api.metrics import ApiMetrics
 from accessd.authn.proofs import Authenticator
 from accessd.config import Settings
+from accessd.db.outage import DatabaseHealth
 from accessd.decisions.service import DecisionService
 from accessd.events import EventBus
 from accessd.gateway.service import MqttGateway
@@ -25,3 +26,6 @@ class AppState:
     authn: Authenticator
     #: The MQTT panel gateway, when this process runs one (settings.mqtt_gateway).
     gateway: MqttGateway | None = None
+    #: Whether the database is reachable, as the last operations found (logs an outage
+    #: once; the 503 answers and /readyz read it).
+    db_health: DatabaseHealth = field(default_factory=DatabaseHealth)

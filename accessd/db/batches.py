@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from accessd.db.outage import DatabaseHealth, is_unavailable
 from drivers.tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class BatchWriter(ABC, Generic[T]):
         self.stored = 0
         self.dropped = 0
         self.failures = 0
+        #: Shared with the rest of the process when the app hands its own in.
+        self.health = DatabaseHealth()
 
     @abstractmethod
     async def write(self, session: AsyncSession, items: list[T]) -> int:
@@ -96,11 +99,16 @@ class BatchWriter(ABC, Generic[T]):
                 taken = [self._queue.popleft() for _ in range(count)]
                 try:
                     new = await self._write_batch(taken)
-                except Exception:
+                except Exception as exc:
                     self.failures += 1
                     self._queue.extendleft(reversed(taken))
-                    log.exception("writing %d %s failed; will retry", len(taken), self.what)
+                    if is_unavailable(exc):
+                        # Said once per outage, then counted (accessd/db/outage.py).
+                        self.health.failed(f"{self.what} writer", exc)
+                    else:
+                        log.exception("writing %d %s failed; will retry", len(taken), self.what)
                     return
+                self.health.succeeded()
                 self._written(len(taken), new)
 
     async def _write_batch(self, items: list[T]) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
@@ -12,8 +12,20 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+if TYPE_CHECKING:
+    from accessd.config import Settings
 
-def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
+
+def make_engine(
+    database_url: str,
+    *,
+    connect_timeout: float = 5.0,
+    statement_timeout: float = 15.0,
+    **kwargs: Any,
+) -> AsyncEngine:
+    """An engine whose every wait is bounded (settings: database_connect_timeout_seconds,
+    database_statement_timeout_seconds), so a database that is down or hangs costs a
+    request seconds and an error, never a hung worker."""
     if database_url.startswith("sqlite"):
         engine = create_async_engine(database_url, connect_args={"timeout": 30}, **kwargs)
         _sqlite_pragmas(engine)
@@ -21,7 +33,26 @@ def make_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_pre_ping", True)
-    return create_async_engine(database_url, **kwargs)
+    kwargs.setdefault("pool_timeout", connect_timeout)
+    connect_args = {
+        "timeout": connect_timeout,
+        # Client side: a server that stopped answering (SIGSTOP, a partition) cannot
+        # enforce its own statement_timeout.
+        "command_timeout": statement_timeout,
+        "server_settings": {"statement_timeout": str(int(statement_timeout * 1000))},
+        **kwargs.pop("connect_args", {}),
+    }
+    return create_async_engine(database_url, connect_args=connect_args, **kwargs)
+
+
+def engine_from(settings: Settings, **kwargs: Any) -> AsyncEngine:
+    """`make_engine` with the settings' timeouts."""
+    return make_engine(
+        settings.database_url,
+        connect_timeout=settings.database_connect_timeout_seconds,
+        statement_timeout=settings.database_statement_timeout_seconds,
+        **kwargs,
+    )
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:

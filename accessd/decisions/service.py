@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from accessd.db.outage import is_unavailable
 from accessd.decisions import loader
 from accessd.decisions.store import DecisionStore
 from accessd.events import (
@@ -238,8 +239,11 @@ class DecisionService:
             self._dirty.clear()
             try:
                 await self.refresh()
-            except Exception:
-                log.exception("updating the policy snapshot failed; retrying")
+            except Exception as exc:
+                if is_unavailable(exc):
+                    self.store.health.failed("policy snapshot update", exc)
+                else:
+                    log.exception("updating the policy snapshot failed; retrying")
                 await asyncio.sleep(self._poll_interval)
                 self._dirty.set()
 
@@ -248,8 +252,11 @@ class DecisionService:
             await asyncio.sleep(self._poll_interval)
             try:
                 await self.poll_feed()
-            except Exception:
-                log.exception("reading the audit feed failed")
+            except Exception as exc:
+                if is_unavailable(exc):
+                    self.store.health.failed("audit feed", exc)
+                else:
+                    log.exception("reading the audit feed failed")
 
     async def poll_feed(self, limit: int = 10_000) -> int:
         """Queues reloads for what other processes changed; returns entries read."""

@@ -1,27 +1,76 @@
-"""Liveness, readiness and metrics: no authentication, nothing secret."""
+"""Liveness, readiness and metrics: no authentication, nothing secret.
+
+Both checks answer within a second whatever the database does: a load balancer or an
+orchestrator that waits on them must not hang with the service. /healthz says whether the
+process is up and reaches its database; /readyz says, part by part, whether it can do its
+work and, when not, what is down since when.
+"""
+
+import asyncio
+import time
 
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 
 from accessd import __version__
 from accessd.api.deps import StateDep
+from accessd.api.state import AppState
+from accessd.db.outage import is_unavailable
 
 router = APIRouter(tags=["health"])
+
+#: The longest a check waits for the database; the answer then says "unreachable".
+CHECK_SECONDS = 0.8
+
+
+async def _database(state: AppState) -> str:
+    try:
+        async with asyncio.timeout(CHECK_SECONDS):
+            async with state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        state.db_health.failed("health check", exc)
+        return "unreachable"
+    state.db_health.succeeded()
+    return "ok"
 
 
 @router.get("/healthz")
 async def healthz(state: StateDep, response: Response) -> dict[str, str]:
-    """Up and able to reach its database."""
-    try:
-        async with state.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        db = "ok"
-    except (SQLAlchemyError, OSError):
-        db = "unreachable"
+    """Up and able to reach its database (503 when it cannot, within a second)."""
+    db = await _database(state)
+    if db != "ok":
         response.status_code = 503
     return {"status": "ok" if db == "ok" else "degraded", "database": db, "version": __version__}
+
+
+@router.get("/readyz")
+async def readyz(state: StateDep, response: Response) -> dict[str, object]:
+    """Ready to decide and to record: each part's state, and for a database outage since
+    when and how many operations it has failed (503 unless every part is ready)."""
+    db = await _database(state)
+    health = state.db_health
+    database: dict[str, object] = {"state": db}
+    if health.down_since is not None:
+        database["down_seconds"] = round(time.monotonic() - health.down_since, 1)
+        database["failures"] = health.failures
+        database["last_error"] = health.last_error
+    parts: dict[str, object] = {
+        "database": database,
+        # Doors are decided from the snapshot, database or not.
+        "decisions": {"state": "ok", "decisions": state.decisions.decisions},
+        # Decisions made meanwhile wait in its queue until the database is back.
+        "decision_writer": {
+            "state": "ok" if db == "ok" else "holding",
+            "queued": state.decisions.store.queued,
+        },
+    }
+    ready = db == "ok"
+    response.status_code = 200 if ready else 503
+    return {"status": "ready" if ready else "not_ready", "parts": parts, "version": __version__}
 
 
 @router.get("/metrics", response_class=Response)

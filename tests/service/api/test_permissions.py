@@ -36,7 +36,7 @@ def _actions(*names: str) -> frozenset[Route]:
 SITES = ("facilities", "areas", "panels", "doors", "readers")
 
 PUBLIC: frozenset[Route] = frozenset(
-    {("GET", "/healthz"), ("GET", "/metrics"), ("POST", "/v1/auth/token")}
+    {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("POST", "/v1/auth/token")}
 )
 #: Every authenticated operator, whatever their roles.
 SELF: frozenset[Route] = frozenset({("GET", "/v1/auth/me"), ("POST", "/v1/auth/logout")})
