@@ -24,12 +24,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd.api.app import create_app
 from accessd.auth.passwords import hash_password
+from accessd.auth.tokens import issue_token
 from accessd.config import Settings
 from accessd.db.engine import make_engine, make_sessionmaker
 from accessd.db.migrate import upgrade
 from accessd.events import DomainEvent, EventBus, session_info
 from accessd.models import Operator
-from accessd.services import operators as operator_service
 
 PG_ADMIN = os.environ.get("ACCESSD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PASSWORD = "correct horse battery staple"
@@ -262,7 +262,7 @@ class Operators:
             )
             s.add(op)
             await s.flush()
-            token, _ = await operator_service.issue_token(s, op, 3600)
+            token, _ = await issue_token(s, op, 3600)
             await s.commit()
         result = (op.id, {"Authorization": f"Bearer {token}"})
         self.made[username] = result

@@ -10,7 +10,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accessd.auth.passwords import hash_password
-from accessd.auth.tokens import issue_token
 from accessd.errors import Conflict, InvalidInput
 from accessd.models import Operator
 from accessd.models.enums import Entity, Role
@@ -22,8 +21,6 @@ __all__ = [
     "actor_of",
     "create_operator",
     "get_operator",
-    # Re-exported only for tests/conftest.py, which issues its tokens through this module.
-    "issue_token",
     "update_operator",
     "validate_roles",
 ]
