@@ -110,6 +110,10 @@ async def test_a_panel_is_not_sent_another_panels_retained_snapshot(
     await p1.connect()
     await service.connect()
     try:
+        # The broker is the module's: a gateway test may have left both panels' retained
+        # snapshots on it, and a panel being sent its own is right. Only a leak counts here.
+        for topics in (p1_topics, p2_topics):
+            await service.publish(topics.leaf("cred/snapshot"), b"", 1, True)
         await p1.subscribe([(p1_topics.leaf("cred/#"), 1)])
         await service.publish(p1_topics.leaf("cred/snapshot"), b"{}", 1, True)
         await p2.connect()
