@@ -125,9 +125,7 @@ async def test_a_database_outage_is_503_and_one_log_line_and_doors_keep_deciding
 
         await outage.proxy.restore()
         ok(await bounded(client.get("/v1/people", headers=admin)))
-        await until(
-            lambda: site["state"].db_health.available, what="the outage noticed to be over"
-        )
+        await until(lambda: site["state"].db_health.available, what="the outage noticed to be over")
 
     said = [r.getMessage() for r in caplog.records if r.name == "accessd.db.outage"]
     assert len([m for m in said if m.startswith("database unavailable")]) == 1, said
