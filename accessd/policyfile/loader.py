@@ -150,6 +150,14 @@ def _build(loader: _Loader, node: yaml.Node, path: Path, marks: _Marks, depth: i
         out: dict[Any, Any] = {}
         first_line: dict[Any, int] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                # A key that is a list or a mapping (or an alias to one) means nothing in a
+                # policy, and PyYAML would build it unbounded: an alias to a nest of
+                # aliases as a key took 42 s and 3 GiB for a 505-byte file.
+                # An alias's mark is its anchor's: name the mapping that uses it instead.
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a mapping key must be a plain value", node.start_mark
+                )
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 key = str(key)  # dates and the like; pydantic parses them back

@@ -1,5 +1,6 @@
 """Door policy questions and controls: what-if queries and threat levels."""
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -129,7 +130,9 @@ async def access_impact(
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidInput("the policy file must be UTF-8 text", code="bad_encoding") from None
-    policy = policy_loader.parse(text, "request")
+    # Parsing a large file is CPU for a while: off the event loop, so the doors' decisions
+    # and the other requests go on meanwhile.
+    policy = await asyncio.to_thread(policy_loader.parse, text, "request")
     if policy.errors:
         raise InvalidInput(
             f"the policy file has {len(policy.errors)} error(s)",

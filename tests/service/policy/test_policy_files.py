@@ -228,6 +228,19 @@ def test_aliases_cannot_blow_a_small_file_up() -> None:
     assert [f.message for f in policy.findings] == ["YAML: the document expands to too many values"]
 
 
+def test_an_alias_used_as_a_key_cannot_blow_a_small_file_up() -> None:
+    # As in the 505-byte file found by probing: a nest of aliases named as a mapping key,
+    # which PyYAML built whole, unbounded (42 s and 3 GiB); refused as a key now.
+    lines = ["version: 1", "a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 5)]
+    lines += ["groups:", "  ? *a4", "  : member"]
+    text = "\n".join(lines) + "\n"
+    assert len(text) < 600
+    policy = parse(text, "key.yaml")
+    assert [f.message for f in policy.findings] == ["YAML: a mapping key must be a plain value"]
+    assert policy.findings[0].line == len(lines) - 1
+
+
 def test_a_document_that_is_not_a_mapping_is_refused() -> None:
     assert found(parse("- just\n- a list\n", "l.yaml")) == [
         (1, "the document must be a mapping with `version: 1` first")
