@@ -33,10 +33,21 @@ class Input(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul(cls, value: object) -> object:
-        # PostgreSQL text cannot hold NUL: refused here, not as a driver error (a 500).
-        if isinstance(value, str) and "\x00" in value:
+        # PostgreSQL text cannot hold NUL: refused here, not as a driver error (a 500). The
+        # strings inside lists and maps too (a holiday's name in a calendar's days).
+        if _holds_nul(value):
             raise ValueError("must not contain NUL characters")
         return value
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_holds_nul(item) for item in value)
+    return False
 
 
 class Update(Input):

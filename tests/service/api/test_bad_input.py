@@ -334,6 +334,8 @@ async def test_nul_characters_are_refused(client: httpx.AsyncClient, admin: dict
             {"source": "x\x00", "category": "y", "suspends_eligibility": False},
         ),
         ("POST", "/v1/auth/token", {"username": "root\x00", "password": "x"}),
+        # Inside a map: a holiday's name (a 500 from the driver before).
+        ("POST", "/v1/holiday-calendars", {"name": "fed", "days": {"2027-01-01": "New\x00"}}),
     ):
         r = await client.request(method, url, json=body, headers={**admin, "If-Match": '"1"'})
         assert "NUL" in is_problem(r, 422)["detail"]
