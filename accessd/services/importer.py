@@ -201,7 +201,17 @@ def read_rows(stream: TextIO) -> Iterator[tuple[int, dict[str, str]]]:
         if unknown:
             parts.append(f"unknown columns: {', '.join(unknown)}")
         raise ImportFailed([RowError(1, "; ".join(parts))], 1)
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # A NUL byte, a field past csv's size limit (128 KiB), a quote left open: the
+            # file cannot be read past this line, so the import stops here, saying where.
+            # line_num counts the lines of the records read whole; the bad one is next.
+            line = reader.line_num + 1
+            raise ImportFailed([RowError(line, f"unreadable CSV: {exc}")], 1) from exc
         if None in row:
             yield reader.line_num, {"__extra__": "x"}
             continue
@@ -219,6 +229,12 @@ def plan(stream: TextIO, *, today: date, progress: Progress | None = None) -> _P
             progress("check", p.rows, 0)
         if "__extra__" in raw:
             p.error(line, "more fields than columns in the header")
+            continue
+        nul = [column for column, value in raw.items() if value and "\x00" in value]
+        if nul:
+            # PostgreSQL text cannot hold NUL; SQLite would store it and a later export
+            # would carry it on. A clear line error, as for any other bad value.
+            p.error(line, f"{', '.join(nul)}: contains a NUL character")
             continue
         first_raw = first_rows.get((raw.get("external_id") or "").strip())
         if first_raw is not None:

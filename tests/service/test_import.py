@@ -267,3 +267,22 @@ async def test_cli_import_prints_file_and_line_and_fails(db_url: str, tmp_path: 
     assert proc.returncode == 1
     assert f"{bad}:3: affiliation" in proc.stderr
     assert "nothing was imported" in proc.stderr
+
+
+async def test_cli_import_names_the_line_of_a_nul_byte_or_an_oversize_field(
+    db_url: str, tmp_path: Path
+) -> None:
+    # Both were tracebacks from the csv module before.
+    header = "external_id,given_name,family_name,affiliation"
+    cases = {
+        "nul.csv": f"{header}\nE1,Jo,Doe,employee\nE2,J\x00o,Doe,employee\n",
+        "huge.csv": f"{header}\nE1,Jo,Doe,employee\nE2,{'J' * (128 * 1024 + 1)},Doe,employee\n",
+    }
+    for name, text in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        proc = _cli(db_url, "import", "--quiet", str(path))
+        assert proc.returncode == 1, (name, proc.stderr)
+        said = {"nul.csv": "given_name: contains a NUL character", "huge.csv": "unreadable CSV:"}
+        assert f"{path}:3: {said[name]}" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
