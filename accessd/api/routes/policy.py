@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from accessd.api.deps import IdPath, IdQuery, SessionDep, StateDep, require
+from accessd.api.schemas.common import Moment
 from accessd.api.schemas.policy import (
     Forgiveness,
     ThreatLevelPublic,
@@ -58,7 +59,7 @@ async def who_can_open(
     door_id: IdPath,
     state: StateDep,
     _: Reading,
-    at: datetime | None = None,
+    at: Moment | None = None,
     threat: ThreatLevel | None = None,
     allowed_only: Annotated[bool, Query(description="only those who would be let in")] = True,
 ) -> WhatIf:
@@ -79,7 +80,7 @@ async def where_can_go(
     person_id: IdPath,
     state: StateDep,
     _: Reading,
-    at: datetime | None = None,
+    at: Moment | None = None,
     threat: ThreatLevel | None = None,
     facility_id: IdQuery = None,
     allowed_only: Annotated[bool, Query(description="only the doors that would open")] = True,

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
-from accessd.api.schemas.common import Id, Input, Public
+from accessd.api.schemas.common import Id, Input, Moment, Public
 from policies.vocabulary import Direction, Mechanism
 
 IdValue = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -62,7 +62,7 @@ class DecisionRequest(Input):
         return self
 
     #: When the card was presented; now when omitted (panels replaying buffered reads set it).
-    at: datetime | None = None
+    at: Moment | None = None
 
 
 class DecisionPublic(Public):

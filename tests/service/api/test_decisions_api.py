@@ -395,3 +395,25 @@ async def test_compliance_and_impact_over_http(
     levels = ok(await client.get("/v1/access-levels", headers=fm))["items"]
     assert len(levels[0]["door_ids"]) == 2
     del site
+
+
+async def test_moments_out_of_range_are_a_clear_422_not_a_500(
+    client: httpx.AsyncClient, ops: Operators, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    site = await setup_site(client, ops, sessions)
+    reader_hdr = await ops.headers("door_reader")
+    reading = await ops.headers("facility_manager")
+    # Year 1 at +14:00 and year 9999 at -14:00 overflow when taken to UTC; before, a 500.
+    for at in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "1900-01-01T00:00:00Z"):
+        body = problem(
+            await client.post("/v1/decisions", json=ask(site["main"], at), headers=reader_hdr),
+            422,
+            "validation",
+        )
+        assert "must fall between the years 1970 and 2999" in body["detail"], body
+        door = site["state"].decisions.snapshot.readers[site["main"]].door_id
+        problem(
+            await client.get(f"/v1/policy/doors/{door}/who", params={"at": at}, headers=reading),
+            422,
+            "validation",
+        )
