@@ -8,6 +8,7 @@ AccessdError
 ├── PreconditionRequired      428  an update came without If-Match
 ├── PreconditionFailed        412  an update was based on a stale version (lost update)
 ├── AuthenticationFailed      401  no, unknown or expired bearer token; bad password
+├── TooManyAttempts           429  logins from this account or address are held back
 ├── PermissionDenied          403  the operator's roles do not allow the action
 ├── DeviceUnavailable         503  no gateway for the device, or the device is offline
 │   └── NoMqttPanel, PanelOffline  (also CommandFailed, accessd/gateway/service.py)
@@ -75,6 +76,18 @@ class AuthenticationFailed(AccessdError):
     status = 401
     title = "Authentication required"
     code = "unauthenticated"
+
+
+class TooManyAttempts(AccessdError):
+    """Refused before any password is checked; ``retry_after`` whole seconds (Retry-After)."""
+
+    status = 429
+    title = "Too many attempts"
+    code = "too_many_attempts"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class PermissionDenied(AccessdError):

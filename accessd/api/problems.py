@@ -16,7 +16,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from accessd.db.outage import RETRY_AFTER_SECONDS, is_unavailable
-from accessd.errors import AccessdError
+from accessd.errors import AccessdError, TooManyAttempts
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(AccessdError)
     async def _domain(request: Request, exc: AccessdError) -> JSONResponse:
         _count(request, exc.code)
-        return problem(request, exc.status, exc.title, exc.detail, exc.code, **exc.extra)
+        headers = (
+            {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else None
+        )
+        return problem(
+            request, exc.status, exc.title, exc.detail, exc.code, headers=headers, **exc.extra
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

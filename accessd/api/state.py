@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd.api.metrics import ApiMetrics
+from accessd.auth.throttle import LoginThrottle
 from accessd.authn.proofs import Authenticator
 from accessd.config import Settings
 from accessd.db.outage import DatabaseHealth
@@ -29,3 +30,5 @@ class AppState:
     #: Whether the database is reachable, as the last operations found (logs an outage
     #: once; the 503 answers and /readyz read it).
     db_health: DatabaseHealth = field(default_factory=DatabaseHealth)
+    #: Failed logins by account and client address (accessd/auth/throttle.py).
+    logins: LoginThrottle = field(default_factory=LoginThrottle)

@@ -59,6 +59,24 @@ async def login(
     return await issue_token(session, op, ttl_seconds)
 
 
+async def record_failed_login(
+    session: AsyncSession, username: str, address: str, *, locked: bool
+) -> None:
+    """Audits a wrong username or password (the caller commits it, though the login fails).
+
+    The username is what was typed: it may be no operator's, or a password typed into the
+    wrong field, so it is cut short; the password is never recorded."""
+    op = await session.scalar(select(Operator).where(Operator.username == username))
+    await audit.record(
+        session,
+        actor=f"address:{address}"[:80],
+        action="login.failed",
+        entity=Entity.OPERATOR,
+        entity_id=op.id if op is not None else "unknown",
+        data={"username": username[:64], "address": address, "locked": locked},
+    )
+
+
 async def authenticate(session: AsyncSession, token: str) -> Operator:
     """The operator a token belongs to; AuthenticationFailed says why there is none."""
     if not token.startswith(TOKEN_PREFIX):
