@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accessd import __version__
@@ -83,13 +82,8 @@ def create_app(
     if gateway is not None:
         gateway.events.health = state.db_health
 
-    def _connected(*_: object) -> None:
-        # A new connection made is the database answering again.
-        state.db_health.succeeded()
-
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        event.listen(the_engine.sync_engine, "connect", _connected)
         await decisions.start()
         await cards.start()
         if gateway is not None:
@@ -107,7 +101,6 @@ def create_app(
                     await cards.stop()
                 finally:
                     await decisions.stop()
-            event.remove(the_engine.sync_engine, "connect", _connected)
             if owns_engine:
                 await the_engine.dispose()
 

@@ -3,9 +3,12 @@
 queued when it began.
 
 When the database is unreachable the batch goes back to the front of the queue for the
-next try; the queue's bound then drops the oldest first, and counts them. A caller's
-`flush` returns once everything queued before it is written (a flush already under way is
-waited for, not overtaken: two at once would commit out of order).
+next try; the queue's bound then drops the oldest first, and counts them (a subclass hears
+of each in `_dropped`). A caller's `flush` returns once everything queued before it is
+written (a flush already under way is waited for, not overtaken: two at once would commit
+out of order). `_committed` hears of every batch once its transaction has committed, and
+only then: what it confirms to others is in the database. `stop` makes a last flush
+within a bound and leaves what it could not write unconfirmed.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ T = TypeVar("T")
 class BatchWriter(ABC, Generic[T]):
     #: What the log calls the items.
     what = "records"
+    #: Seconds the last flush at `stop` may take; None: as long as it takes.
+    stop_timeout: float | None = None
 
     def __init__(
         self,
@@ -42,7 +47,10 @@ class BatchWriter(ABC, Generic[T]):
         self._sessions = sessions
         self._batch = batch
         self._interval = interval
-        self._queue: deque[T] = deque(maxlen=max_queue)
+        # Bounded by hand, not by maxlen: a deque at its maxlen drops silently, from the
+        # right end when a failed batch is put back at the left.
+        self._queue: deque[T] = deque()
+        self._max_queue = max_queue
         self._wake = asyncio.Event()
         self._flushing = asyncio.Lock()
         self._tasks: TaskSet | None = None
@@ -57,11 +65,21 @@ class BatchWriter(ABC, Generic[T]):
         """Writes one batch in ``session`` (the caller commits); returns how many were new."""
 
     def _enqueue(self, item: T) -> None:
-        if len(self._queue) == self._queue.maxlen:
-            self.dropped += 1
         self._queue.append(item)
+        self._bound()
         if len(self._queue) >= self._batch:
             self._wake.set()
+
+    def _bound(self) -> None:
+        while len(self._queue) > self._max_queue:
+            self.dropped += 1
+            self._dropped(self._queue.popleft())
+
+    def _dropped(self, item: T) -> None:
+        """``item`` was dropped unwritten (the queue was full)."""
+
+    def _committed(self, items: list[T]) -> None:
+        """``items`` are in the database (written now, or there already)."""
 
     @property
     def queued(self) -> int:
@@ -72,10 +90,18 @@ class BatchWriter(ABC, Generic[T]):
         self._tasks.spawn(self._run(), name=f"{self.what}-writer")
 
     async def stop(self) -> None:
+        """Stops the writer after a last flush, given at most ``stop_timeout`` seconds (a
+        database that hangs must not hold up a shutdown); what is left is logged."""
         if self._tasks is not None:
             await self._tasks.close()
             self._tasks = None
-        await self.flush()
+        try:
+            async with asyncio.timeout(self.stop_timeout):
+                await self.flush()
+        except TimeoutError:
+            log.warning("the last flush of %s gave up after %s s", self.what, self.stop_timeout)
+        if self._queue:
+            log.warning("%d %s not written at shutdown", len(self._queue), self.what)
 
     async def _run(self) -> None:
         while True:
@@ -97,19 +123,26 @@ class BatchWriter(ABC, Generic[T]):
                 count = min(self._batch, left, len(self._queue))
                 left -= count
                 taken = [self._queue.popleft() for _ in range(count)]
+                started = self.health.now()
                 try:
                     new = await self._write_batch(taken)
-                except Exception as exc:
-                    self.failures += 1
+                except BaseException as exc:
+                    # Back at the front, whatever stopped the write: a flush cancelled by
+                    # stop()'s bound leaves its batch queued (and counted as not written).
                     self._queue.extendleft(reversed(taken))
+                    self._bound()
+                    if not isinstance(exc, Exception):
+                        raise
+                    self.failures += 1
                     if is_unavailable(exc):
                         # Said once per outage, then counted (accessd/db/outage.py).
                         self.health.failed(f"{self.what} writer", exc)
                     else:
                         log.exception("writing %d %s failed; will retry", len(taken), self.what)
                     return
-                self.health.succeeded()
+                self.health.succeeded(started)
                 self._written(len(taken), new)
+                self._committed(taken)
 
     async def _write_batch(self, items: list[T]) -> int:
         """One batch in its own transaction; returns how many were new."""

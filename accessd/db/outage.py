@@ -109,9 +109,16 @@ class DatabaseHealth:
                 self.last_error,
             )
 
-    def succeeded(self) -> None:
-        """Notes that the database answered; ends an outage if there was one."""
-        if self.down_since is None:
+    def now(self) -> float:
+        """The clock `succeeded` takes its ``started`` from."""
+        return self._clock()
+
+    def succeeded(self, started: float | None = None) -> None:
+        """Notes that the database answered; ends an outage if there was one.
+
+        ``started``: when the operation that succeeded began. One that began before the
+        outage was noticed (a write already under way) proves nothing about now."""
+        if self.down_since is None or (started is not None and started < self.down_since):
             return
         log.warning(
             "database back after %.1f s; %d operations failed meanwhile",

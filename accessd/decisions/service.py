@@ -250,8 +250,12 @@ class DecisionService:
     async def _poll_loop(self) -> None:
         while True:
             await asyncio.sleep(self._poll_interval)
+            started = self.store.health.now()
             try:
                 await self.poll_feed()
+                # The feed is read every poll interval: the outage's end is noticed here
+                # even when nothing else is asking the database.
+                self.store.health.succeeded(started)
             except Exception as exc:
                 if is_unavailable(exc):
                     self.store.health.failed("audit feed", exc)

@@ -50,3 +50,16 @@ def test_an_outage_is_said_once_reminded_each_minute_and_its_end_said(
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 3 and said[-1].startswith("database back after 65.0 s; 51 operations")
     assert health.available and health.failures == 0 and health.total_failures == 51
+
+
+def test_a_success_that_began_before_the_outage_does_not_end_it() -> None:
+    now = [10.0]
+    health = DatabaseHealth(clock=lambda: now[0])
+    write_began = health.now()
+    now[0] += 1.0
+    health.failed("GET /v1/people", ConnectionRefusedError(111, "refused"))
+    now[0] += 1.0
+    health.succeeded(write_began)  # a write under way when the database went
+    assert not health.available
+    health.succeeded(health.now())
+    assert health.available

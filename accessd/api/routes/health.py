@@ -25,6 +25,7 @@ CHECK_SECONDS = 0.8
 
 
 async def _database(state: AppState) -> str:
+    started = state.db_health.now()
     try:
         async with asyncio.timeout(CHECK_SECONDS):
             async with state.engine.connect() as conn:
@@ -34,7 +35,7 @@ async def _database(state: AppState) -> str:
             raise
         state.db_health.failed("health check", exc)
         return "unreachable"
-    state.db_health.succeeded()
+    state.db_health.succeeded(started)
     return "ok"
 
 
