@@ -171,17 +171,27 @@ class MqttGateway:
         self._unsubscribe_changes = self._decisions.on_change(self._on_snapshot_change)
         self._tasks.spawn(self._silence_loop(), name="panel silence")
         if self._leadership is None:
-            await self._lead()
+            await self._take_lead()
+            self._tasks.spawn(self._keep_caches(), name="panel caches")
         else:
             self._tasks.spawn(self._leadership.run(self._lead), name="cache leadership")
 
     async def _lead(self) -> None:
+        """A term of leadership: runs until the Leadership cancels it (accessd.gateway.leader),
+        so the loops it starts end with the term and a later term starts them afresh."""
+        await self._take_lead()
+        await self._keep_caches()
+
+    async def _take_lead(self) -> None:
         # Elected: our caches become the panels' caches.
         await self.caches.publish_all()
         if self.freeze_heap:
             freeze_long_lived("panel caches")
-        self._tasks.spawn(self._cache_loop(), name="panel caches")
-        self._tasks.spawn(self.caches.retain_loop(), name="retained caches")
+
+    async def _keep_caches(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._cache_loop(), name="panel caches")
+            group.create_task(self.caches.retain_loop(), name="retained caches")
 
     @property
     def publishes_caches(self) -> bool:
