@@ -9,7 +9,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from accessd.auth.passwords import verify_password
@@ -107,3 +107,25 @@ async def revoke_token(session: AsyncSession, token: str) -> None:
             entity_id=row.operator_id,
             data={"token_id": row.id},
         )
+
+
+async def revoke_all(session: AsyncSession, operator_id: int, *, why: str, actor: str) -> int:
+    """Revokes every live token of an operator (a password set, roles changed, the account
+    disabled): what was granted under the old terms ends with them. Returns how many."""
+    result = await session.execute(
+        update(ApiToken)
+        .where(ApiToken.operator_id == operator_id, ApiToken.revoked.is_(False))
+        .values(revoked=True)
+        .returning(ApiToken.id)
+    )
+    revoked = [row[0] for row in result]
+    if revoked:
+        await audit.record(
+            session,
+            actor=actor,
+            action="token.revoke_all",
+            entity=Entity.OPERATOR,
+            entity_id=operator_id,
+            data={"tokens": len(revoked), "why": why},
+        )
+    return len(revoked)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from accessd.auth import tokens
 from accessd.auth.passwords import hash_password
 from accessd.errors import Conflict, InvalidInput
 from accessd.models import Operator
@@ -116,4 +117,10 @@ async def update_operator(
             entity_id=op.id,
             data={"changes": diff},
         )
+    # A token carries the terms it was issued under: a new password (a reset after a
+    # suspected compromise, above all), other roles or a disabled account end them all,
+    # the caller's own included when they changed their own.
+    why = [k for k in ("password", "roles", "disabled") if k in diff]
+    if why:
+        await tokens.revoke_all(session, op.id, why=", ".join(why) + " changed", actor=actor.label)
     return op
