@@ -1,6 +1,10 @@
 """Where people are and who is waiting at which door: the state anti-passback, occupancy,
 two-person and escort rules read. The engine reads it; the caller records each decision
-into it. No clock: every method takes the time of the event."""
+into it. No clock: every method takes the time of the event.
+
+What a decision does to presence is a `Change`, a plain record: the service stores each
+one and applies other instances' changes to its own `Presence`, so every instance (and a
+restarted one) sees where people are (accessd.decisions.presence)."""
 
 from __future__ import annotations
 
@@ -20,6 +24,47 @@ class Pending:
     at: datetime
     #: "visitor" waiting for an escort, "escort" waiting for a visitor, "first" of two.
     role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one decision (or an operator's forgiveness) did to presence."""
+
+    at: datetime
+    person_id: int
+    door_id: int | None = None
+    area_id: int | None = None
+    reason: Reason = Reason.GRANTED
+    granted: bool = False
+    companions: tuple[int, ...] = ()
+    may_escort: bool = False
+    starts_free_access: bool = False
+    local_day: date | None = None
+    #: Operator forgiveness: the person's whereabouts are forgotten.
+    forgiven: bool = False
+
+    @classmethod
+    def of(cls, decision: Decision, at: datetime, local_day: date | None) -> Change | None:
+        """The decision's consequences for presence; None when it has none."""
+        if decision.door_id is None or decision.person_id is None:
+            return None
+        if not decision.granted and decision.reason not in _WAITING:
+            return None
+        return cls(
+            at=at,
+            person_id=decision.person_id,
+            door_id=decision.door_id,
+            area_id=decision.area_id,
+            reason=decision.reason,
+            granted=decision.granted,
+            companions=decision.companions,
+            may_escort=decision.may_escort,
+            starts_free_access=decision.starts_free_access,
+            local_day=local_day,
+        )
+
+
+_WAITING = frozenset({Reason.AWAITING_ESCORT, Reason.AWAITING_SECOND_PERSON})
 
 
 @dataclass
@@ -56,29 +101,50 @@ class Presence:
         for people in self.occupants.values():
             people.discard(person_id)
 
-    def record(self, decision: Decision, at: datetime, local_day: date | None = None) -> None:
-        """Applies a decision's consequences."""
-        door = decision.door_id
-        if door is None or decision.person_id is None:
+    def record(
+        self, decision: Decision, at: datetime, local_day: date | None = None
+    ) -> Change | None:
+        """Applies a decision's consequences; returns them (None: it had none)."""
+        change = Change.of(decision, at, local_day)
+        if change is not None:
+            self.apply(change)
+        return change
+
+    def apply(self, change: Change, *, late: bool = False) -> None:
+        """Applies one change. ``late``: it comes from elsewhere (another instance, the
+        store at start) and may be older than what is known here, which it must not undo."""
+        person = change.person_id
+        if change.forgiven:
+            if not (late and self._newer(person, change.at)):
+                self.forgive(person)
             return
-        if decision.reason is Reason.AWAITING_ESCORT:
-            self._wait(door, Pending(decision.person_id, at, "visitor"))
-        elif decision.reason is Reason.AWAITING_SECOND_PERSON:
-            self._wait(door, Pending(decision.person_id, at, "first"))
-        if not decision.granted:
+        door = change.door_id
+        if door is None:
             return
-        if decision.starts_free_access and local_day is not None:
-            self.free_access[door] = local_day
-        passing = (decision.person_id, *decision.companions)
-        if decision.companions:
+        if change.reason is Reason.AWAITING_ESCORT:
+            self._wait(door, Pending(person, change.at, "visitor"))
+        elif change.reason is Reason.AWAITING_SECOND_PERSON:
+            self._wait(door, Pending(person, change.at, "first"))
+        if not change.granted:
+            return
+        if change.starts_free_access and change.local_day is not None:
+            known = self.free_access.get(door)
+            if known is None or known < change.local_day:
+                self.free_access[door] = change.local_day
+        if change.companions:
             queue = self.waiting.get(door)
             if queue:
-                gone = set(decision.companions)
+                gone = set(change.companions)
                 self.waiting[door] = deque(p for p in queue if p.person_id not in gone)
-        for person in passing:
-            self._move(person, decision.area_id, at)
-        if decision.may_escort and not decision.companions:
-            self._wait(door, Pending(decision.person_id, at, "escort"))
+        for who in (person, *change.companions):
+            if not (late and self._newer(who, change.at)):
+                self._move(who, change.area_id, change.at)
+        if change.may_escort and not change.companions:
+            self._wait(door, Pending(person, change.at, "escort"))
+
+    def _newer(self, person: int, at: datetime) -> bool:
+        entry = self.location.get(person)
+        return entry is not None and entry[1] > at
 
     def _wait(self, door: int, pending: Pending) -> None:
         queue = self.waiting.setdefault(door, deque())

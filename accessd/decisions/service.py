@@ -4,6 +4,10 @@ The snapshot is loaded at start and then kept current two ways: the in-process e
 (a revocation is applied synchronously, before the revoking request even returns) and the
 audit log as a change feed, polled for writes made by other processes (the CLI, other
 service instances).
+
+Presence (where anti-passback thinks people are, occupancy, waits, first-person-in) is
+decided from memory too, written through to the database and kept current from the
+other instances' writes (accessd.decisions.presence).
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accessd.db.outage import is_unavailable
 from accessd.decisions import loader
+from accessd.decisions.presence import PresenceStore
 from accessd.decisions.store import DecisionStore
 from accessd.events import (
     CredentialsRevoked,
@@ -36,7 +42,7 @@ from drivers.listeners import Listeners
 from drivers.tasks import TaskSet
 from policies.decision import AccessRequest, Decision
 from policies.engine import evaluate
-from policies.presence import Presence
+from policies.presence import Change, Presence
 from policies.schedules import local_time
 from policies.snapshot import Snapshot
 from policies.vocabulary import ThreatLevel
@@ -62,8 +68,8 @@ _POLICY_ENTITIES = frozenset(
 )
 #: to one of these reloads the one record named (and, for a person, their credentials),
 _RECORD_ENTITIES = frozenset({Entity.CREDENTIAL, Entity.PERSON})
-#: and to these nothing: operator accounts are not in the snapshot, and presence (where
-#: anti-passback thinks people are) is each process's own memory, not read from the database.
+#: and to these nothing: operator accounts are not in the snapshot, and presence has its
+#: own feed (accessd.decisions.presence), as it changes with every decision.
 _IGNORED_ENTITIES = frozenset({Entity.OPERATOR, Entity.PRESENCE})
 #: Policy changes that also touch every person (memberships and grants live on people);
 #: "all" is the scope of PolicyChanged for a whole policy file applied.
@@ -87,6 +93,7 @@ class DecisionService:
         *,
         poll_interval: float = 1.0,
         store: DecisionStore | None = None,
+        presence_poll_interval: float = 0.1,
     ) -> None:
         self._sessions = sessions
         self._bus = bus
@@ -94,6 +101,9 @@ class DecisionService:
         self.store = store or DecisionStore(sessions)
         self.snapshot = Snapshot()
         self.presence = Presence()
+        self.presence_store = PresenceStore(sessions, self.presence)
+        self.presence_store.health = self.store.health
+        self._presence_poll_interval = presence_poll_interval
         self._feed_seq = 0
         self._pending_people: set[int] = set()
         self._pending_credentials: set[int] = set()
@@ -117,6 +127,7 @@ class DecisionService:
             self._feed_seq = int(await session.scalar(select(AuditHead.seq)) or 0)
             self.snapshot = await loader.load_snapshot(session)
         self.build_seconds = time.perf_counter() - started
+        replayed = await self.presence_store.load(datetime.now(UTC))
         log.info(
             "policy snapshot: %d people, %d credentials, %d doors in %.2f s",
             len(self.snapshot.people),
@@ -124,11 +135,14 @@ class DecisionService:
             len(self.snapshot.doors),
             self.build_seconds,
         )
+        log.info("presence: %d changes replayed", replayed)
         self._unsubscribe.append(self._bus.subscribe(self._on_event))
         self.store.start()
+        self.presence_store.start()
         self._tasks = TaskSet("decision service", logger=log)
         self._tasks.spawn(self._apply_loop(), name="snapshot-updates")
         self._tasks.spawn(self._poll_loop(), name="audit-feed")
+        self._tasks.spawn(self._presence_loop(), name="presence-feed")
 
     async def stop(self) -> None:
         for unsubscribe in self._unsubscribe:
@@ -136,6 +150,7 @@ class DecisionService:
         self._unsubscribe = []
         await self._tasks.close()
         await self.store.stop()
+        await self.presence_store.stop()
 
     def on_change(self, listener: Callable[[SnapshotChange], None]) -> Callable[[], None]:
         """``listener(SnapshotChange)`` after each batch of changes is applied to the snapshot
@@ -148,10 +163,29 @@ class DecisionService:
         if decision.door_id is not None:
             facility = self.snapshot.facilities[self.snapshot.doors[decision.door_id].facility_id]
             day = local_time(request.at, facility.tz).day  # memoised per minute
-        self.presence.record(decision, request.at, day)
+        change = self.presence.record(decision, request.at, day)
+        if change is not None:
+            self.presence_store.add(change)
         self.store.add(decision, request, source)
         self.decisions += 1
         return decision
+
+    def forgive(self, person_id: int, at: datetime) -> None:
+        """Operator forgiveness (anti-passback reset), here and at every other instance."""
+        change = Change(at=at, person_id=person_id, forgiven=True)
+        self.presence.apply(change)
+        self.presence_store.add(change)
+
+    async def _presence_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._presence_poll_interval)
+            try:
+                await self.presence_store.poll()
+            except Exception as exc:
+                if is_unavailable(exc):
+                    self.store.health.failed("presence feed", exc)
+                else:
+                    log.exception("reading the presence feed failed")
 
     # -- keeping the snapshot current -------------------------------------------------------
 

@@ -20,6 +20,7 @@ from accessd.models.policy import (
     ProgramReadIn,
     Schedule,
 )
+from accessd.models.presence import PresenceChange
 
 __all__ = [
     "AccessGrant",
@@ -45,6 +46,7 @@ __all__ = [
     "Person",
     "PersonGroup",
     "PolicyVersion",
+    "PresenceChange",
     "ProgramReadIn",
     "Reader",
     "Schedule",

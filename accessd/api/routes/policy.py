@@ -160,7 +160,8 @@ async def forgive_anti_passback(
     if person_id not in snap.people:
         raise NotFound(f"person {person_id} does not exist")
     known = person_id in state.decisions.presence.location
-    state.decisions.presence.forgive(person_id)
+    # Every instance forgets it too (the change is shared: accessd.decisions.presence).
+    state.decisions.forgive(person_id, datetime.now(UTC))
     await audit.record(
         session,
         actor=actor.label,
