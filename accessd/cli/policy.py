@@ -45,6 +45,12 @@ def add_policy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         help="print the changes and who gains or loses access, apply nothing",
     )
     a.add_argument("--comment", default="", help="kept with the version")
+    a.add_argument(
+        "--prune",
+        action="store_true",
+        help="remove the records these files do not mention (the files are the whole deployment)",
+    )
+    _accept_losses(a)
     a.set_defaults(func=cmd_apply)
 
     i = acts.add_parser("impact", help="who would gain or lose access to which areas")
@@ -66,7 +72,9 @@ def add_policy_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     r.add_argument("version", type=int)
     r.add_argument("--dry-run", action="store_true", help="print the changes, apply nothing")
     r.add_argument("--comment", default="")
-    r.set_defaults(func=cmd_rollback)
+    _accept_losses(r)
+    # A stored version is a whole deployment: going back to it removes what came after.
+    r.set_defaults(func=cmd_rollback, prune=True)
 
     e = acts.add_parser("export", help="print the database's policy as a policy file")
     e.add_argument("--output", "-o", type=Path, help="write to this file instead")
@@ -149,6 +157,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if errors else 0
 
 
+def _accept_losses(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--accept-losses",
+        action="store_true",
+        help="apply even though people lose access (asked at a terminal otherwise)",
+    )
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     policy = _read(args.files)
     if isinstance(policy, int):
@@ -171,22 +187,47 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 async def _apply(
     session: AsyncSession, args: argparse.Namespace, policy: PolicyFile, rollback_of: int | None
 ) -> int:
+    from accessd.models.enums import Entity
     from accessd.policyfile import apply
     from accessd.policyfile.impact import preview
 
+    # Always previewed first (in a transaction rolled back), without the version row, so a
+    # refused or dry run uses up no version number (PostgreSQL sequences do not roll back).
+    seen = await preview(session, policy, actor=_actor())
+    _print_changes(seen.changes)
+    if not seen.changes:
+        print("no changes")
+        return 0
+    _print_impact(seen.impact)
+    described = [f.code for f in policy.document.facilities] if policy.document else []
+    beyond = seen.changes.removed_beyond(described)
+    # Whole facilities first: the loss an operator must not miss.
+    removed = [str(c) for c in sorted(beyond, key=lambda c: c.entity != Entity.FACILITY)]
+    refusals = []
+    # Applying some files of a deployment must not remove what the others describe (the
+    # README's hq.yaml alone once took the field office away): only --prune does that.
+    if removed and not args.prune:
+        refusals.append(
+            f"{len(removed)} records that these files do not describe would be removed "
+            f"({', '.join(removed[:3])}{', …' if len(removed) > 3 else ''}): give every "
+            "file of the deployment, or --prune to remove them"
+        )
+    if seen.impact.lost and not args.accept_losses and not _confirmed(seen.impact):
+        refusals.append(
+            f"{len(seen.impact.lost)} area accesses would be lost (listed above with -): "
+            "--accept-losses to apply them"
+        )
     if args.dry_run:
-        # Without the version row, so a dry run uses up no version number (PostgreSQL
-        # sequences do not roll back).
-        seen = await preview(session, policy, actor=_actor())
-        _print_changes(seen.changes)
-        if not seen.changes:
-            print("no changes")
-            return 0
-        _print_impact(seen.impact)
+        for refusal in refusals:
+            print(f"would be refused: {refusal}")
         print(f"dry run: {_counts(seen.changes)}; nothing was applied")
         return 0
+    if refusals:
+        for refusal in refusals:
+            print(f"accessd: refused: {refusal}", file=sys.stderr)
+        print("nothing was applied", file=sys.stderr)
+        return 1
     done = await apply(session, _actor(), policy, comment=args.comment, rollback_of=rollback_of)
-    _print_changes(done.changes)
     if done.version is None:
         await session.rollback()
         print("no changes")
@@ -194,6 +235,14 @@ async def _apply(
     await session.commit()
     print(f"applied as version {done.version.id}: {_counts(done.changes)}")
     return 0
+
+
+def _confirmed(impact: AccessImpact) -> bool:
+    """At a terminal, the operator is asked; a script must say --accept-losses."""
+    if not sys.stdin.isatty():
+        return False
+    answer = input(f"{len(impact.lost)} area accesses will be lost. Apply? [y/N] ")
+    return answer.strip().lower() in {"y", "yes"}
 
 
 def _print_changes(changes: SiteDiff) -> None:

@@ -362,6 +362,21 @@ class SiteDiff:
             out[c.action].append(str(c))
         return out
 
+    def removed_beyond(self, facilities: Iterable[str]) -> list[Change]:
+        """The removals of records the files do not describe: facilities not among
+        ``facilities`` (their codes) with everything in them, and schedules, calendars,
+        groups and access levels. A door or area left out of a facility the files describe
+        is an edit of that facility, not among these."""
+        described = set(facilities)
+        inside = {Entity.PANEL, Entity.AREA, Entity.DOOR, Entity.READER}
+        return [
+            c
+            for c in self.changes
+            if c.action == "removed"
+            and not (c.entity == Entity.FACILITY and c.key in described)
+            and not (c.entity in inside and c.key[0] in described)
+        ]
+
     def lines(self) -> list[str]:
         """`+ door HQ/Side`, `~ door HQ/Main: mode card_only -> card_and_pin`, `- …`."""
         return [f"{_SIGN[c.action]} {c}" for c in self.changes]

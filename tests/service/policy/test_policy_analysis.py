@@ -767,3 +767,25 @@ async def test_cli_apply_impact_and_compliance(
     assert as_json.returncode == 1
     assert [f["code"] for f in json.loads(as_json.stdout)] == ["DEN", "HQ"]
     assert cli("compliance", "--facility", "XX", db=db_url).returncode == 1
+
+
+async def test_an_apply_that_takes_access_away_needs_it_accepted(
+    db_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    await seed(sessions)
+    examples = [str(EXAMPLES / "hq.yaml"), str(EXAMPLES / "field-office.yaml")]
+    assert cli("apply", *examples, db=db_url).returncode == 0
+    hq, den = tmp_path / "hq.yaml", tmp_path / "field-office.yaml"
+    hq.write_text(HQ_CHANGED)
+    den.write_text(DEN_CHANGED)
+    # Not at a terminal (a script): no question is asked, the apply is refused.
+    refused = cli("apply", str(hq), str(den), db=db_url)
+    assert refused.returncode == 1, refused.stdout
+    assert "- E2002 Gray Novak: HQ/SCIF" in refused.stdout
+    assert "3 area accesses would be lost (listed above with -)" in refused.stderr
+    assert "nothing was applied" in refused.stderr
+    dry = cli("apply", "--dry-run", str(hq), str(den), db=db_url)
+    assert dry.returncode == 0 and "would be refused: 3 area accesses" in dry.stdout
+    accepted = cli("apply", "--accept-losses", str(hq), str(den), db=db_url)
+    assert accepted.returncode == 0, accepted.stderr
+    assert "applied as version 2" in accepted.stdout

@@ -765,3 +765,32 @@ async def test_cli_apply_versions_rollback_and_export(
     out.write_text(exported.stdout)
     assert cli("apply", str(out), db=db_url).stdout.strip() == "no changes"
     assert cli("rollback", "42", db=db_url).returncode == 1
+
+
+async def test_applying_part_of_a_deployment_removes_nothing_else_without_prune(
+    db_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    await seed_people(sessions)
+    hq, field = EXAMPLES / "hq.yaml", EXAMPLES / "field-office.yaml"
+    both = cli("apply", str(hq), str(field), db=db_url)
+    assert both.returncode == 0, both.stderr
+    # The README's command, after both files were applied: it once removed the field office
+    # and everything in it without a word.
+    part = cli("apply", str(hq), db=db_url)
+    assert part.returncode == 1
+    assert "records that these files do not describe would be removed" in part.stderr
+    assert "facility DEN" in part.stderr, part.stderr
+    assert "nothing was applied" in part.stderr
+    dry = cli("apply", "--dry-run", str(hq), db=db_url)
+    assert dry.returncode == 0 and "would be refused: " in dry.stdout, dry.stdout
+    codes = {f.code for f in await facilities_in(sessions)}
+    assert codes == {"HQ", "DEN"}
+    # Said explicitly, the same apply removes them.
+    done = cli("apply", "--prune", str(hq), db=db_url)
+    assert done.returncode == 0, done.stderr
+    assert {f.code for f in await facilities_in(sessions)} == {"HQ"}
+
+
+async def facilities_in(sessions: async_sessionmaker[AsyncSession]) -> list[Facility]:
+    async with sessions() as s:
+        return list((await s.scalars(select(Facility))).all())
