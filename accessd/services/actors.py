@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accessd.auth.permissions import Permission, permissions_of
+from accessd.errors import LifecycleRefused
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,3 +28,11 @@ class Actor:
 #: Changes made by the service on its own (vetting-driven suspension, imports from the CLI
 #: record the operator who ran them instead).
 SYSTEM = Actor(operator_id=None, username="system", roles=frozenset())
+
+
+def refuse_self_dealing(actor: Actor, person_id: int | None, what: str) -> None:
+    """Separation of duties: nobody grants themselves access, clearance or forgiveness.
+
+    ``what`` completes "an operator may not …" (e.g. "read themselves into a program")."""
+    if person_id is not None and actor.person_id == person_id:
+        raise LifecycleRefused(f"an operator may not {what}", code="self_dealing")

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from accessd.auth import tokens
 from accessd.auth.passwords import hash_password
-from accessd.errors import Conflict, InvalidInput
+from accessd.errors import Conflict, InvalidInput, LifecycleRefused
 from accessd.models import Operator
 from accessd.models.enums import Entity, Role
 from accessd.services import audit
@@ -100,6 +100,17 @@ async def update_operator(
     demoted = "roles" in changes and Role.ADMIN.value not in changes["roles"]
     if op.id == actor.operator_id and (changes.get("disabled") or demoted):
         raise Conflict("an admin may not disable or demote their own account", code="self_lockout")
+    if (
+        op.id == actor.operator_id
+        and "person_id" in changes
+        and changes["person_id"] != op.person_id
+    ):
+        # Unlinked from their own person record, an operator could act on their own
+        # credential; relinking is another admin's job too.
+        raise LifecycleRefused(
+            "an operator may not change which person record their own account is",
+            code="self_dealing",
+        )
     diff = apply_changes(op, changes)
     if isinstance(password, str):
         try:

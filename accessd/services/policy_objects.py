@@ -27,7 +27,7 @@ from accessd.models import (
 )
 from accessd.models.enums import Entity
 from accessd.policyfile import times
-from accessd.services.actors import Actor
+from accessd.services.actors import Actor, refuse_self_dealing
 from accessd.services.crud import Kind, changed
 from accessd.services.records import get_or_404, referenced
 
@@ -109,6 +109,8 @@ async def holidays_of(session: AsyncSession, calendar_id: int) -> dict[date, str
 async def set_member(
     session: AsyncSession, actor: Actor, group_id: int, person_id: int, member: bool
 ) -> None:
+    if member:
+        refuse_self_dealing(actor, person_id, "add themselves to a group")
     await get_or_404(session, PersonGroup, group_id)
     await get_or_404(session, Person, person_id)
     row = await session.get(GroupMember, (group_id, person_id))
@@ -179,10 +181,17 @@ async def grant(
     if (person_id is None) == (group_id is None):
         raise InvalidInput("grant to exactly one of person_id and group_id", code="bad_grant")
     await get_or_404(session, AccessLevel, level_id)
+    refuse_self_dealing(actor, person_id, "grant themselves an access level")
     if person_id is not None:
         await get_or_404(session, Person, person_id)
     if group_id is not None:
         await get_or_404(session, PersonGroup, group_id)
+        if actor.person_id is not None:
+            own = await session.get(GroupMember, (group_id, actor.person_id))
+            if own is not None:
+                refuse_self_dealing(
+                    actor, actor.person_id, "grant an access level to their own group"
+                )
     existing = await session.scalar(
         select(AccessGrant).where(
             AccessGrant.level_id == level_id,

@@ -11,7 +11,7 @@ from accessd.events import PersonChanged, stage
 from accessd.models import Person, ProgramReadIn
 from accessd.models.enums import Entity
 from accessd.services import audit
-from accessd.services.actors import Actor
+from accessd.services.actors import Actor, refuse_self_dealing
 from accessd.services.records import get_or_404
 
 
@@ -28,6 +28,7 @@ async def programs_of(session: AsyncSession, person_id: int) -> list[ProgramRead
 async def read_in(
     session: AsyncSession, actor: Actor, person_id: int, program: str, reason: str
 ) -> ProgramReadIn:
+    refuse_self_dealing(actor, person_id, "read themselves into a program")
     await get_or_404(session, Person, person_id)
     if await session.get(ProgramReadIn, (person_id, program)) is not None:
         raise Conflict(f"person {person_id} is already read into {program}", code="duplicate")

@@ -21,7 +21,7 @@ from accessd.models.enums import Entity
 from accessd.policyfile import compliance, impact
 from accessd.policyfile import loader as policy_loader
 from accessd.services import audit
-from accessd.services.actors import Actor
+from accessd.services.actors import Actor, refuse_self_dealing
 from accessd.services.threat import set_threat_level
 from policies import whatif
 from policies.vocabulary import ThreatLevel
@@ -157,6 +157,7 @@ async def forgive_anti_passback(
     """Operator forgiveness: forgets where the person is, so anti-passback lets them through
     once more (a door held for someone, a badge not presented on the way out)."""
     snap = state.decisions.snapshot
+    refuse_self_dealing(actor, person_id, "forgive their own anti-passback")
     if person_id not in snap.people:
         raise NotFound(f"person {person_id} does not exist")
     known = person_id in state.decisions.presence.location
