@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from accessd import __version__
@@ -104,7 +105,9 @@ def create_app(
             if owns_engine:
                 await the_engine.dispose()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from the fastapi-offline package, not a CDN: an isolated site's
+    # network reaches no CDN, and /docs was a white page there.
+    app = FastAPIOffline(
         title="accessd",
         version=__version__,
         description=DESCRIPTION,
