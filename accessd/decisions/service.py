@@ -26,6 +26,7 @@ from accessd.db.outage import is_unavailable
 from accessd.decisions import loader
 from accessd.decisions.presence import PresenceStore
 from accessd.decisions.store import DecisionStore
+from accessd.decisions.usage import mark_usage
 from accessd.events import (
     CredentialsRevoked,
     CredentialStateChanged,
@@ -94,6 +95,7 @@ class DecisionService:
         poll_interval: float = 1.0,
         store: DecisionStore | None = None,
         presence_poll_interval: float = 0.1,
+        usage_interval: float = 5.0,
     ) -> None:
         self._sessions = sessions
         self._bus = bus
@@ -104,6 +106,7 @@ class DecisionService:
         self.presence_store = PresenceStore(sessions, self.presence)
         self.presence_store.health = self.store.health
         self._presence_poll_interval = presence_poll_interval
+        self._usage_interval = usage_interval
         self._feed_seq = 0
         self._pending_people: set[int] = set()
         self._pending_credentials: set[int] = set()
@@ -143,6 +146,7 @@ class DecisionService:
         self._tasks.spawn(self._apply_loop(), name="snapshot-updates")
         self._tasks.spawn(self._poll_loop(), name="audit-feed")
         self._tasks.spawn(self._presence_loop(), name="presence-feed")
+        self._tasks.spawn(self._usage_loop(), name="decision-usage")
 
     async def stop(self) -> None:
         for unsubscribe in self._unsubscribe:
@@ -157,7 +161,11 @@ class DecisionService:
         (the panels' caches follow it); returns the function that removes it."""
         return self._changes.add(listener)
 
-    def decide(self, request: AccessRequest, *, source: str = "api") -> Decision:
+    def decide(
+        self, request: AccessRequest, *, source: str = "api", request_id: str | None = None
+    ) -> Decision:
+        """Decides from memory and queues the decision's row (``request_id``: the panel's,
+        which its access event names, so the row can say whether the door used it)."""
         decision = evaluate(request, self.snapshot, self.presence)
         day = None
         if decision.door_id is not None:
@@ -166,7 +174,7 @@ class DecisionService:
         change = self.presence.record(decision, request.at, day)
         if change is not None:
             self.presence_store.add(change)
-        self.store.add(decision, request, source)
+        self.store.add(decision, request, source, request_id)
         self.decisions += 1
         return decision
 
@@ -186,6 +194,22 @@ class DecisionService:
                     self.store.health.failed("presence feed", exc)
                 else:
                     log.exception("reading the presence feed failed")
+
+    async def mark_usage(self) -> int:
+        """Marks stored decisions used or not by the access events that name them."""
+        async with self._sessions() as session:
+            return await mark_usage(session, datetime.now(UTC))
+
+    async def _usage_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._usage_interval)
+            try:
+                await self.mark_usage()
+            except Exception as exc:
+                if is_unavailable(exc):
+                    self.store.health.failed("decision usage", exc)
+                else:
+                    log.exception("marking decisions used failed")
 
     # -- keeping the snapshot current -------------------------------------------------------
 

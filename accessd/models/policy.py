@@ -163,3 +163,9 @@ class DecisionEvent(Base):
     trail: Mapped[list[str]] = mapped_column(JSON, default=list)
     #: Which transport asked: api, mqtt, osdp.
     source: Mapped[str] = mapped_column(String(16), default="api")
+    #: The panel's request id, which its access event names (MQTT requests only).
+    request_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    #: Whether the door acted on this decision, from the panel's access event naming the
+    #: request: False when the panel gave up waiting and decided offline (the answer came
+    #: after its timeout); None while no such event has arrived (or none will: the API).
+    used: Mapped[bool | None] = mapped_column(Boolean)

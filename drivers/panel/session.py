@@ -422,6 +422,7 @@ class PanelSession:
         """Decide on a card at a reader: accessd if it answers in time, else the cache."""
         door = self.doors[self._reader_door[p.reader]]
         reply: DecideReply | ErrorReply | None = None
+        request_id: str | None = None
         required: tuple[str, ...] = ()
         if not door.accepts_cards:
             granted, reason, offline, required = False, f"door_{door.mode}", False, ()
@@ -429,7 +430,8 @@ class PanelSession:
             granted, reason, offline, required = False, "pin_required", False, ("pin",)
         else:
             if not p.local_challenge:
-                reply = await self._ask_decision(p)
+                request_id = uuid.uuid4().hex
+                reply = await self._ask_decision(p, request_id)
             if isinstance(reply, DecideReply):
                 granted, reason, offline = reply.granted, reply.reason, False
                 required = tuple(reply.required)
@@ -451,6 +453,9 @@ class PanelSession:
             data["credential_kind"] = p.credential.kind  # never the value
         if p.proof is not None:
             data["mechanism"] = p.proof.mechanism
+        if request_id is not None:
+            # accessd's decision row names it too: a late answer is marked unused there.
+            data["request"] = request_id
         event = self.record("access", door=door.door, reader=p.reader, data=data)
         self.stats.granted += granted
         self.stats.denied += not granted
@@ -458,8 +463,9 @@ class PanelSession:
         self.stats.reasons[reason] = self.stats.reasons.get(reason, 0) + 1
         return AccessResult(granted, reason, offline, door.door, event, required)
 
-    async def _ask_decision(self, p: Presentation) -> DecideReply | ErrorReply | None:
-        request_id = uuid.uuid4().hex
+    async def _ask_decision(
+        self, p: Presentation, request_id: str
+    ) -> DecideReply | ErrorReply | None:
         request = DecideRequest(
             id=request_id,
             reader=p.reader,
