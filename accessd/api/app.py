@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from accessd import __version__
 from accessd.api import problems
 from accessd.api.deps import no_nul_in_query
+from accessd.api.headers import SecurityHeaders
 from accessd.api.limits import BodyLimit
 from accessd.api.metrics import ApiMetrics
 from accessd.api.routes import (
@@ -117,6 +118,7 @@ def create_app(
     app.state.accessd = state
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     app.include_router(health.router)
     app.include_router(auth.router)
     app.include_router(people.router)
