@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     #: (the demo's embedded amqtt), and then with a single instance: each would answer
     #: every request.
     mqtt_shared_requests: bool = True
+    #: How long a panel trusts its offline cache without hearing from accessd: past it a
+    #: revocation may be missing, so the panel refuses cards it would have let in offline
+    #: (the door's rule for an unknown card) and raises a cache_stale alarm. The default
+    #: is the revocation promise, FIPS 201-3's 18 hours.
+    offline_cache_max_age_seconds: int = Field(default=18 * 3600, ge=60, le=7 * 24 * 3600)
     trust_anchors: list[Path] = Field(default_factory=list)
     revocation_fetch_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     #: never: CRLs only; fallback: OCSP when no usable CRL; always: OCSP for every card.

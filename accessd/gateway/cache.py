@@ -26,7 +26,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from accessd.gateway.directory import PanelDirectory, PanelInfo
 from drivers.mqtt import messages as m
@@ -93,6 +93,10 @@ def entry_model(entry: bytes) -> m.CacheEntry:
     return m.CacheEntry.model_validate_json(entry)
 
 
+#: How long a panel trusts its cache without hearing from accessd, unless the site says
+#: (offline_cache_max_age_seconds): FIPS 201-3's 18 hours for a revocation to take effect.
+MAX_AGE = timedelta(hours=18)
+
 #: How `m.encode` ends a snapshot whose entries are left empty: they are spliced in there.
 _NO_ENTRIES = b'"entries":[]}'
 
@@ -112,6 +116,7 @@ class CachePublisher:
         self._snapshot = snapshot
         self._publish = publish
         self._today = today
+        self.max_age: timedelta | None = MAX_AGE
         self._caches: dict[int, PanelCache] = {}
         self._base_version = int(time.time() * 1000)
         self.snapshots_sent = 0
@@ -156,6 +161,7 @@ class CachePublisher:
                 salt=base64.b64encode(cache.salt).decode(),
                 timezone=cache.timezone,
                 generated_at=datetime.now(UTC),
+                max_age_seconds=int(self.max_age.total_seconds()) if self.max_age else None,
                 doors=cache.doors,
                 schedules=cache.schedules,
                 entries=[],

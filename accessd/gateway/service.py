@@ -633,7 +633,7 @@ def gateway_from_settings(
     # Requests: a panel that gets no answer in 300 ms decides alone, so a request queued
     # for a dead instance is worse than none; this session ends with the connection.
     requests_config = replace(config, client_id=f"{client_id}-req", clean_start=True)
-    return MqttGateway(
+    gateway = MqttGateway(
         MqttSession(config),
         sessions,
         decisions,
@@ -645,3 +645,5 @@ def gateway_from_settings(
         requests=MqttSession(requests_config),
         shared_requests=settings.mqtt_shared_requests,
     )
+    gateway.caches.max_age = timedelta(seconds=settings.offline_cache_max_age_seconds)
+    return gateway

@@ -21,7 +21,17 @@ from accessd.db.base import Base, UTCDateTime, utcnow
 
 #: Event types that are alarms: an operator must look at them.
 ALARM_TYPES = frozenset(
-    {"forced", "held", "tamper", "power", "reader_offline", "panel_offline", "spoofed", "error"}
+    {
+        "forced",
+        "held",
+        "tamper",
+        "power",
+        "reader_offline",
+        "panel_offline",
+        "spoofed",
+        "error",
+        "cache_stale",
+    }
 )
 
 

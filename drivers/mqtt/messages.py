@@ -43,6 +43,8 @@ EventType = Literal[
     "reader_offline",
     "heartbeat",
     "error",
+    #: An offline decision found the cache older than its max age: unknown to it now.
+    "cache_stale",
 ]
 Scalar = str | int | float | bool | None
 
@@ -239,6 +241,9 @@ class CredSnapshot(Message):
     salt: Base64
     timezone: str
     generated_at: AwareDatetime
+    #: Past this long without hearing from accessd the panel trusts no entry (a revocation
+    #: may be missing) and raises ``cache_stale``; None: no limit (older services).
+    max_age_seconds: Annotated[int, Field(ge=60)] | None = None
     doors: dict[str, OfflineDoor]
     schedules: dict[str, OfflineSchedule]
     entries: list[CacheEntry]

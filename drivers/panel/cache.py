@@ -6,6 +6,11 @@ gives away no FASC-N or card UUID. Offline a panel can check only what its reade
 a PKI signature over its challenge with the certificate the key names (no path
 validation, no revocation beyond the cache itself), a PIN the card accepted, a biometric
 match. A CHUID or badge read identifies the card and counts as no factor.
+
+The cache is as current as the last word the panel heard from accessd (deltas follow every
+change within seconds while it hears). Past the snapshot's ``max_age_seconds`` without
+one, a revocation may be missing: no entry is trusted, every card is refused as the door's
+offline rule refuses an unknown one, and the panel raises a ``cache_stale`` alarm.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from drivers.mqtt.messages import (
@@ -40,6 +45,7 @@ NOT_THIS_DOOR = "offline_door_not_permitted"
 EXPIRED = "offline_expired"
 OUTSIDE_SCHEDULE = "offline_outside_schedule"
 FACTORS_MISSING = "offline_factors_missing"
+STALE = "offline_cache_stale"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +101,28 @@ class CredentialCache:
         self.doors: dict[str, OfflineDoor] = {}
         self.schedules: dict[str, OfflineSchedule] = {}
         self._entries: dict[str, CacheEntry] = {}
+        self.max_age: timedelta | None = None
+        #: When the panel last heard from accessd (its clock), or the snapshot's making.
+        self.heard_at: datetime | None = None
+        self._alarm_due = False
+        self._alarmed = False  # in this stale spell
+
+    def heard(self, at: datetime) -> None:
+        """accessd reached the panel at ``at``: the cache is current as of then."""
+        if self.heard_at is None or at > self.heard_at:
+            self.heard_at = at
+        self._alarm_due = self._alarmed = False
+
+    def stale(self, now: datetime) -> bool:
+        """Older than the max age: trusted no more."""
+        if self.max_age is None or self.version is None:
+            return False
+        return self.heard_at is None or now - self.heard_at > self.max_age
+
+    def take_alarm(self) -> bool:
+        """True once per stale spell, after the first decision it refused: raise the alarm."""
+        due, self._alarm_due = self._alarm_due, False
+        return due
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -114,6 +142,12 @@ class CredentialCache:
         self.schedules = dict(snapshot.schedules)
         self._entries = {e.h: e for e in snapshot.entries}
         self.version = snapshot.version
+        self.max_age = (
+            timedelta(seconds=snapshot.max_age_seconds) if snapshot.max_age_seconds else None
+        )
+        # A retained snapshot may be old: its making is the least it is current as of.
+        if self.heard_at is None or snapshot.generated_at > self.heard_at:
+            self.heard_at = snapshot.generated_at
 
     def apply_delta(self, delta: CredDelta) -> None:
         """Apply the next delta; CacheOutOfStep (nothing changed) unless it follows ours."""
@@ -141,6 +175,10 @@ class CredentialCache:
         rule = self.doors.get(str(door))
         if rule is None or not rule.offline_allowed:
             return OfflineDecision(False, DOOR_NEEDS_ACCESSD)
+        if self.stale(now):
+            if not self._alarmed:
+                self._alarmed = self._alarm_due = True
+            return OfflineDecision(False, STALE, 0, rule.factors)
         entry, factors = self._find(seen)
         if entry is None:
             return OfflineDecision(False, UNKNOWN_CREDENTIAL, 0, rule.factors)

@@ -457,6 +457,8 @@ class PanelSession:
             # accessd's decision row names it too: a late answer is marked unused there.
             data["request"] = request_id
         event = self.record("access", door=door.door, reader=p.reader, data=data)
+        if offline and self.cache.take_alarm():
+            self.record("cache_stale", door=door.door, data={"version": self.cache.version or 0})
         self.stats.granted += granted
         self.stats.denied += not granted
         self.stats.offline += offline
@@ -569,6 +571,8 @@ class PanelSession:
             return  # not a protocol topic: the ACL should not let it reach us
         if (parsed.site, parsed.panel) != (self.config.site, self.config.panel):
             return
+        # accessd reached us: its deltas did too, so the cache is current (its max age).
+        self.cache.heard(self.clock.now())
         if parsed.kind == topics.RSP:
             self._on_rsp(payload)
         elif parsed.kind == "cmd":
