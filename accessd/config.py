@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     #: without their data-group hashes checked.
     require_security_object: bool = True
     token_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
+    #: Signed checkpoints of the audit chain's head, appended to a file outside the database
+    #: every audit_checkpoint_seconds (accessd/services/audit_checkpoints.py); with the key
+    #: (hex, at least 32 digits), which must not live in the database either. Both or none.
+    audit_checkpoint_file: Path | None = None
+    audit_checkpoint_key: SecretStr | None = None
+    audit_checkpoint_seconds: int = Field(default=60, ge=1, le=24 * 3600)
     log_level: str = "info"
     #: Once the decision snapshot and the panels' caches are built, keep them out of the
     #: garbage collector's full passes (accessd.heap). Process-wide: `accessd serve` turns
@@ -137,17 +143,27 @@ class Settings(BaseSettings):
             raise ValueError("database_url must be a sqlite or postgresql URL")
         return value
 
-    @field_validator("challenge_key")
+    @field_validator("challenge_key", "audit_checkpoint_key")
     @classmethod
-    def _hex_key(cls, value: SecretStr | None) -> SecretStr | None:
+    def _hex_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is not None:
             try:
                 raw = bytes.fromhex(value.get_secret_value())
             except ValueError:
-                raise ValueError("challenge_key must be hex digits") from None
+                raise ValueError(f"{info.field_name} must be hex digits") from None
             if len(raw) < 16:
-                raise ValueError("challenge_key must be at least 16 bytes (32 hex digits)")
+                raise ValueError(f"{info.field_name} must be at least 16 bytes (32 hex digits)")
         return value
+
+    @model_validator(mode="after")
+    def _checkpoints_need_both(self) -> Settings:
+        if (self.audit_checkpoint_file is None) != (self.audit_checkpoint_key is None):
+            raise ValueError("audit_checkpoint_file and audit_checkpoint_key go together")
+        return self
+
+    def checkpoint_key(self) -> bytes | None:
+        key = self.audit_checkpoint_key
+        return bytes.fromhex(key.get_secret_value()) if key is not None else None
 
     @field_validator("certificate_policies")
     @classmethod

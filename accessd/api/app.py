@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd import __version__
 from accessd.api import problems
@@ -35,10 +36,13 @@ from accessd.api.state import AppState
 from accessd.authn.factory import build_card_authentication
 from accessd.config import Settings
 from accessd.db.engine import engine_from, make_sessionmaker
+from accessd.db.outage import is_unavailable
 from accessd.decisions.service import DecisionService
 from accessd.events import EventBus, session_info
 from accessd.gateway.service import gateway_from_settings
 from accessd.heap import freeze_long_lived
+from accessd.services import audit_checkpoints
+from drivers.tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,28 @@ Authenticate with `POST /v1/auth/token` and send `Authorization: Bearer <token>`
 Updates need `If-Match` with the ETag you read, so a concurrent change is never lost.
 Errors are RFC 9457 problem details (`application/problem+json`).
 """
+
+
+async def _checkpoints(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], state: AppState
+) -> None:
+    """Signs the audit head to the checkpoint file every audit_checkpoint_seconds."""
+    path, key = settings.audit_checkpoint_file, settings.checkpoint_key()
+    assert path is not None and key is not None
+    while True:
+        try:
+            async with sessions() as session:
+                await audit_checkpoints.write(session, path, key)
+        except (ConnectionError, TimeoutError) as exc:
+            state.db_health.failed("audit checkpoint", exc)  # the database is away
+        except OSError as exc:
+            # The file's disk or share is away: said each time, an auditor relies on it.
+            log.error("audit checkpoint to %s failed: %s", path, exc)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            state.db_health.failed("audit checkpoint", exc)
+        await asyncio.sleep(settings.audit_checkpoint_seconds)
 
 
 def create_app(
@@ -84,6 +110,8 @@ def create_app(
     if gateway is not None:
         gateway.events.health = state.db_health
 
+    background = TaskSet("api background", logger=log)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await decisions.start()
@@ -92,9 +120,12 @@ def create_app(
             await gateway.start()  # it freezes again after building caches it leads
         if settings.gc_freeze:
             freeze_long_lived("decision snapshot")
+        if settings.audit_checkpoint_file is not None:
+            background.spawn(_checkpoints(settings, sessions, state), name="audit-checkpoints")
         try:
             yield
         finally:
+            await background.close()
             try:
                 if gateway is not None:
                     await gateway.stop()
