@@ -12,6 +12,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd import __version__
+from accessd.api import openapi as openapi_doc
 from accessd.api import problems
 from accessd.api.deps import no_nul_in_query
 from accessd.api.headers import SecurityHeaders
@@ -168,4 +169,5 @@ def create_app(
     app.include_router(policy_routes.threat_router)
     for router in policy_objects.routers:
         app.include_router(router)
+    openapi_doc.install(app)
     return app
