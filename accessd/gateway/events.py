@@ -2,13 +2,19 @@
 
 An event is unique by (panel, event id): a panel that uploads its buffer again after an
 outage, or a broker that redelivers a QoS 1 message, adds nothing (INSERT … ON CONFLICT DO
-NOTHING on both databases). Events wait in a bounded queue; when the database is away the
-oldest are dropped first and counted — the panel still holds them and uploads again, so
-nothing is lost for good while its buffer lasts.
+NOTHING on both databases). A panel's event is confirmed to it (`confirmed`, then the
+gateway's ``ack``) only once its batch has committed — a copy that was already stored is
+confirmed too, since it is just as safe — so the panel forgets nothing accessd holds only
+in memory. Events wait in a bounded queue, each at most once however often its panel
+sends it again; when the database is away the oldest are dropped first and counted — the
+panel still holds them and uploads again, so nothing is lost for good while its buffer
+lasts. Nothing is spooled to a local file: the panels' buffers are the spool.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from accessd.db.base import utcnow
 from accessd.db.batches import BatchWriter
 from accessd.models.panel_events import ALARM_TYPES, PanelEvent
+from drivers.listeners import Listeners
+
+log = logging.getLogger(__name__)
 
 
 class PanelEventStore(BatchWriter[dict[str, Any]]):
@@ -29,6 +38,15 @@ class PanelEventStore(BatchWriter[dict[str, Any]]):
         super().__init__(sessions, **kwargs)
         self.queued_total = 0
         self.duplicates = 0  # rows the database already had
+        self.requeued = 0  # uploaded again while still queued: kept once
+        # (panel id, event id) of the panels' events queued now, so that a panel sending
+        # its unconfirmed events again during an outage does not fill the queue with copies.
+        self._queued_keys: set[tuple[int, str]] = set()
+        #: panel id -> seqs committed and not yet confirmed to the panel (the gateway
+        #: takes them with `take_confirmed`).
+        self.confirmed: defaultdict[int, list[int]] = defaultdict(list)
+        #: Called after each commit that confirmed something.
+        self.on_confirmed: Listeners[[]] = Listeners("panel events confirmed", logger=log)
 
     def add(
         self,
@@ -43,6 +61,12 @@ class PanelEventStore(BatchWriter[dict[str, Any]]):
         data: dict[str, Any] | None = None,
         source: str = "panel",
     ) -> None:
+        if source == "panel":
+            key = (panel_id, event_id)
+            if key in self._queued_keys:
+                self.requeued += 1
+                return
+            self._queued_keys.add(key)
         self._enqueue(
             {
                 "panel_id": panel_id,
@@ -63,6 +87,26 @@ class PanelEventStore(BatchWriter[dict[str, Any]]):
     def _written(self, taken: int, new: int) -> None:
         self.stored += new
         self.duplicates += taken - new
+
+    def _dropped(self, item: dict[str, Any]) -> None:
+        self._queued_keys.discard((item["panel_id"], item["event_id"]))
+
+    def _committed(self, items: list[dict[str, Any]]) -> None:
+        confirmed = False
+        for item in items:
+            if item["source"] != "panel":
+                continue
+            self._queued_keys.discard((item["panel_id"], item["event_id"]))
+            if item["seq"] is not None:
+                self.confirmed[item["panel_id"]].append(item["seq"])
+                confirmed = True
+        if confirmed:
+            self.on_confirmed.emit()
+
+    def take_confirmed(self) -> dict[int, list[int]]:
+        """Panel id -> seqs committed since the last call."""
+        taken, self.confirmed = dict(self.confirmed), defaultdict(list)
+        return taken
 
     async def write(self, session: AsyncSession, items: list[dict[str, Any]]) -> int:
         dialect = session.get_bind().dialect.name

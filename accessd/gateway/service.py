@@ -13,6 +13,12 @@ stored as an ``error`` event, and never stops the gateway. A request whose handl
 (the decision path can reach the database) is answered with an ``internal`` ErrorReply at
 once, so the panel need not wait out its deadline, and logged and counted as a failed task.
 
+A panel's event is confirmed to it on its ``ack`` topic only after the event's batch has
+committed (`accessd.gateway.events`); on stop, the gateway stops taking events, makes one
+last flush within ``final_flush_seconds`` and confirms what it wrote: what it could not
+write (the database is down or hangs) is simply not confirmed, and the panels that sent
+it upload it again to whichever instance runs next.
+
 The gateway talks to the broker through `drivers.mqtt.link.MqttLink`: an `MqttSession` in
 service, a `drivers.mqtt.memory.MemoryBroker` link in the tests of its logic.
 """
@@ -60,6 +66,10 @@ log = logging.getLogger(__name__)
 
 #: How long after its last heartbeat or message a panel that said nothing is offline.
 SILENCE_LIMIT = timedelta(seconds=180)
+#: The bound of the last flush at stop: long enough for a healthy database to take a
+#: full queue, short enough that a stop during an outage does not look hung (what is not
+#: written by then stays with the panels, unconfirmed).
+FINAL_FLUSH_SECONDS = 10.0
 
 
 @dataclass
@@ -115,7 +125,9 @@ class MqttGateway:
         requests: MqttLink | None = None,
         shared_requests: bool = True,
         freeze_heap: bool = False,
+        final_flush_seconds: float = FINAL_FLUSH_SECONDS,
     ) -> None:
+        self.final_flush_seconds = final_flush_seconds
         #: Feeds (events, status) and every publish: a session the broker keeps.
         self.client = client
         #: The shared request subscription, on a session the broker forgets when the
@@ -137,6 +149,8 @@ class MqttGateway:
         self._require_proofs = require_proofs
         self.directory = PanelDirectory()
         self.events = PanelEventStore(sessions)
+        self._acks_wake = asyncio.Event()
+        self.events.on_confirmed.add(self._acks_wake.set)
         self.caches = CachePublisher(self.directory, lambda: decisions.snapshot, self._publish)
         self.presence: dict[int, PanelPresence] = {}
         self.counters: Counter[str] = Counter()
@@ -170,6 +184,7 @@ class MqttGateway:
         self._unsubscribe_bus = self._bus.subscribe(self._on_domain_event)
         self._unsubscribe_changes = self._decisions.on_change(self._on_snapshot_change)
         self._tasks.spawn(self._silence_loop(), name="panel silence")
+        self._tasks.spawn(self._ack_loop(), name="event confirmations")
         if self._leadership is None:
             await self._take_lead()
             self._tasks.spawn(self._keep_caches(), name="panel caches")
@@ -209,6 +224,14 @@ class MqttGateway:
         if self.requests is not self.client:
             self._unsubscribe_requests()
             self._unsubscribe_requests = lambda: None
+        # Events still arriving are not taken (their panels send them again); what was
+        # taken is written if the database lets it, and only that is confirmed.
+        self.events.stop_timeout = self.final_flush_seconds
+        await self.events.stop()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.final_flush_seconds):
+                await self._send_acks()
+        if self.requests is not self.client:
             with contextlib.suppress(MqttError, ValueError):
                 # Leave the share first: the broker stops sending this instance requests.
                 await self.requests.unsubscribe([self._requests_topic])
@@ -216,7 +239,6 @@ class MqttGateway:
                 await self.requests.disconnect()
         with contextlib.suppress(MqttError):
             await self.client.disconnect()
-        await self.events.stop()
 
     def _spawn(self, coro: Coroutine[Any, Any, object], name: str) -> None:
         # What a message or change starts after stop() would outlive the gateway: nothing.
@@ -282,6 +304,33 @@ class MqttGateway:
                     and now - seen.last_seen > self.silence_limit
                 ):
                     self._online(panel, False, why="silent")
+
+    # -- event confirmations ----------------------------------------------------------------
+
+    async def _ack_loop(self) -> None:
+        while True:
+            await self._acks_wake.wait()
+            self._acks_wake.clear()
+            await self._send_acks()
+
+    async def _send_acks(self) -> None:
+        """Tells each panel which of its events are committed (``ack``, QoS 1)."""
+        sends = []
+        for panel_id, seqs in self.events.take_confirmed().items():
+            panel = self.directory.by_id(panel_id)
+            if panel is None:
+                continue  # gone from the policy since: it will not hear of them
+            for start in range(0, len(seqs), m.MAX_ACK):
+                ack = m.EventAck(seqs=seqs[start : start + m.MAX_ACK])
+                sends.append(self.client.publish(panel.topics.ack, m.encode(ack), 1))
+        for result in await asyncio.gather(*sends, return_exceptions=True):
+            if isinstance(result, MqttError):
+                # The panel sends those events again and hears of them then.
+                self.counters["ack_failed"] += 1
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                self.counters["acks"] += 1
 
     # -- incoming ---------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ SERVICE_USER = "accessd"
 #: What a panel publishes, under its own prefix.
 PANEL_WRITES = ("status", "birth", "req/#", "evt/#", "state/#", "res/#")
 #: What a panel subscribes to, under its own prefix.
-PANEL_READS = ("rsp", "cmd/#", "cred/#")
+PANEL_READS = ("rsp", "ack", "cmd/#", "cred/#")
 
 #: The broker runs PBKDF2 on every CONNECT in its single thread; after a broker restart
 #: hundreds of panels log in at once. The passwords are 256-bit random secrets, which no

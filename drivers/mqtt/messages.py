@@ -155,6 +155,23 @@ class Event(Message):
     )
 
 
+#: Most event confirmations in one ``ack`` message: 2,000 seqs of up to 19 digits stay
+#: well inside MAX_PAYLOAD.
+MAX_ACK = 2000
+
+
+class EventAck(Message):
+    """``ack`` (service → panel): these events of the panel are committed to the database.
+
+    Sent only after the commit, so the panel may forget them; an event the panel uploaded
+    and never saw here it uploads again (storage is idempotent by event id). The broker's
+    PUBACK says only that the broker has the message, which a broker or service crash can
+    still lose. Panels that predate this message ignore it (they never subscribe to it).
+    """
+
+    seqs: list[Annotated[int, Field(ge=0, le=2**63 - 1)]] = Field(min_length=1, max_length=MAX_ACK)
+
+
 class DoorState(Message):
     """``state/<door>`` (retained): how the door is now."""
 
@@ -291,6 +308,7 @@ SCHEMAS: dict[str, type[Message]] = {
     "snapshot-request": SnapshotRequest,
     "error-reply": ErrorReply,
     "event": Event,
+    "event-ack": EventAck,
     "door-state": DoorState,
     "birth": Birth,
     "command": Command,

@@ -27,6 +27,9 @@ REQ_CHALLENGE = "req/challenge"
 REQ_SNAPSHOT = "req/snapshot"
 RSP = "rsp"  # service → panel answers when the request names no reply topic
 RES_CMD = "res/cmd"  # panel → service command results
+#: service → panel: events committed to the database (EventAck), QoS 1. The panel keeps an
+#: event until it is named here, not merely until the broker has it.
+ACK = "ack"
 CRED_SNAPSHOT = "cred/snapshot"
 CRED_DELTA = "cred/delta"
 
@@ -92,6 +95,10 @@ class PanelTopics:
     def rsp(self) -> str:
         return self.leaf(RSP)
 
+    @property
+    def ack(self) -> str:
+        return self.leaf(ACK)
+
     def event(self, door: int | str, kind: str) -> str:
         if kind not in EVENT_TYPES:
             raise TopicError(f"unknown event type {kind!r}")
@@ -108,7 +115,7 @@ class PanelTopics:
     # The subscriptions a panel makes.
     @property
     def panel_subscriptions(self) -> tuple[str, ...]:
-        return (self.rsp, f"{self.prefix}/cmd/#", f"{self.prefix}/cred/#")
+        return (self.rsp, self.ack, f"{self.prefix}/cmd/#", f"{self.prefix}/cred/#")
 
 
 def _door(door: int | str) -> str:
@@ -156,7 +163,7 @@ def parse(topic: str) -> ParsedTopic:
     check_segment(site, "site")
     check_segment(panel, "panel")
     head = rest[0]
-    if len(rest) == 1 and head in (STATUS, BIRTH, RSP):
+    if len(rest) == 1 and head in (STATUS, BIRTH, RSP, ACK):
         return ParsedTopic(site, panel, head)
     if len(rest) == 2 and "/".join(rest) in (
         REQ_DECIDE,

@@ -2,16 +2,20 @@
 
 One sqlite3 file per panel in WAL mode. An event gets its ``seq`` (the rowid under
 AUTOINCREMENT, so never reused, even after pruning or a restart) and a uuid4 ``event_id``
-when it is appended; it stays unacknowledged until the broker PUBACKs its QoS 1 publish.
-Acknowledged events are pruned beyond ``keep_acked``; unacknowledged ones are never
-dropped, which is what "lose no event" costs in disk.
+when it is appended; it stays unacknowledged until accessd confirms it stored (the ``ack``
+message, sent after its database commit) — the broker's PUBACK is not enough, since a
+broker or service crash after it still loses the event. Acknowledged events are pruned
+beyond ``keep_acked``; unacknowledged ones are never dropped, which is what "lose no
+event" costs in disk.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,7 @@ class EventBuffer:
     def __init__(self, path: Path | str, *, keep_acked: int = 10_000) -> None:
         self.path = Path(path)
         self.keep_acked = keep_acked
+        self._acked_since_prune = 0
         try:
             # isolation_level=None: transactions are explicit, so one append is one commit.
             self._db = sqlite3.connect(self.path, isolation_level=None)
@@ -120,14 +125,38 @@ class EventBuffer:
         rows = self._query("SELECT seq FROM sqlite_sequence WHERE name = 'events'", ())
         return int(rows[0][0]) if rows else 0
 
+    def unacked_through(self, seq: int) -> int:
+        """How many unacknowledged events have ``seq`` at most ``seq``: those uploaded and
+        not yet confirmed, when ``seq`` is the last one uploaded."""
+        rows = self._query("SELECT count(*) FROM events WHERE acked = 0 AND seq <= ?", (seq,))
+        return int(rows[0][0])
+
     def ack(self, seq: int) -> None:
-        """The broker has PUBACKed the event ``seq``; prune old acknowledged ones."""
+        """accessd has stored the event ``seq``; prune old acknowledged ones."""
+        self.ack_many((seq,))
+
+    def ack_many(self, seqs: Iterable[int]) -> int:
+        """accessd has stored these events (unknown or already acknowledged ones are
+        ignored: a confirmation can come twice); returns how many were newly acknowledged."""
+        seqs = list(seqs)
         try:
-            self._db.execute("UPDATE events SET acked = 1 WHERE seq = ?", (seq,))
-            if seq % 1000 == 0:
+            # One transaction for the lot: one fsync point, not one a seq.
+            self._db.execute("BEGIN")
+            before = self._db.total_changes
+            self._db.executemany(
+                "UPDATE events SET acked = 1 WHERE seq = ? AND acked = 0", ((s,) for s in seqs)
+            )
+            newly = self._db.total_changes - before
+            self._db.execute("COMMIT")
+            self._acked_since_prune += newly
+            if self._acked_since_prune >= 1000:
+                self._acked_since_prune = 0
                 self._prune()
         except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
             raise EventStoreError(f"cannot acknowledge in the event buffer: {exc}") from exc
+        return newly
 
     def _prune(self) -> None:
         self._db.execute(

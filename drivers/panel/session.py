@@ -2,11 +2,15 @@
 
 Joins the pieces: `DoorController`s for the doors, the `CredentialCache` for offline
 decisions, the `EventBuffer` for events, a `PanelLink` for the broker. Every event is on
-disk before it is published and is acknowledged only by the broker's PUBACK, so an outage
-of the broker, the network or accessd costs no event; they go up in ``seq`` order on
-reconnect. A decision waits ``decide_timeout`` for accessd, then comes from the cache and
-its event says ``offline: true``. Nothing a peer sends can crash the session: a payload
-that does not parse becomes an ``error`` event.
+disk before it is published and is forgotten only when accessd confirms it committed (an
+``ack`` message naming its seq), never on the broker's PUBACK alone: a broker that dies
+with its queue, or an accessd killed between receipt and commit, would lose it. Events go
+up in ``seq`` order, at most ``confirm_window`` unconfirmed at a time; what is not
+confirmed goes up again on every reconnect and after ``confirm_timeout`` without a
+confirmation (accessd stores an event once however often it arrives). A decision waits
+``decide_timeout`` for accessd, then comes from the cache and its event says ``offline:
+true``. Nothing a peer sends can crash the session: a payload that does not parse becomes
+an ``error`` event.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from drivers.mqtt.messages import (
     DecideRequest,
     ErrorReply,
     Event,
+    EventAck,
     EventType,
     Mechanism,
     Message,
@@ -90,6 +95,13 @@ class PanelConfig:
     challenge_pool: int = 4
     #: QoS 1 event publishes in flight during an upload.
     upload_window: int = 32
+    #: Events uploaded and not yet confirmed by accessd, at most: bounds what a broker
+    #: queues for an absent accessd from one panel (deploy/mosquitto sizes its queue for
+    #: it) and what is sent again when confirmations stop.
+    confirm_window: int = 2000
+    #: Seconds without a confirmation after which the unconfirmed events go up again
+    #: (accessd crashed after receiving them, or the broker lost them).
+    confirm_timeout: float = 10.0
     tick_seconds: float = 0.1
 
 
@@ -131,7 +143,9 @@ class SessionStats:
     granted: int = 0
     denied: int = 0
     offline: int = 0
-    uploaded: int = 0
+    uploaded: int = 0  # publishes the broker PUBACKed
+    confirmed: int = 0  # events accessd confirmed stored
+    resent: int = 0  # events uploaded again for want of a confirmation
     errors: int = 0
     commands: int = 0
     commands_refused: int = 0
@@ -188,6 +202,10 @@ class PanelSession:
         self._refilling: set[int] = set()
         self._refill_after: dict[int, float] = {}  # reader -> loop time of the next ask
         self._wake = asyncio.Event()
+        # The last seq uploaded since the unconfirmed were last sent again; 0: send all.
+        self._sent_upto = 0
+        # Loop time of the last sign of progress (an upload or a confirmation).
+        self._progress_at = 0.0
         self._subscribed = False
         self._connections = 0
         self._link_ups = 0  # connections seen (announced or not): to tell a stale ask
@@ -245,6 +263,9 @@ class PanelSession:
     def _on_connection(self, up: bool) -> None:
         if up and not self._closed:
             self._link_ups += 1
+            # What went up over the last connection may be in no queue now (a broker that
+            # restarted without it): all that is unconfirmed goes again.
+            self._sent_upto = 0
             self._spawn(self._announce())
         elif not up:
             # Requests in flight will get no answer over this connection: decide now.
@@ -323,11 +344,23 @@ class PanelSession:
         return self.topics.event(event.door if event.door is not None else PANEL_DOOR, event.type)
 
     async def _upload_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._progress_at = loop.time()
         while True:
-            await self._wake.wait()
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+            # that arrives as the wait ends, and close() would then wait forever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.confirm_timeout / 4):
+                    await self._wake.wait()
             self._wake.clear()
+            self._resend_if_unconfirmed(loop.time())
             while self.link.connected:
-                batch = self.buffer.pending(self.config.upload_window)
+                room = self.config.confirm_window - self.buffer.unacked_through(self._sent_upto)
+                if room <= 0:
+                    break  # a confirmation (or the resend timer) wakes us again
+                batch = self.buffer.pending(
+                    min(self.config.upload_window, room), after=self._sent_upto
+                )
                 if not batch:
                     break
                 results = await asyncio.gather(
@@ -340,11 +373,39 @@ class PanelSession:
                         failed = True
                         if not isinstance(result, LinkDown):
                             log.warning("event %d not published: %s", event.seq, result)
-                    else:
-                        self.buffer.ack(event.seq)
+                    elif not failed:
+                        # Only up to the first failure: what follows it goes again, in order.
+                        self._sent_upto = max(self._sent_upto, event.seq)
                         self.stats.uploaded += 1
+                self._progress_at = loop.time()
                 if failed:
                     break  # the next connection wakes us again
+
+    def _resend_if_unconfirmed(self, now: float) -> None:
+        """Uploads again what accessd has not confirmed for ``confirm_timeout``."""
+        if self._sent_upto == 0 or now - self._progress_at < self.config.confirm_timeout:
+            return
+        unconfirmed = self.buffer.unacked_through(self._sent_upto)
+        if unconfirmed:
+            log.warning(
+                "panel %s: %d events unconfirmed for %.0f s; uploading them again",
+                self.config.panel,
+                unconfirmed,
+                self.config.confirm_timeout,
+            )
+            self.stats.resent += unconfirmed
+            self._sent_upto = 0
+        self._progress_at = now
+
+    def _on_ack(self, payload: bytes) -> None:
+        try:
+            ack = decode(EventAck, payload)
+        except PayloadError as exc:
+            self._error(exc.reason, topics.ACK, exc.detail)
+            return
+        self.stats.confirmed += self.buffer.ack_many(ack.seqs)
+        self._progress_at = asyncio.get_running_loop().time()
+        self._wake.set()  # room in the window
 
     async def _tick_loop(self) -> None:
         while True:
@@ -575,6 +636,8 @@ class PanelSession:
         self.cache.heard(self.clock.now())
         if parsed.kind == topics.RSP:
             self._on_rsp(payload)
+        elif parsed.kind == topics.ACK:
+            self._on_ack(payload)
         elif parsed.kind == "cmd":
             self._on_command(parsed.door or "", parsed.leaf or "", payload)
         elif parsed.kind == topics.CRED_SNAPSHOT:

@@ -23,15 +23,17 @@ from drivers.mqtt.messages import (
     CredentialRef,
     DecideRequest,
     Event,
+    EventAck,
     SnapshotRequest,
     decode,
     encode,
 )
-from drivers.mqtt.topics import SERVICE_FEEDS, PanelTopics
+from drivers.mqtt.topics import SERVICE_FEEDS, PanelTopics, parse
 from drivers.panel.buffer import EventBuffer
 from drivers.panel.doors import DoorConfig
 from drivers.panel.mqtt_link import MqttPanelLink, panel_mqtt_config
 from drivers.panel.session import PanelConfig, PanelSession, Presentation
+from drivers.tasks import TaskSet
 from tests.drivers.panel.panel_helpers import CardKey, entry, snapshot
 from tests.mqtt_broker import MosquittoBroker, mosquitto, mqtt_users  # noqa: F401
 from tests.waiting import until
@@ -43,12 +45,22 @@ Panel = tuple[PanelSession, MqttPanelLink]
 
 
 class Service:
-    """Plays accessd's side of the broker: records what panels send, sends what it is told."""
+    """Plays accessd's side of the broker: records what panels send, sends what it is told,
+    and confirms every event on the panel's ack topic (accessd would, after its commit)."""
 
     def __init__(self, client: MqttClient) -> None:
         self.client = client
         self.messages: list[IncomingMessage] = []
-        client.on_message(self.messages.append)
+        self.tasks = TaskSet("test service")
+        client.on_message(self._received)
+
+    def _received(self, message: IncomingMessage) -> None:
+        self.messages.append(message)
+        if "/evt/" in message.topic and not self.tasks.closed:
+            parsed = parse(message.topic)
+            ack = EventAck(seqs=[decode(Event, message.payload).seq])
+            topic = PanelTopics(parsed.site, parsed.panel).ack
+            self.tasks.spawn(self.client.publish(topic, encode(ack), 1))
 
     def on(self, suffix: str) -> list[bytes]:
         return [m.payload for m in self.messages if m.topic.endswith(suffix)]
@@ -78,7 +90,9 @@ async def service(mosquitto: MosquittoBroker, mqtt_users: dict[str, str]) -> Asy
     )
     await client.connect()
     await client.subscribe([(t, 1) for t in SERVICE_FEEDS] + [("ac/v1/+/+/req/#", 1)])
-    yield Service(client)
+    service = Service(client)
+    yield service
+    await service.tasks.close()
     await client.disconnect()
 
 

@@ -25,6 +25,7 @@ from drivers.mqtt.messages import (
     DecideRequest,
     ErrorReply,
     Event,
+    EventAck,
     Message,
     SnapshotRequest,
     decode,
@@ -48,7 +49,8 @@ Responder = Callable[[str, bytes], Message | None]
 
 class FakeLink(PanelLink):
     """A broker in memory: publishes are kept (and PUBACKed) while connected; a responder
-    plays accessd by answering requests on the panel's rsp topic."""
+    plays accessd by answering requests on the panel's rsp topic, and, while ``confirm``
+    is on, accessd's confirmation of every event on the panel's ack topic."""
 
     def __init__(self) -> None:
         self.up = False
@@ -56,6 +58,7 @@ class FakeLink(PanelLink):
         self.subscriptions: list[str] = []
         self.responder: Responder | None = None
         self.fail_next = 0  # publishes to drop as a lost connection would
+        self.confirm = True
         self._messages: list[MessageHandler] = []
         self._connections: list[ConnectionHandler] = []
 
@@ -79,6 +82,9 @@ class FakeLink(PanelLink):
             self.fail_next -= 1
             raise LinkDown("dropped before the PUBACK")
         self.published.append((topic, payload, retain))
+        if self.confirm and "/evt/" in topic:
+            ack = EventAck(seqs=[decode(Event, payload).seq])
+            asyncio.get_running_loop().call_soon(self.deliver, TOPICS.ack, encode(ack))
         if self.responder is not None:
             answer = self.responder(topic, payload)
             if answer is not None:
@@ -487,3 +493,83 @@ async def test_a_failing_background_task_is_logged_and_counted_and_the_panel_goe
     link.responder = answer_decisions(True)
     result = await session.present(cak())
     assert result.granted and not result.offline  # the session still asks accessd
+
+
+async def test_an_event_the_broker_took_but_accessd_never_confirmed_goes_up_again(
+    tmp_path: Path,
+) -> None:
+    link = FakeLink()
+    link.confirm = False  # accessd received it and died before its commit
+    config = PanelConfig(
+        site="hq", panel="p1", doors=(DoorConfig(door=1, readers=(1,)),), confirm_timeout=0.2
+    )
+    session = PanelSession(config, link, EventBuffer(tmp_path / "p1.db"))
+    await session.start()
+    try:
+        event = session.record("tamper")
+        await until(lambda: session.stats.resent >= 1)
+        assert session.buffer.pending_count() >= 1  # PUBACKed, still kept
+        link.confirm = True
+        await until(lambda: session.buffer.pending_count() == 0)
+        copies = [e for e in link.events() if e.event_id == event.event_id]
+        assert len(copies) >= 2
+        assert session.stats.confirmed >= 1
+    finally:
+        await session.close()
+        session.buffer.close()
+
+
+async def test_unconfirmed_events_go_up_again_on_reconnect_and_at_most_a_window_at_once(
+    tmp_path: Path,
+) -> None:
+    link = FakeLink()
+    link.confirm = False
+    config = PanelConfig(
+        site="hq",
+        panel="p1",
+        doors=(DoorConfig(door=1, readers=(1,)),),
+        confirm_window=10,
+        upload_window=4,
+        confirm_timeout=60.0,
+    )
+    session = PanelSession(config, link, EventBuffer(tmp_path / "p1.db"))
+    await session.start()
+    try:
+        for i in range(25):
+            session.record("tamper", data={"n": i})
+        await until(lambda: len(link.events()) >= 10)
+        await asyncio.sleep(0.05)
+        assert len([e for e in link.events() if e.type == "tamper"]) == 10  # the window
+        link.set_up(False)
+        link.confirm = True
+        link.set_up(True)
+        await until(lambda: session.buffer.pending_count() == 0)
+        sent = [e for e in link.events() if e.type == "tamper"]
+        # The first ten went twice (before and after the reconnect), the rest once.
+        assert sorted(int(e.data["n"] or 0) for e in sent) == sorted([*range(10), *range(25)])
+    finally:
+        await session.close()
+        session.buffer.close()
+
+
+async def test_a_confirmation_twice_or_for_an_unknown_seq_changes_nothing(panel: Panel) -> None:
+    session, link, _ = panel
+    await until(lambda: session.buffer.pending_count() == 0)
+    link.confirm = False
+    event = session.record("tamper")
+    await until(lambda: any(e.event_id == event.event_id for e in link.events()))
+    link.deliver(TOPICS.ack, encode(EventAck(seqs=[event.seq + 1000])))
+    assert session.buffer.pending_count() == 1
+    link.deliver(TOPICS.ack, encode(EventAck(seqs=[event.seq])))
+    confirmed = session.stats.confirmed
+    link.deliver(TOPICS.ack, encode(EventAck(seqs=[event.seq])))
+    assert session.stats.confirmed == confirmed
+    assert session.buffer.pending_count() == 0
+
+
+async def test_a_malformed_confirmation_is_an_error_event_not_a_crash(panel: Panel) -> None:
+    _session, link, _ = panel
+    link.deliver(TOPICS.ack, b'{"v": 1, "seqs": "all"}')
+    await until(lambda: any(e.type == "error" for e in link.events()))
+    errors = [e for e in link.events() if e.type == "error"]
+    assert errors[0].data["topic"] == "ack"
