@@ -39,11 +39,15 @@ def _verify(stored: str | None, password: str) -> bool:
         return False
 
 
-#: Password checks run here, as many at once as there are cores: each is ~0.1 s of CPU at
-#: 64 MiB, and a flood of them in the default executor would take the threads every other
-#: blocking call of the service (policy parsing, file reads) waits for.
+#: Password checks run in pools of their own: each is ~0.1 s of CPU at 64 MiB, and a flood
+#: of them in the default executor would take the threads every other blocking call of the
+#: service (policy parsing, file reads) waits for. Two lanes: a login from an account and
+#: address that logged in before gets its own, so a spray of wrong passwords from many
+#: addresses (which throttling cannot hold back) queues behind itself, not before it.
 _CHECKING = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="argon2")
+_KNOWN = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argon2-known")
 
 
-async def verify_password(stored: str | None, password: str) -> bool:
-    return await asyncio.get_running_loop().run_in_executor(_CHECKING, _verify, stored, password)
+async def verify_password(stored: str | None, password: str, *, known: bool = False) -> bool:
+    pool = _KNOWN if known else _CHECKING
+    return await asyncio.get_running_loop().run_in_executor(pool, _verify, stored, password)

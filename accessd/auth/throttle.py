@@ -33,6 +33,8 @@ class Rule:
 ACCOUNT = Rule(free=5, window=15 * 60.0)
 #: A client address tries many accounts (a password spray): more room, same back-off.
 ADDRESS = Rule(free=20, window=15 * 60.0)
+#: How long a successful login makes its account and address "known" (own check lane).
+KNOWN_FOR = 30 * 24 * 3600.0
 #: Keys remembered at most; the oldest are forgotten first (a spray of random usernames
 #: must not grow memory without bound).
 MAX_KEYS = 100_000
@@ -42,6 +44,9 @@ MAX_KEYS = 100_000
 class _Record:
     failures: list[float] = field(default_factory=list)
     locked_until: float = 0.0
+    #: Checks under way: a burst arrives before any of it has failed, and each one in
+    #: flight counts as a failure to come (300 at once were all checked otherwise).
+    pending: int = 0
 
 
 class LoginThrottle:
@@ -55,7 +60,14 @@ class LoginThrottle:
         self._rules = {"account": account, "address": address}
         self._clock = clock
         self._records: dict[tuple[str, str], _Record] = {}
+        #: (username, address) pairs that logged in, and until when they count as known.
+        self._known: dict[tuple[str, str], float] = {}
         self.refused = 0
+
+    def known(self, username: str, address: str) -> bool:
+        """Whether this account logged in from this address within KNOWN_FOR."""
+        until = self._known.get((username.casefold(), address))
+        return until is not None and until > self._clock()
 
     def wait(self, username: str, address: str) -> float:
         """Seconds until this username may be tried from this address (0: now)."""
@@ -63,14 +75,44 @@ class LoginThrottle:
         longest = 0.0
         for key in self._keys(username, address):
             record = self._records.get(key)
-            if record is not None and record.locked_until > now:
+            if record is None:
+                continue
+            if record.locked_until > now:
                 longest = max(longest, record.locked_until - now)
+            rule = self._rules[key[0]]
+            recent = sum(1 for t in record.failures if now - t < rule.window)
+            # Within the free attempts, those in flight may use up the rest: a burst gets no
+            # more checks than the free ones; past them the lock above decides.
+            if recent < rule.free <= recent + record.pending:
+                longest = max(longest, rule.base)
         if longest:
             self.refused += 1
         return longest
 
+    def begin(self, username: str, address: str) -> float:
+        """`wait`, and when it is 0, notes a check under way (end it with `failed` or
+        `succeeded`)."""
+        wait = self.wait(username, address)
+        if wait == 0:
+            for key in self._keys(username, address):
+                record = self._records.pop(key, None) or _Record()
+                self._records[key] = record
+                record.pending += 1
+        return wait
+
+    def abandon(self, username: str, address: str) -> None:
+        """Ends a check begun with `begin` that neither failed nor succeeded (an error)."""
+        self._settle(username, address)
+
+    def _settle(self, username: str, address: str) -> None:
+        for key in self._keys(username, address):
+            record = self._records.get(key)
+            if record is not None and record.pending:
+                record.pending -= 1
+
     def failed(self, username: str, address: str) -> bool:
         """Notes a wrong password; returns whether that (newly) locks a key."""
+        self._settle(username, address)
         now = self._clock()
         locked = False
         for key in self._keys(username, address):
@@ -86,8 +128,14 @@ class LoginThrottle:
             del self._records[next(iter(self._records))]
         return locked
 
-    def succeeded(self, username: str) -> None:
+    def succeeded(self, username: str, address: str) -> None:
+        self._settle(username, address)
         self._records.pop(("account", username.casefold()), None)
+        pair = (username.casefold(), address)
+        self._known.pop(pair, None)
+        self._known[pair] = self._clock() + KNOWN_FOR
+        while len(self._known) > MAX_KEYS:
+            del self._known[next(iter(self._known))]
 
     @staticmethod
     def _keys(username: str, address: str) -> tuple[tuple[str, str], ...]:

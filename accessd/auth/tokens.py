@@ -50,10 +50,11 @@ async def issue_token(
 
 
 async def login(
-    session: AsyncSession, username: str, password: str, ttl_seconds: int
+    session: AsyncSession, username: str, password: str, ttl_seconds: int, *, known: bool = False
 ) -> tuple[str, ApiToken]:
+    """``known``: this account logged in from this address before (its own check lane)."""
     op = await session.scalar(select(Operator).where(Operator.username == username))
-    ok = await verify_password(op.password_hash if op else None, password)
+    ok = await verify_password(op.password_hash if op else None, password, known=known)
     if not ok or op is None or op.disabled:
         raise AuthenticationFailed("wrong username or password", code="bad_credentials")
     return await issue_token(session, op, ttl_seconds)

@@ -27,7 +27,7 @@ async def login(
     Failed logins are audited and slow the account and the client address down
     (429 with Retry-After, before any password is checked; accessd/auth/throttle.py)."""
     address = request.client.host if request.client is not None else "unknown"
-    wait = state.logins.wait(body.username, address)
+    wait = state.logins.begin(body.username, address)
     if wait > 0:
         raise TooManyAttempts(
             "too many failed logins for this account or from this address; try again later",
@@ -35,16 +35,23 @@ async def login(
         )
     try:
         token, row = await tokens.login(
-            session, body.username, body.password, state.settings.token_ttl_seconds
+            session,
+            body.username,
+            body.password,
+            state.settings.token_ttl_seconds,
+            known=state.logins.known(body.username, address),
         )
+        await session.commit()
     except AuthenticationFailed:
         await session.rollback()
         locked = state.logins.failed(body.username, address)
         await tokens.record_failed_login(session, body.username, address, locked=locked)
         await session.commit()
         raise
-    await session.commit()
-    state.logins.succeeded(body.username)
+    except BaseException:
+        state.logins.abandon(body.username, address)
+        raise
+    state.logins.succeeded(body.username, address)
     return TokenPublic(access_token=token, expires_at=row.expires_at)
 
 

@@ -35,11 +35,21 @@ def test_the_free_failures_then_a_doubling_lock_then_a_success_clears_the_accoun
     throttle.failed("pat", "10.0.0.1")  # the fifth: 2 s
     assert throttle.wait("pat", "10.0.0.1") == 2.0
     now[0] += 2.0
-    throttle.succeeded("pat")
+    throttle.succeeded("pat", "10.0.0.1")
     assert throttle.wait("pat", "10.0.0.1") == 0
     now[0] += 61.0  # failures age out of the window
     assert not throttle.failed("pat", "10.0.0.1")
     assert throttle.refused == 3
+
+
+def test_a_burst_in_flight_gets_no_more_checks_than_the_free_ones() -> None:
+    throttle = LoginThrottle(
+        account=Rule(free=3, window=60), address=Rule(free=100, window=60), clock=lambda: 0.0
+    )
+    begun = [throttle.begin("pat", "10.0.0.1") for _ in range(10)]
+    assert begun == [0, 0, 0] + [1.0] * 7  # three checks run; the other seven wait
+    throttle.abandon("pat", "10.0.0.1")  # one ended in an error, neither way
+    assert throttle.begin("pat", "10.0.0.1") == 0
 
 
 class Site:
@@ -117,3 +127,14 @@ async def test_a_spraying_address_is_held_back_while_another_clients_login_goes_
         assert token["access_token"].startswith("acd_")
     said = await failed_logins(site.sessions)
     assert len(said) == 21 and {d["username"] for d in said} == {f"user{n}" for n in range(20)}
+
+
+def test_a_login_makes_its_account_and_address_known_for_a_month() -> None:
+    now = [0.0]
+    throttle = LoginThrottle(clock=lambda: now[0])
+    assert not throttle.known("pat", "10.0.0.1")
+    assert throttle.begin("pat", "10.0.0.1") == 0
+    throttle.succeeded("pat", "10.0.0.1")
+    assert throttle.known("PAT", "10.0.0.1") and not throttle.known("pat", "10.0.0.2")
+    now[0] += 31 * 24 * 3600.0
+    assert not throttle.known("pat", "10.0.0.1")
