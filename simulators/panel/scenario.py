@@ -14,7 +14,8 @@ the start) and one action:
                                                     (a test driving the stack in-process)
 
 The report counts presentations, grants, denials and offline decisions (per step too),
-events recorded and uploaded, and what is still buffered.
+events recorded, uploaded (confirmed stored by accessd) and sent (publishes, resends
+included), and what is still buffered.
 """
 
 from __future__ import annotations
@@ -193,7 +194,10 @@ class Runner:
             "events_recorded": sum(
                 p.session.buffer.last_seq() - self._seq_before[p.name] for p in self.panels.values()
             ),
-            "events_uploaded": sum(s.uploaded for s in stats),
+            # Uploaded means stored: accessd confirmed it after its commit. Publishes the
+            # broker took, resends included, are events_sent.
+            "events_uploaded": sum(s.confirmed for s in stats),
+            "events_sent": sum(s.uploaded for s in stats),
             "events_pending": sum(p.session.buffer.pending_count() for p in self.panels.values()),
             "commands": sum(s.commands for s in stats),
             "snapshots": sum(s.snapshots for s in stats),

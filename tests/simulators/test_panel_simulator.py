@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,10 +12,19 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 from drivers.mqtt.access import SERVICE_USER
-from drivers.mqtt.client import MqttClient, MqttConfig
-from drivers.mqtt.messages import CacheEntry, CredSnapshot, OfflineDoor, encode
-from drivers.mqtt.topics import PanelTopics
+from drivers.mqtt.client import IncomingMessage, MqttClient, MqttConfig
+from drivers.mqtt.messages import (
+    CacheEntry,
+    CredSnapshot,
+    Event,
+    EventAck,
+    OfflineDoor,
+    decode,
+    encode,
+)
+from drivers.mqtt.topics import PanelTopics, parse
 from drivers.panel.cache import credential_hash
+from drivers.tasks import TaskSet
 from simulators.panel.credentials import read_credentials, write_credentials
 from simulators.panel.fleet import FleetConfig, start_fleet, stop_fleet
 from simulators.panel.scenario import Runner, ScenarioError, load_scenario
@@ -104,7 +112,18 @@ async def test_a_fleet_runs_a_scenario_offline_and_uploads_every_event(
     )
     await service.connect()
     seen: list[str] = []
-    service.on_message(lambda m: seen.append(json.loads(m.payload)["event_id"]))
+    confirming = TaskSet("test service")
+
+    def confirm(message: IncomingMessage) -> None:
+        # As accessd does once the event is committed: the panel may then forget it.
+        event = decode(Event, message.payload)
+        seen.append(event.event_id)
+        parsed = parse(message.topic)
+        ack = encode(EventAck(seqs=[event.seq]))
+        if not confirming.closed:
+            confirming.spawn(service.publish(PanelTopics("hq", parsed.panel).ack, ack, 1))
+
+    service.on_message(confirm)
     await service.subscribe([("ac/v1/hq/+/evt/#", 1)])
     for panel in ("p1", "p2"):
         # What accessd's gateway publishes: the retained cache of the panel's doors.
@@ -142,6 +161,7 @@ async def test_a_fleet_runs_a_scenario_offline_and_uploads_every_event(
         report = await Runner(panels, cards).run(scenario)
     finally:
         await stop_fleet(panels)
+        await confirming.close()
         await service.disconnect()
     assert report["presented"] == 7
     assert report["offline"] == 7
