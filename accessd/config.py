@@ -128,6 +128,9 @@ class Settings(BaseSettings):
     #: garbage collector's full passes (accessd.heap). Process-wide: `accessd serve` turns
     #: it on unless it is set; an app embedded in another process leaves it off.
     gc_freeze: bool = False
+    #: /metrics without a token. Off: a scraper logs in as an operator with audit:read
+    #: (the counters tell an outsider what is refused and failing).
+    metrics_public: bool = False
     #: Largest request body the API reads; bigger bodies are refused with 413.
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
 

@@ -23,7 +23,7 @@ _REF = {"$ref": "#/components/schemas/Problem"}
 #: action (POST) takes it when given.
 _IF_MATCH_REQUIRED = {"patch", "put", "delete"}
 _WRITES = {"post", "put", "patch", "delete"}
-_UNAUTHENTICATED_PATHS = {"/healthz", "/readyz", "/metrics"}
+_UNAUTHENTICATED_PATHS = {"/healthz", "/readyz"}
 
 _DESCRIPTIONS = {
     "400": "The body is not the JSON this operation reads",

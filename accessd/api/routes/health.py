@@ -8,15 +8,19 @@ work and, when not, what is down since when.
 
 import asyncio
 import time
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from accessd import __version__
-from accessd.api.deps import StateDep
+from accessd.api.deps import SessionDep, StateDep, bearer_scheme, current_actor
 from accessd.api.state import AppState
+from accessd.auth.permissions import Permission
 from accessd.db.outage import is_unavailable
+from accessd.errors import PermissionDenied
 
 router = APIRouter(tags=["health"])
 
@@ -75,5 +79,19 @@ async def readyz(state: StateDep, response: Response) -> dict[str, object]:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics(state: StateDep) -> Response:
+async def metrics(
+    state: StateDep,
+    session: SessionDep,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Response:
+    """Prometheus counters. They tell an outsider what is refused and failing, so they need
+    a token with audit:read (a scraper's operator) unless settings.metrics_public opens
+    them, for a scraper on a network that only it reaches."""
+    if not state.settings.metrics_public:
+        actor = await current_actor(session, creds)
+        if Permission.AUDIT_READ not in actor.permissions:
+            raise PermissionDenied(
+                "reading the metrics needs the audit:read permission",
+                permission=Permission.AUDIT_READ.value,
+            )
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -478,7 +478,7 @@ async def test_body_over_the_limit_is_413(small: httpx.AsyncClient, ops: Operato
         201,
     )
     assert len(ok(await small.get("/v1/people", headers=admin))["items"]) == 1
-    metrics = rejected((await small.get("/metrics")).text)
+    metrics = rejected((await small.get("/metrics", headers=admin)).text)
     assert metrics["body_too_large"] == 3
 
 
@@ -510,7 +510,7 @@ async def test_wrong_method_is_405_problem_with_allow(
 async def test_rejections_are_counted_by_reason(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
-    before = rejected((await client.get("/metrics")).text)
+    before = rejected((await client.get("/metrics", headers=admin)).text)
     await client.post(
         "/v1/people", content=b"{", headers={**admin, "content-type": "application/json"}
     )
@@ -519,7 +519,7 @@ async def test_rejections_are_counted_by_reason(
     await client.put("/v1/people", headers=admin)
     await client.get("/v1/people")
     await client.patch("/v1/people/1", json={}, headers={**admin, "If-Match": "x"})
-    after = rejected((await client.get("/metrics")).text)
+    after = rejected((await client.get("/metrics", headers=admin)).text)
     grew = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     assert grew == {
         "validation": 2,

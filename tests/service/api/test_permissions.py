@@ -36,7 +36,7 @@ def _actions(*names: str) -> frozenset[Route]:
 SITES = ("facilities", "areas", "panels", "doors", "readers")
 
 PUBLIC: frozenset[Route] = frozenset(
-    {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("POST", "/v1/auth/token")}
+    {("GET", "/healthz"), ("GET", "/readyz"), ("POST", "/v1/auth/token")}
 )
 #: Every authenticated operator, whatever their roles.
 SELF: frozenset[Route] = frozenset({("GET", "/v1/auth/me"), ("POST", "/v1/auth/logout")})
@@ -82,7 +82,7 @@ OPERATORS = frozenset(
         ("PATCH", "/v1/operators/{operator_id}"),
     }
 )
-AUDIT = frozenset({("GET", "/v1/audit"), ("GET", "/v1/audit/verify")})
+AUDIT = frozenset({("GET", "/v1/audit"), ("GET", "/v1/audit/verify"), ("GET", "/metrics")})
 #: Door readers and panels ask; those who watch the doors read what was decided.
 #: Door readers ask for a challenge for the card, then for the decision with its answer.
 DECIDE = frozenset({("POST", "/v1/decisions"), ("POST", "/v1/challenges")})
@@ -411,9 +411,12 @@ async def test_every_protected_route_refuses_missing_and_bad_tokens(
     assert ok(await api.get("/v1/auth/me", headers=admin))["username"] == "root"
 
 
-async def test_public_routes_need_no_token(api: httpx.AsyncClient) -> None:
+async def test_public_routes_need_no_token(api: httpx.AsyncClient, ops: Operators) -> None:
     assert ok(await api.get("/healthz"))["status"] == "ok"
-    assert "accessd_rejected_requests" in (await api.get("/metrics")).text
+    # The metrics are not public unless settings.metrics_public says so.
+    problem(await api.get("/metrics"), 401, "no_token")
+    auditor = await ops.headers("auditor")
+    assert "accessd_rejected_requests" in (await api.get("/metrics", headers=auditor)).text
     # Reaches the login logic (a wrong password), not an authentication wall.
     r = await api.post("/v1/auth/token", json={"username": "nobody", "password": "x"})
     problem(r, 401, "bad_credentials")
@@ -434,7 +437,7 @@ async def test_forbidden_calls_are_counted_in_metrics(
     headers = await ops.headers("auditor")
     for _ in range(3):
         problem(await api.post("/v1/people", json={}, headers=headers), 403, "forbidden")
-    metrics = (await api.get("/metrics")).text
+    metrics = (await api.get("/metrics", headers=headers)).text
     assert 'accessd_rejected_requests_total{reason="forbidden"} 3.0' in metrics
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from accessd.api.app import create_app
+from accessd.config import Settings
 from tests.conftest import PASSWORD, Operators
 from tests.helpers import make_person, ok, problem
 
@@ -46,3 +49,16 @@ async def test_person_round_trip(client: httpx.AsyncClient, ops: Operators) -> N
     got = await client.get(f"/v1/people/{created['id']}", headers=headers)
     assert ok(got)["external_id"] == "E-1"
     assert got.headers["etag"] == '"1"'
+
+
+async def test_metrics_open_without_a_token_only_when_configured(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    for public, status in ((False, 401), (True, 200)):
+        app = create_app(settings.model_copy(update={"metrics_public": public}), engine=engine)
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://accessd.test") as c,
+        ):
+            assert (await c.get("/metrics")).status_code == status

@@ -7,6 +7,7 @@ import asyncio
 import httpx
 
 from drivers.tasks import FAILURES, TaskSet
+from tests.conftest import Operators
 
 
 async def broken() -> None:
@@ -14,11 +15,13 @@ async def broken() -> None:
     raise RuntimeError("background bug")
 
 
-async def test_a_failed_background_task_shows_in_metrics(client: httpx.AsyncClient) -> None:
+async def test_a_failed_background_task_shows_in_metrics(
+    client: httpx.AsyncClient, ops: Operators
+) -> None:
     tasks = TaskSet("metrics-test-owner")
     await asyncio.wait([tasks.spawn(broken())])
     await asyncio.sleep(0)
-    text = (await client.get("/metrics")).text
+    text = (await client.get("/metrics", headers=await ops.headers("auditor"))).text
     expected = FAILURES["metrics-test-owner"]
     assert expected >= 1
     assert (
