@@ -3,7 +3,7 @@ a higher event rate and the full 10-minute backlog of 100,000 events. Prints, pe
 generated/stored/lost/doubled and the recovery time (from the end of the fault until every
 panel's buffer is confirmed), then the summary line the issue asks for.
 
-    .venv/bin/python bench/faults.py [--rate 500] [--backlog 100000] [--pg URL]
+    .venv/bin/python bench/faults.py [--rate 500] [--backlog 100000] [--only TEXT] [--pg URL]
 
 Needs PostgreSQL (a scratch database is made and dropped) and mosquitto on PATH; accessd
 runs as `accessd serve` subprocesses, the panels in this process. Figures only: nothing
@@ -169,7 +169,8 @@ async def one_fault(name: str, fault: Fault, args: argparse.Namespace) -> dict[s
 
 
 async def main(args: argparse.Namespace) -> None:
-    lines = [await one_fault(name, fault, args) for name, fault in FAULTS.items()]
+    chosen = {n: f for n, f in FAULTS.items() if not args.only or args.only in n}
+    lines = [await one_fault(name, fault, args) for name, fault in chosen.items()]
     summary = {
         "faults": len(lines),
         "generated": sum(int(str(x["generated"])) for x in lines),
@@ -185,6 +186,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=500.0, help="events/s from each panel")
     parser.add_argument("--backlog", type=int, default=100_000)
+    parser.add_argument("--only", default="", help="run the faults whose name holds this")
     parser.add_argument(
         "--pg",
         default=os.environ.get("ACCESSD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres"),
