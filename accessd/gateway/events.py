@@ -60,7 +60,10 @@ class PanelEventStore(BatchWriter[dict[str, Any]]):
         reader_id: int | None = None,
         data: dict[str, Any] | None = None,
         source: str = "panel",
+        confirms: int | None = None,
     ) -> None:
+        """Queues one event; ``confirms``: a panel's seq to confirm once this is stored
+        (accessd's record of a panel's event it refused)."""
         if source == "panel":
             key = (panel_id, event_id)
             if key in self._queued_keys:
@@ -80,6 +83,7 @@ class PanelEventStore(BatchWriter[dict[str, Any]]):
                 "alarm": type in ALARM_TYPES,
                 "data": data or {},
                 "source": source,
+                "confirms": confirms,
             }
         )
         self.queued_total += 1
@@ -94,11 +98,11 @@ class PanelEventStore(BatchWriter[dict[str, Any]]):
     def _committed(self, items: list[dict[str, Any]]) -> None:
         confirmed = False
         for item in items:
-            if item["source"] != "panel":
-                continue
-            self._queued_keys.discard((item["panel_id"], item["event_id"]))
-            if item["seq"] is not None:
-                self.confirmed[item["panel_id"]].append(item["seq"])
+            seq = item["seq"] if item["source"] == "panel" else item["confirms"]
+            if item["source"] == "panel":
+                self._queued_keys.discard((item["panel_id"], item["event_id"]))
+            if seq is not None:
+                self.confirmed[item["panel_id"]].append(seq)
                 confirmed = True
         if confirmed:
             self.on_confirmed.emit()
@@ -124,5 +128,7 @@ class PanelEventStore(BatchWriter[dict[str, Any]]):
         # The same event twice in one batch (a redelivery racing the upload) would still
         # conflict with itself; keep its first copy.
         unique = list({(r["panel_id"], r["event_id"]): r for r in reversed(items)}.values())
+        # "confirms" is the gateway's, not a column.
+        unique = [{k: v for k, v in r.items() if k != "confirms"} for r in unique]
         result = await session.execute(stmt.returning(PanelEvent.id), unique)
         return len(result.all())

@@ -380,16 +380,25 @@ class MqttGateway:
             source="accessd",
         )
 
-    def _spoofed(self, panel: PanelInfo, what: str, detail: str) -> None:
+    def _spoofed(
+        self, panel: PanelInfo, what: str, detail: str, event: m.Event | None = None
+    ) -> None:
         self.counters["spoofed"] += 1
         log.warning("panel %s/%s: %s %s", panel.site, panel.name, what, detail)
+        data: dict[str, Any] = {"what": what, "detail": detail[:200]}
+        if event is not None:
+            data["event_id"] = event.event_id
         self.events.add(
             panel_id=panel.id,
             event_id=str(uuid.uuid4()),
             type="spoofed",
             at=datetime.now(UTC),
-            data={"what": what, "detail": detail[:200]},
+            data=data,
             source="accessd",
+            # The refused event is confirmed once its refusal is stored: sent again it
+            # would be refused again, and a panel whose unconfirmed window filled with such
+            # events would stop uploading the rest.
+            confirms=event.seq if event is not None else None,
         )
 
     async def _reply(
@@ -518,13 +527,13 @@ class MqttGateway:
             return
         door = None if parsed.door == t.PANEL_DOOR else int(parsed.door or 0)
         if ev.type != parsed.leaf or ev.door != door:
-            self._spoofed(panel, msg.topic, "the payload names another door or type")
+            self._spoofed(panel, msg.topic, "the payload names another door or type", ev)
             return
         if door is not None and door not in panel.doors:
-            self._spoofed(panel, msg.topic, f"door {door} is not on this panel")
+            self._spoofed(panel, msg.topic, f"door {door} is not on this panel", ev)
             return
         if ev.reader is not None and ev.reader not in panel.readers:
-            self._spoofed(panel, msg.topic, f"reader {ev.reader} is not on this panel")
+            self._spoofed(panel, msg.topic, f"reader {ev.reader} is not on this panel", ev)
             return
         self.counters["events"] += 1
         if ev.type == "heartbeat":

@@ -72,3 +72,18 @@ async def test_an_event_sent_again_is_stored_once_and_confirmed_again(
         assert site.gateway.events.duplicates >= 1
     finally:
         await listener.disconnect()
+
+
+async def test_an_event_refused_as_spoofed_is_recorded_and_confirmed_not_sent_forever(
+    site: Site, panel: PanelSession
+) -> None:
+    # A door that is not this panel's (a policy change moved it, or a misconfigured panel):
+    # refused every time it came, it would sit in the panel's window for good.
+    event = panel.record("tamper", door=site.doors["Dock door"])
+    await until(lambda: panel.buffer.pending_count() == 0, what="the confirmation")
+    async with site.sessions() as s:
+        refusals = (
+            await s.scalars(select(PanelEvent.data).where(PanelEvent.type == "spoofed"))
+        ).all()
+    assert [r.get("event_id") for r in refusals] == [event.event_id]
+    assert await stored(site, event.event_id) == 0
