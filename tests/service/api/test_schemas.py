@@ -25,6 +25,7 @@ ENTRY = m.CacheEntry(
 
 #: A valid sample of every message kind, with its optional parts filled in.
 SAMPLES: dict[str, m.Message] = {
+    "event-ack": m.EventAck(seqs=[41, 42, 43]),
     "decide-request": m.DecideRequest(
         id="r-1",
         reader=3,
