@@ -107,7 +107,7 @@ def create_app(
         gateway,
     )
     # One view of the database for the whole process: the writers, the feed and the API.
-    decisions.store.health = state.db_health
+    decisions.health = state.db_health
     if gateway is not None:
         gateway.events.health = state.db_health
 

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accessd.db.outage import is_unavailable
+from accessd.db.outage import DatabaseHealth, is_unavailable
 from accessd.decisions import loader
 from accessd.decisions.presence import PresenceStore
 from accessd.decisions.store import DecisionStore
@@ -155,6 +155,17 @@ class DecisionService:
         await self._tasks.close()
         await self.store.stop()
         await self.presence_store.stop()
+
+    @property
+    def health(self) -> DatabaseHealth:
+        """The view of the database its writers and feeds report to (one per process: the
+        app hands its own in, so an outage is said once, not once per writer)."""
+        return self.store.health
+
+    @health.setter
+    def health(self, value: DatabaseHealth) -> None:
+        self.store.health = value
+        self.presence_store.health = value
 
     def on_change(self, listener: Callable[[SnapshotChange], None]) -> Callable[[], None]:
         """``listener(SnapshotChange)`` after each batch of changes is applied to the snapshot
