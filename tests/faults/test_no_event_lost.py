@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,41 @@ async def faults(
         yield r
 
 
+@dataclass
+class Proxied:
+    """A rig whose accessd reaches PostgreSQL through a proxy the test can fail."""
+
+    rig: Rig
+    proxy: TcpProxy
+
+
+@pytest.fixture
+async def proxied(
+    db_url: str,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    mosquitto: MosquittoBroker,
+    mqtt_users: dict[str, str],
+    tmp_path: Path,
+) -> AsyncIterator[Proxied]:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL behind a proxy")
+    proxy = TcpProxy("127.0.0.1", 5432)
+    await proxy.start()
+    try:
+        async with rig(
+            db_url,
+            sessions,
+            mosquitto,
+            mqtt_users,
+            tmp_path,
+            accessd_db_url=proxy.url(db_url.rsplit("/", 1)[1]),
+        ) as r:
+            yield Proxied(r, proxy)
+    finally:
+        await proxy.close()
+
+
 def nothing_lost(count: Count) -> None:
     assert count.generated > 0
     assert (count.lost, count.doubled, count.unconfirmed) == (0, 0, 0), count
@@ -67,44 +103,24 @@ async def test_kill_9_of_accessd_under_load_loses_and_doubles_nothing(faults: Ri
 
 
 async def test_sigterm_during_a_database_outage_confirms_nothing_unwritten(
-    db_url: str,
-    sessions: async_sessionmaker[AsyncSession],
-    mosquitto: MosquittoBroker,
-    mqtt_users: dict[str, str],
-    engine: AsyncEngine,
-    tmp_path: Path,
+    proxied: Proxied,
 ) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL behind a proxy")
-    host_and_db = db_url.rsplit("/", 1)
-    proxy = TcpProxy("127.0.0.1", 5432)
-    await proxy.start()
-    try:
-        async with rig(
-            db_url,
-            sessions,
-            mosquitto,
-            mqtt_users,
-            tmp_path,
-            accessd_db_url=proxy.url(host_and_db[1]),
-        ) as r:
-            await r.accessd.start()
-            await r.start_panels()
-            r.load(RATE)
-            await asyncio.sleep(2.0)
-            await proxy.refuse()
-            await asyncio.sleep(2.0)
-            # Shut down while it holds events it cannot write: they stay unconfirmed.
-            await r.accessd.terminate(bound=40.0)
-            await asyncio.sleep(1.0)
-            await r.stop_load()
-            assert sum(s.buffer.pending_count() for s in r.panels.values()) > 0
-            await proxy.restore()
-            await r.accessd.start()
-            await r.all_confirmed()
-            nothing_lost(await r.count())
-    finally:
-        await proxy.close()
+    r, proxy = proxied.rig, proxied.proxy
+    await r.accessd.start()
+    await r.start_panels()
+    r.load(RATE)
+    await asyncio.sleep(2.0)
+    await proxy.refuse()
+    await asyncio.sleep(2.0)
+    # Shut down while it holds events it cannot write: they stay unconfirmed.
+    await r.accessd.terminate(bound=40.0)
+    await asyncio.sleep(1.0)
+    await r.stop_load()
+    assert sum(s.buffer.pending_count() for s in r.panels.values()) > 0
+    await proxy.restore()
+    await r.accessd.start()
+    await r.all_confirmed()
+    nothing_lost(await r.count())
 
 
 async def test_broker_kill_9_with_accessd_away_loses_nothing(faults: Rig) -> None:
@@ -138,37 +154,16 @@ async def test_a_panels_backlog_uploaded_while_others_go_on_loses_nothing(faults
     nothing_lost(await faults.count())
 
 
-async def test_a_database_that_hangs_loses_nothing(
-    db_url: str,
-    sessions: async_sessionmaker[AsyncSession],
-    mosquitto: MosquittoBroker,
-    mqtt_users: dict[str, str],
-    engine: AsyncEngine,
-    tmp_path: Path,
-) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL behind a proxy")
-    proxy = TcpProxy("127.0.0.1", 5432)
-    await proxy.start()
-    try:
-        async with rig(
-            db_url,
-            sessions,
-            mosquitto,
-            mqtt_users,
-            tmp_path,
-            accessd_db_url=proxy.url(db_url.rsplit("/", 1)[1]),
-        ) as r:
-            await r.accessd.start()
-            await r.start_panels()
-            r.load(RATE)
-            await asyncio.sleep(2.0)
-            proxy.hang()
-            await asyncio.sleep(4.0)
-            await proxy.restore()
-            await asyncio.sleep(1.0)
-            await r.stop_load()
-            await r.all_confirmed()
-            nothing_lost(await r.count())
-    finally:
-        await proxy.close()
+async def test_a_database_that_hangs_loses_nothing(proxied: Proxied) -> None:
+    r, proxy = proxied.rig, proxied.proxy
+    await r.accessd.start()
+    await r.start_panels()
+    r.load(RATE)
+    await asyncio.sleep(2.0)
+    proxy.hang()
+    await asyncio.sleep(4.0)
+    await proxy.restore()
+    await asyncio.sleep(1.0)
+    await r.stop_load()
+    await r.all_confirmed()
+    nothing_lost(await r.count())
