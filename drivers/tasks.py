@@ -109,15 +109,13 @@ async def cancel_and_wait(
 ) -> None:
     """Cancels ``tasks`` and waits for them; their results and exceptions are not raised
     here (a `TaskSet` has logged those already)."""
-    pending = [task for task in tasks if not task.done()]
+    # A task closing its own set neither cancels nor awaits itself.
+    current = asyncio.current_task()
+    pending = [task for task in tasks if not task.done() and task is not current]
+    if not pending:
+        return
     for task in pending:
         task.cancel()
-    if not pending:
-        return
-    current = asyncio.current_task()
-    pending = [task for task in pending if task is not current]
-    if not pending:
-        return
     _done, still = await asyncio.wait(pending, timeout=grace)
     if still:
         (logger or log).warning(
