@@ -199,31 +199,27 @@ class RevocationStore:
         self._static: list[CrlRecord] = []
         self._files: dict[str, tuple[_FileStamp, CrlRecord]] = {}
         self._tasks = TaskSet("revocation store", logger=log)
-        self._directory_running = False
         self._crl_sources: dict[str, _CrlSource] = {}
         self._ocsp: dict[tuple[bytes, int], _OcspSubject] = {}
         self._listeners: Listeners[[RevocationUpdate]] = Listeners("revocation update", logger=log)
         self._session: aiohttp.ClientSession | None = None
-        self._refreshing = False
 
     # --- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
         """Opens the HTTP session and starts the refresh loop."""
+        running = {task.get_name() for task in self._tasks}
         if self.crl_directory is not None:
             self.read_directory()
-            if not self._directory_running:
-                self._directory_running = True
+            if "crl-directory" not in running:
                 self._tasks.spawn(self._directory_loop(), name="crl-directory")
-        if not self._refreshing:
-            self._refreshing = True
+        if "revocation-refresh" not in running:
             self._tasks.spawn(self._loop(), name="revocation-refresh")
 
     async def aclose(self) -> None:
         await self._tasks.close()
         # A store may be started again after it was closed (tests do).
         self._tasks = TaskSet("revocation store", logger=log)
-        self._directory_running = self._refreshing = False
         if self._session is not None:
             await self._session.close()
             self._session = None
