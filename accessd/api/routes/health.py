@@ -65,8 +65,12 @@ async def readyz(state: StateDep, response: Response) -> dict[str, object]:
         database["last_error"] = health.last_error
     parts: dict[str, object] = {
         "database": database,
-        # Doors are decided from the snapshot, database or not.
-        "decisions": {"state": "ok", "decisions": state.decisions.decisions},
+        # Doors are decided from the snapshot, database or not: what it holds, no verdict.
+        "decisions": {
+            "decided": state.decisions.decisions,
+            "people": len(state.decisions.snapshot.people),
+            "doors": len(state.decisions.snapshot.doors),
+        },
         # Decisions made meanwhile wait in its queue until the database is back.
         "decision_writer": {
             "state": "ok" if db == "ok" else "holding",
