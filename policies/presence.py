@@ -75,6 +75,9 @@ class Presence:
     waiting: dict[int, deque[Pending]] = field(default_factory=dict)
     #: door -> local date on which a first person in started its free access
     free_access: dict[int, date] = field(default_factory=dict)
+    #: person -> when an operator last forgave them: a move from elsewhere that is older
+    #: (another instance's entry arriving after the forgiveness) must not undo it.
+    forgiven_at: dict[int, datetime] = field(default_factory=dict)
 
     def where(self, person_id: int, now: datetime, reset_s: int) -> tuple[bool, int | None]:
         """(known, area): unknown when never seen or forgotten after `reset_s`."""
@@ -115,8 +118,12 @@ class Presence:
         store at start) and may be older than what is known here, which it must not undo."""
         person = change.person_id
         if change.forgiven:
-            if not (late and self._newer(person, change.at)):
+            entry = self.location.get(person)
+            if not (late and entry is not None and entry[1] > change.at):
                 self.forgive(person)
+                known = self.forgiven_at.get(person)
+                if known is None or known < change.at:
+                    self.forgiven_at[person] = change.at
             return
         door = change.door_id
         if door is None:
@@ -128,8 +135,8 @@ class Presence:
         if not change.granted:
             return
         if change.starts_free_access and change.local_day is not None:
-            known = self.free_access.get(door)
-            if known is None or known < change.local_day:
+            day_known = self.free_access.get(door)
+            if day_known is None or day_known < change.local_day:
                 self.free_access[door] = change.local_day
         if change.companions:
             queue = self.waiting.get(door)
@@ -143,8 +150,13 @@ class Presence:
             self._wait(door, Pending(person, change.at, "escort"))
 
     def _newer(self, person: int, at: datetime) -> bool:
+        """Whether what is known of ``person`` is newer than ``at``: a place, or a
+        forgiveness."""
         entry = self.location.get(person)
-        return entry is not None and entry[1] > at
+        if entry is not None and entry[1] > at:
+            return True
+        forgiven = self.forgiven_at.get(person)
+        return forgiven is not None and forgiven > at
 
     def _wait(self, door: int, pending: Pending) -> None:
         queue = self.waiting.setdefault(door, deque())

@@ -106,17 +106,20 @@ class PresenceStore(BatchWriter[Change]):
         self._apply(rows, mine_too=True)
         return len(rows)
 
-    async def poll(self) -> int:
-        """Applies the changes other instances wrote since the last poll; returns how many."""
-        async with self._sessions() as session:
-            rows = (
-                await session.scalars(
-                    select(PresenceChange)
-                    .where(PresenceChange.id >= self._floor)
-                    .order_by(PresenceChange.id)
-                    .limit(10_000)
-                )
-            ).all()
+    async def poll(self, session: AsyncSession | None = None) -> int:
+        """Applies the changes other instances wrote since the last poll; returns how many.
+        ``session``: read in that one (a turn's transaction, accessd.decisions.turns)."""
+        if session is None:
+            async with self._sessions() as own:
+                return await self.poll(own)
+        rows = (
+            await session.scalars(
+                select(PresenceChange)
+                .where(PresenceChange.id >= self._floor)
+                .order_by(PresenceChange.id)
+                .limit(10_000)
+            )
+        ).all()
         return self._apply(rows, mine_too=False)
 
     def _apply(self, rows: Iterable[PresenceChange], *, mine_too: bool) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -26,6 +26,7 @@ from accessd.db.outage import DatabaseHealth, is_unavailable
 from accessd.decisions import loader
 from accessd.decisions.presence import PresenceStore
 from accessd.decisions.store import DecisionStore
+from accessd.decisions.turns import Turns
 from accessd.decisions.usage import mark_usage
 from accessd.events import (
     CredentialsRevoked,
@@ -41,6 +42,7 @@ from accessd.models import AuditEntry, AuditHead
 from accessd.models.enums import Entity
 from drivers.listeners import Listeners
 from drivers.tasks import TaskSet
+from policies.contention import Contended, turns
 from policies.decision import AccessRequest, Decision
 from policies.engine import evaluate
 from policies.presence import Change, Presence
@@ -77,6 +79,17 @@ _IGNORED_ENTITIES = frozenset({Entity.OPERATOR, Entity.PRESENCE})
 _PEOPLE_ENTITIES = frozenset({Entity.GROUP, Entity.ACCESS_LEVEL, Entity.POLICY, "all"})
 
 
+@dataclass(slots=True)
+class _Turn:
+    """One decision's turn (DecisionService.decide_in_turn): what it decided, and whether
+    the decider gave up waiting for it."""
+
+    decision: Decision | None = None
+    change: Change | None = None
+    error: Exception | None = None
+    abandoned: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class SnapshotChange:
     """What a refresh applied: people and credentials reloaded, and whether the policy."""
@@ -105,6 +118,7 @@ class DecisionService:
         self.presence = Presence()
         self.presence_store = PresenceStore(sessions, self.presence)
         self.presence_store.health = self.store.health
+        self.turns = Turns(sessions)
         self._presence_poll_interval = presence_poll_interval
         self._usage_interval = usage_interval
         self._feed_seq = 0
@@ -176,15 +190,91 @@ class DecisionService:
         self, request: AccessRequest, *, source: str = "api", request_id: str | None = None
     ) -> Decision:
         """Decides from memory and queues the decision's row (``request_id``: the panel's,
-        which its access event names, so the row can say whether the door used it)."""
+        which its access event names, so the row can say whether the door used it).
+
+        From this instance's presence alone: where another instance may be deciding the
+        same person, area or door at once, `decide_in_turn` is the one to call."""
         decision = evaluate(request, self.snapshot, self.presence)
+        change = self._presence_change(decision, request)
+        if change is not None:
+            self.presence_store.add(change)
+        self._stored(decision, request, source, request_id)
+        return decision
+
+    async def decide_in_turn(
+        self, request: AccessRequest, *, source: str = "api", request_id: str | None = None
+    ) -> Decision:
+        """As `decide`, but a decision on contended presence (policies.contention: hard
+        anti-passback, an occupancy limit, a two-person or escort door) is made again in a
+        turn with the other instances (accessd.decisions.turns), so that two instances
+        deciding the same badge at once do not both grant. Falls back to `decide` when the
+        turn cannot be had in time or the database is away (counted in `turns.missed`)."""
+        first = evaluate(request, self.snapshot, self.presence)
+        keys = turns(self.snapshot, first) if self.turns.serializes else ()
+        if not keys:
+            change = self._presence_change(first, request)
+            if change is not None:
+                self.presence_store.add(change)
+            return self._stored(first, request, source, request_id)
+        if not self.health.available:
+            self.turns.missed += 1
+            return self.decide(request, source=source, request_id=request_id)
+        turn = _Turn()
+        started = self.health.now()
+        # Past twice the lock wait the panel has decided alone anyway; a database that hangs
+        # must not hold the door, so the turn is waited for, not awaited to its end (it stays
+        # in the task set and, given up on before it decided, decides nothing).
+        task = self._tasks.spawn(self._take_turn(turn, keys, request), name="decision turn")
+        await asyncio.wait({task}, timeout=self.turns.wait * 2)
+        if task.done() and turn.error is None:
+            self.health.succeeded(started)
+            self.turns.taken += 1
+            assert turn.decision is not None
+            return self._stored(turn.decision, request, source, request_id)
+        self.turns.missed += 1
+        turn.abandoned = True
+        if turn.error is not None:
+            if is_unavailable(turn.error):
+                self.health.failed("decision turns", turn.error)
+            elif not _lock_timeout(turn.error):
+                log.warning("a decision's turn failed (%s); decided alone", turn.error)
+        if turn.decision is None:
+            return self.decide(request, source=source, request_id=request_id)
+        if turn.change is not None:
+            # Decided in the turn but maybe not committed: written again it is applied
+            # twice, which moves nobody anywhere new; not written it would be lost to the
+            # others.
+            self.presence_store.add(turn.change)
+        return self._stored(turn.decision, request, source, request_id)
+
+    async def _take_turn(
+        self, turn: _Turn, keys: Sequence[tuple[Contended, int]], request: AccessRequest
+    ) -> None:
+        try:
+            async with self.turns.turn(keys) as session:
+                await self.presence_store.poll(session)
+                if turn.abandoned:  # decided alone meanwhile: this must not decide it again
+                    return
+                turn.decision = evaluate(request, self.snapshot, self.presence)
+                # Applied here before the commit, so a decision of this instance that waits
+                # for the lock behind this one reads it (its poll skips this instance's rows).
+                turn.change = self._presence_change(turn.decision, request)
+                if turn.change is not None:
+                    await self.presence_store.write(session, [turn.change])
+        except Exception as exc:  # the database's or the lock's; the decider says which
+            turn.error = exc
+
+    def _presence_change(self, decision: Decision, request: AccessRequest) -> Change | None:
+        """Applies the decision to this instance's presence; the change, for the others."""
         day = None
         if decision.door_id is not None:
             facility = self.snapshot.facilities[self.snapshot.doors[decision.door_id].facility_id]
             day = local_time(request.at, facility.tz).day  # memoised per minute
-        change = self.presence.record(decision, request.at, day)
-        if change is not None:
-            self.presence_store.add(change)
+        return self.presence.record(decision, request.at, day)
+
+    def _stored(
+        self, decision: Decision, request: AccessRequest, source: str, request_id: str | None
+    ) -> Decision:
         self.store.add(decision, request, source, request_id)
         self.decisions += 1
         return decision
@@ -360,6 +450,16 @@ class DecisionService:
             ids = data.get("credential_ids")
             if isinstance(ids, list):
                 self._pending_credentials.update(_ints(ids))
+
+
+def _lock_timeout(error: BaseException) -> bool:
+    """PostgreSQL's lock_not_available (55P03): another instance's turn outlasted the wait."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if getattr(seen, "sqlstate", None) == "55P03" or getattr(seen, "pgcode", None) == "55P03":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _ints(values: Iterable[object]) -> set[int]:

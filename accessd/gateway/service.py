@@ -487,7 +487,7 @@ class MqttGateway:
             bio=bio,
             require_proofs=self._require_proofs,
         )
-        decision = self._decisions.decide(request, source="mqtt", request_id=req.id)
+        decision = await self._decisions.decide_in_turn(request, source="mqtt", request_id=req.id)
         self.counters["decisions"] += 1
         await self._reply(panel, msg, req.reply_to, _reply_of(req.id, decision))
 

@@ -146,10 +146,10 @@ async def test_a_decision_that_raises_gets_an_error_reply_is_logged_and_counted(
 ) -> None:
     decisions = site.svc.app.state.accessd.decisions
 
-    def broken(*args: object, **kwargs: object) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the decision path reached a database that is gone")
 
-    monkeypatch.setattr(decisions, "decide", broken)
+    monkeypatch.setattr(decisions, "decide_in_turn", broken)
     failures_before = tasks.FAILURES["mqtt gateway"]
     with caplog.at_level(logging.ERROR, logger="accessd.gateway.service"):
         result = await present(site, panel)

@@ -4,17 +4,19 @@ and an operator's forgiveness at one instance reaches the other."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd.decisions.service import DecisionService
 from accessd.events import EventBus
 from accessd.models import Area, PresenceChange
-from policies.decision import Reason
+from policies.contention import Contended
+from policies.decision import AccessRequest, Decision, Reason
 from tests.service.test_decision_service import badge, make_site, operators_for_setup
 from tests.waiting import until
 
@@ -87,3 +89,69 @@ async def test_forgiveness_reaches_every_instance(
     assert a.decide(badge(site, now + timedelta(seconds=2))).granted
     async with sessions() as s:
         assert await s.scalar(select(func.count()).select_from(PresenceChange)) >= 2
+
+
+async def _rounds(
+    site: dict[str, int],
+    instances: list[DecisionService],
+    decide: Callable[[DecisionService, AccessRequest], Awaitable[Decision]],
+    rounds: int,
+    at: datetime,
+) -> list[int]:
+    """The same badge at the same moment at both instances, ``rounds`` times (forgiven in
+    between, at both): how many of each round's two decisions granted."""
+    a = instances[0]
+    granted: list[int] = []
+    for n in range(rounds):
+        at += timedelta(seconds=10)
+        both = await asyncio.gather(*(decide(i, badge(site, at)) for i in instances))
+        granted.append(sum(d.granted for d in both))
+        a.forgive(site["person"], at + timedelta(seconds=1))
+        await until(
+            lambda: all(site["person"] not in i.presence.location for i in instances),
+            what=f"round {n}: both forgive",
+        )
+    return granted
+
+
+async def test_the_same_badge_at_two_instances_at_once_is_granted_once(
+    backend: str, site: dict[str, int], instances: list[DecisionService]
+) -> None:
+    """Hard anti-passback across instances: decided in turns, exactly one of two
+    simultaneous entries of one badge is granted, every time; decided alone from each
+    instance's own presence (the control), both are: the race the turns close."""
+    if backend != "postgresql":
+        pytest.skip("one process per SQLite database: there are no other instances")
+
+    async def alone(i: DecisionService, r: AccessRequest) -> Decision:
+        return i.decide(r)
+
+    async def in_turn(i: DecisionService, r: AccessRequest) -> Decision:
+        return await i.decide_in_turn(r)
+
+    now = datetime.now(UTC)
+    assert await _rounds(site, instances, alone, 3, now) == [2, 2, 2]
+    assert await _rounds(site, instances, in_turn, 20, now + timedelta(minutes=1)) == [1] * 20
+    assert sum(i.turns.taken for i in instances) == 40
+    assert sum(i.turns.missed for i in instances) == 0
+
+
+async def test_a_turn_not_had_in_time_decides_alone_and_is_counted(
+    backend: str,
+    site: dict[str, int],
+    instances: list[DecisionService],
+    engine: AsyncEngine,
+) -> None:
+    """A turn held elsewhere past the wait (another instance stuck mid-turn) costs the
+    door nothing: the decision is made from this instance's presence, counted as missed."""
+    if backend != "postgresql":
+        pytest.skip("turns are PostgreSQL advisory locks")
+    a, _ = instances
+    keys = ((Contended.PERSON, site["person"]),)
+    async with a.turns.turn(keys):  # held by "another instance" for the whole decision
+        started = asyncio.get_running_loop().time()
+        d = await instances[1].decide_in_turn(badge(site, datetime.now(UTC)))
+        waited = asyncio.get_running_loop().time() - started
+    assert d.granted, d.trail
+    assert instances[1].turns.missed == 1 and instances[1].turns.taken == 0
+    assert waited < 1.0, waited

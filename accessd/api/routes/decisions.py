@@ -77,7 +77,7 @@ async def decide(
         bio=bio,
         require_proofs=state.settings.require_card_proofs,
     )
-    return public(state.decisions.decide(request, source="api"))
+    return public(await state.decisions.decide_in_turn(request, source="api"))
 
 
 challenges_router = APIRouter(prefix="/v1/challenges", tags=["decisions"])

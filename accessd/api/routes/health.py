@@ -70,6 +70,10 @@ async def readyz(state: StateDep, response: Response) -> dict[str, object]:
             "decided": state.decisions.decisions,
             "people": len(state.decisions.snapshot.people),
             "doors": len(state.decisions.snapshot.doors),
+            # Contended presence decided in turns with the other instances, and decided
+            # alone because a turn was not had in time (accessd.decisions.turns).
+            "turns_taken": state.decisions.turns.taken,
+            "turns_missed": state.decisions.turns.missed,
         },
         # Decisions made meanwhile wait in its queue until the database is back.
         "decision_writer": {
