@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accessd.db import bulk
@@ -37,6 +38,10 @@ HORIZON = timedelta(hours=24)
 #: Rows this recent are read again at each poll (a transaction that took an id earlier may
 #: commit later); generous against a slow commit, cheap as rows are few.
 SETTLE = timedelta(seconds=30)
+#: Rows one poll reads at most; a longer backlog is read over the next polls.
+POLL_LIMIT = 10_000
+#: Old rows deleted by one `compact`.
+COMPACT_LIMIT = 10_000
 
 
 class PresenceStore(BatchWriter[Change]):
@@ -62,7 +67,11 @@ class PresenceStore(BatchWriter[Change]):
         #: Rows below this id are all applied; ids at or above it that are, in `_seen`.
         self._floor = 0
         self._seen: dict[int, datetime] = {}
+        #: (when, the table's highest id then) of each poll within `settle`.
+        self._tops: deque[tuple[datetime, int]] = deque()
         self.applied = 0
+        #: Rows the polls read (what a poll costs grows with it).
+        self.read = 0
 
     def add(self, change: Change) -> None:
         self._enqueue(change)
@@ -112,19 +121,55 @@ class PresenceStore(BatchWriter[Change]):
         if session is None:
             async with self._sessions() as own:
                 return await self.poll(own)
+        # This instance's own rows are applied already: not read again (at hundreds of
+        # decisions a second, re-reading the settle window of them on every poll was most
+        # of what the sequential decision path lost to this feed).
         rows = (
             await session.scalars(
                 select(PresenceChange)
-                .where(PresenceChange.id >= self._floor)
+                .where(PresenceChange.id >= self._floor, PresenceChange.instance != self.instance)
                 .order_by(PresenceChange.id)
-                .limit(10_000)
+                .limit(POLL_LIMIT)
             )
         ).all()
-        return self._apply(rows, mine_too=False)
+        top = await session.scalar(select(func.max(PresenceChange.id)))
+        self.read += len(rows)
+        applied = self._apply(rows, mine_too=False)
+        if len(rows) < POLL_LIMIT:
+            self._settle_up_to(int(top or 0))
+        else:
+            # A backlog past the limit (a start after a busy day): what was read and is
+            # older than `settle` is settled, so the next poll reads on from there.
+            self._tops.clear()
+            now = datetime.now(UTC)
+            old = [row.id for row in rows if now - row.written_at > self._settle]
+            if old:
+                self._raise_floor(max(old) + 1)
+        return applied
+
+    async def compact(self, now: datetime, *, limit: int = COMPACT_LIMIT) -> int:
+        """Deletes up to ``limit`` rows older than twice the horizon (nobody replays them:
+        a start reads one horizon back; the decisions themselves are kept, as evidence, in
+        decision_events); returns how many. Every instance may run it: a row deleted twice
+        is deleted once."""
+        cutoff = now - 2 * self._horizon
+        async with self._sessions() as session:
+            oldest = (
+                select(PresenceChange.id)
+                .where(PresenceChange.at < cutoff)
+                .order_by(PresenceChange.id)
+                .limit(limit)
+                .scalar_subquery()
+            )
+            # In slices by id: one short transaction each, never a long lock on the table.
+            result = await session.execute(
+                delete(PresenceChange).where(PresenceChange.id.in_(oldest))
+            )
+            await session.commit()
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def _apply(self, rows: Iterable[PresenceChange], *, mine_too: bool) -> int:
         applied = 0
-        now = datetime.now(UTC)
         for row in rows:
             if row.id in self._seen:
                 continue
@@ -132,15 +177,25 @@ class PresenceStore(BatchWriter[Change]):
             if mine_too or row.instance != self.instance:
                 self.presence.apply(_change(row), late=True)
                 applied += 1
-        # Everything older than `settle` is settled: forget it and raise the floor.
-        settled = [i for i, at in self._seen.items() if now - at > self._settle]
-        if settled:
-            top = max(settled)
-            self._floor = max(self._floor, top + 1)
-            for i in [i for i in self._seen if i <= top]:
-                del self._seen[i]
         self.applied += applied
         return applied
+
+    def _settle_up_to(self, top: int) -> None:
+        """Raises the floor past rows that can no longer change: every id up to the table's
+        highest of `settle` ago was committed (or never will be) by now, and read by the
+        polls since, each of which read all there was."""
+        now = datetime.now(UTC)
+        self._tops.append((now, top))
+        settled: int | None = None
+        while self._tops and now - self._tops[0][0] > self._settle:
+            settled = self._tops.popleft()[1]
+        if settled is not None:
+            self._raise_floor(settled + 1)
+
+    def _raise_floor(self, floor: int) -> None:
+        self._floor = max(self._floor, floor)
+        for i in [i for i in self._seen if i < self._floor]:
+            del self._seen[i]
 
 
 def _change(row: PresenceChange) -> Change:

@@ -52,6 +52,9 @@ from policies.vocabulary import ThreatLevel
 
 log = logging.getLogger(__name__)
 
+#: How often each instance deletes presence changes nobody will replay (a slice at a time).
+COMPACT_EVERY_S = 60.0
+
 #: What the audit feed does for each kind of record changed, every `Entity` in exactly one
 #: set (tests/service/test_entities.py checks), so that a new kind is not missed:
 #: a change to one of these reloads the policy part of the snapshot,
@@ -286,10 +289,14 @@ class DecisionService:
         self.presence_store.add(change)
 
     async def _presence_loop(self) -> None:
+        compacted = time.monotonic()
         while True:
             await asyncio.sleep(self._presence_poll_interval)
             try:
                 await self.presence_store.poll()
+                if time.monotonic() - compacted >= COMPACT_EVERY_S:
+                    compacted = time.monotonic()
+                    await self.presence_store.compact(datetime.now(UTC))
             except Exception as exc:
                 if is_unavailable(exc):
                     self.store.health.failed("presence feed", exc)

@@ -12,11 +12,13 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from accessd.decisions.presence import PresenceStore
 from accessd.decisions.service import DecisionService
 from accessd.events import EventBus
 from accessd.models import Area, PresenceChange
 from policies.contention import Contended
 from policies.decision import AccessRequest, Decision, Reason
+from policies.presence import Change, Presence
 from tests.service.test_decision_service import badge, make_site, operators_for_setup
 from tests.waiting import until
 
@@ -123,6 +125,11 @@ async def test_the_same_badge_at_two_instances_at_once_is_granted_once(
     if backend != "postgresql":
         pytest.skip("one process per SQLite database: there are no other instances")
 
+    for i in instances:
+        # What is tested is the turn-taking, not its bound: a loaded test machine may take
+        # longer than a door's wait for a turn.
+        i.turns.wait = 5.0
+
     async def alone(i: DecisionService, r: AccessRequest) -> Decision:
         return i.decide(r)
 
@@ -155,3 +162,48 @@ async def test_a_turn_not_had_in_time_decides_alone_and_is_counted(
     assert d.granted, d.trail
     assert instances[1].turns.missed == 1 and instances[1].turns.taken == 0
     assert waited < 1.0, waited
+
+
+async def test_a_poll_reads_only_the_other_instances_rows_and_settles_them(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """What a poll costs does not grow with this instance's own decisions (each of which it
+    applied when it made it), and rows older than the settle window are not read again."""
+    a = PresenceStore(sessions, Presence(), settle=timedelta(seconds=0.2))
+    b = PresenceStore(sessions, Presence(), settle=timedelta(seconds=0.2))
+    now = datetime.now(UTC)
+    changes = [
+        Change(at=now, person_id=n, door_id=1, area_id=1, granted=True) for n in range(1, 301)
+    ]
+    async with sessions() as s:
+        await a.write(s, changes)
+        await s.commit()
+    assert await a.poll() == 0 and a.read == 0
+    assert await b.poll() == 300 and b.read == 300
+    assert set(b.presence.location) == set(range(1, 301))
+    await asyncio.sleep(0.3)
+    await b.poll()  # past the settle window: the floor rises past every row
+    await b.poll()
+    before = b.read
+    assert await b.poll() == 0 and b.read == before
+
+
+async def test_presence_changes_nobody_replays_are_deleted(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """The presence log does not grow without end: rows older than twice the replay horizon
+    go, in slices; recent ones stay."""
+    store = PresenceStore(sessions, Presence(), horizon=timedelta(hours=1))
+    now = datetime.now(UTC)
+    old = [Change(at=now - timedelta(hours=3), person_id=n, door_id=1) for n in range(1, 26)]
+    recent = [Change(at=now - timedelta(minutes=90), person_id=n, door_id=1) for n in (1, 2)]
+    async with sessions() as s:
+        await store.write(s, [*old, *recent])
+        await s.commit()
+    assert await store.compact(now, limit=10) == 10
+    assert await store.compact(now, limit=10) == 10
+    assert await store.compact(now, limit=10) == 5
+    assert await store.compact(now, limit=10) == 0
+    async with sessions() as s:
+        left = (await s.scalars(select(PresenceChange.person_id))).all()
+    assert sorted(left) == [1, 2]
