@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -42,7 +44,26 @@ def make_engine(
         "server_settings": {"statement_timeout": str(int(statement_timeout * 1000))},
         **kwargs.pop("connect_args", {}),
     }
-    return create_async_engine(database_url, connect_args=connect_args, **kwargs)
+    engine = create_async_engine(database_url, connect_args=connect_args, **kwargs)
+    _TIMEOUTS[engine.sync_engine] = Timeouts(connect_timeout, statement_timeout)
+    return engine
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 5.0
+    statement: float = 15.0
+
+
+#: The bounds each engine was made with, for connections opened beside its pool (the
+#: decision store's own asyncpg connection): a database that hangs must not hold them longer.
+_TIMEOUTS: WeakKeyDictionary[Engine, Timeouts] = WeakKeyDictionary()
+
+
+def timeouts_of(engine: AsyncEngine) -> Timeouts:
+    """The connect and statement bounds ``engine`` was made with (the defaults when it was
+    not made by `make_engine`)."""
+    return _TIMEOUTS.get(engine.sync_engine, Timeouts())
 
 
 def engine_from(settings: Settings, **kwargs: Any) -> AsyncEngine:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd.db import bulk
 from accessd.db.batches import BatchWriter
+from accessd.db.engine import Timeouts, timeouts_of
 from accessd.models import DecisionEvent
 from policies.decision import AccessRequest, Decision
 
@@ -48,9 +49,11 @@ class DecisionStore(BatchWriter[_Item]):
         super().__init__(sessions, **kwargs)
         bind = sessions.kw.get("bind")
         self._dsn: str | None = None
+        self._timeouts = Timeouts()
         if isinstance(bind, AsyncEngine) and bind.dialect.name == "postgresql":
             url = bind.url.set(drivername="postgresql")
             self._dsn = url.render_as_string(hide_password=False)
+            self._timeouts = timeouts_of(bind)
         self._conn: Any = None
 
     async def _write_batch(self, items: list[_Item]) -> int:
@@ -80,7 +83,14 @@ class DecisionStore(BatchWriter[_Item]):
             import asyncpg  # type: ignore[import-untyped]
 
             assert self._dsn is not None
-            self._conn = await asyncpg.connect(self._dsn)
+            # The engine's bounds: a database that hangs fails the write (the batch goes
+            # again later) instead of holding the writer, and a shutdown, forever.
+            self._conn = await asyncpg.connect(
+                self._dsn,
+                timeout=self._timeouts.connect,
+                command_timeout=self._timeouts.statement,
+                server_settings={"statement_timeout": str(int(self._timeouts.statement * 1000))},
+            )
         return self._conn
 
     async def _drop(self) -> None:
