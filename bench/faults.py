@@ -69,6 +69,21 @@ async def sigterm_during_outage(r: Rig, proxy: TcpProxy, args: argparse.Namespac
     return await r.all_confirmed(300)
 
 
+async def sigterm_while_database_hangs(r: Rig, proxy: TcpProxy, args: argparse.Namespace) -> float:
+    await r.accessd.start()
+    r.load(args.rate)
+    await asyncio.sleep(3.0)
+    proxy.hang()
+    await asyncio.sleep(10.0)
+    took = await r.accessd.terminate(60.0)
+    print(f"  SIGTERM while the database hangs: stopped in {took:.1f} s", flush=True)
+    await asyncio.sleep(2.0)
+    await r.stop_load()
+    await proxy.restore()
+    await r.accessd.start()
+    return await r.all_confirmed(300)
+
+
 async def broker_kill_9_accessd_away(r: Rig, proxy: TcpProxy, args: argparse.Namespace) -> float:
     await r.accessd.start()
     r.load(args.rate)
@@ -104,12 +119,29 @@ async def database_hangs(r: Rig, proxy: TcpProxy, args: argparse.Namespace) -> f
     return await r.all_confirmed(300)
 
 
+async def one_of_two_killed(r: Rig, proxy: TcpProxy, args: argparse.Namespace) -> float:
+    other = r.another_instance("b")
+    await r.accessd.start()
+    await other.start()
+    try:
+        r.load(args.rate)
+        await asyncio.sleep(3.0)
+        await other.kill()
+        await asyncio.sleep(5.0)
+        await r.stop_load()
+        return await r.all_confirmed(300)
+    finally:
+        await other.terminate(20.0)
+
+
 FAULTS: dict[str, Fault] = {
     "kill -9 of accessd, three times under load": kill_9_under_load,
     "SIGTERM during a database outage": sigterm_during_outage,
+    "SIGTERM while the database hangs": sigterm_while_database_hangs,
     "broker kill -9 with accessd away": broker_kill_9_accessd_away,
     "one panel's backlog uploaded while the others go on": backlog,
     "a database that hangs 15 s": database_hangs,
+    "one of two instances killed under load": one_of_two_killed,
 }
 
 

@@ -162,6 +162,12 @@ class Rig:
     generated: dict[str, int] = field(default_factory=dict)
     _load: TaskSet = field(default_factory=lambda: TaskSet("fault load"))
 
+    def another_instance(self, name: str) -> Accessd:
+        """A second `accessd serve` on the same database and broker: its own client ids,
+        the same shared request subscription (tests.faults: "one of two instances")."""
+        env = dict(self.accessd.env, ACCESSD_MQTT_CLIENT_ID=f"accessd-faults-{name}")
+        return Accessd(env, self.tmp / f"accessd-{name}.log")
+
     async def start_panels(self, names: tuple[str, ...] = PANELS) -> None:
         for name in names:
             link = MqttPanelLink(

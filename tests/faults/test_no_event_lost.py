@@ -102,15 +102,22 @@ async def test_kill_9_of_accessd_under_load_loses_and_doubles_nothing(faults: Ri
     nothing_lost(await faults.count())
 
 
+@pytest.mark.parametrize("outage", ["refused", "hanging"])
 async def test_sigterm_during_a_database_outage_confirms_nothing_unwritten(
-    proxied: Proxied,
+    proxied: Proxied, outage: str
 ) -> None:
+    """Refused: connections fail at once. Hanging: they are accepted and never answered,
+    so only the service's own bounds (statement and connect timeouts, the final flush)
+    end its shutdown."""
     r, proxy = proxied.rig, proxied.proxy
     await r.accessd.start()
     await r.start_panels()
     r.load(RATE)
     await asyncio.sleep(2.0)
-    await proxy.refuse()
+    if outage == "refused":
+        await proxy.refuse()
+    else:
+        proxy.hang()
     await asyncio.sleep(2.0)
     # Shut down while it holds events it cannot write: they stay unconfirmed.
     await r.accessd.terminate(bound=40.0)
@@ -167,3 +174,23 @@ async def test_a_database_that_hangs_loses_nothing(proxied: Proxied) -> None:
     await r.stop_load()
     await r.all_confirmed()
     nothing_lost(await r.count())
+
+
+async def test_one_of_two_instances_killed_under_load_loses_nothing(faults: Rig) -> None:
+    """Both instances take every panel's events (each its own kept session) and store them
+    idempotently; the one killed takes its unwritten batch with it, which the survivor had
+    stored or the panels send again."""
+    other = faults.another_instance("b")
+    await faults.accessd.start()
+    await other.start()
+    try:
+        await faults.start_panels()
+        faults.load(RATE)
+        await asyncio.sleep(2.0)
+        await other.kill()
+        await asyncio.sleep(2.0)
+        await faults.stop_load()
+        await faults.all_confirmed()
+        nothing_lost(await faults.count())
+    finally:
+        await other.terminate(20.0)
