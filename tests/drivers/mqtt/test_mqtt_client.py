@@ -321,6 +321,19 @@ async def test_acl_keeps_a_panel_from_reading_another_panels_commands(connect: C
     assert snoop_inbox.drained() == []
 
 
+async def test_no_login_may_change_the_brokers_logins_at_run_time(connect: Connect) -> None:
+    # The dynamic-security plugin takes commands on $CONTROL; the file `accessd mqtt acl`
+    # writes must stay the whole truth, so not even the service may send them.
+    control = "$CONTROL/dynamic-security/v1"
+    command = b'{"commands": [{"command": "createClient", "username": "x", "password": "y"}]}'
+    for user in (SERVICE_USER, PANEL1):
+        client = await connect(user, 5)
+        with pytest.raises(MqttPublishRefused):
+            await client.publish(control, command)
+        with pytest.raises(MqttSubscribeRefused):
+            await client.subscribe([("$CONTROL/#", 1)])
+
+
 async def test_reconnects_after_a_broker_restart_and_renews_subscriptions(
     connect: Connect,
     mosquitto: MosquittoBroker,  # noqa: F811
