@@ -67,6 +67,8 @@ def cmd_acl(args: argparse.Namespace) -> int:
             f"{result.panels} MQTT panels: {result.kept} passwords kept, {result.new} new, "
             f"{result.removed} users removed; wrote {', '.join(str(f) for f in result.files)}"
         )
+        # Mosquitto 2.0 loads a plugin's file at start only: a SIGHUP would change nothing.
+        print("restart the broker (systemctl restart mosquitto) for them to take effect")
         return 0
 
     try:

@@ -120,6 +120,7 @@ async def test_cli_writes_files_the_broker_enforces(
     proc = run_acl("--out", str(out), db=db_url)
     assert proc.returncode == 0, proc.stderr
     assert "3 MQTT panels: 0 passwords kept, 4 new" in proc.stdout
+    assert "restart the broker" in proc.stdout  # its plugin reads the file at start only
     creds = json.loads((out / "credentials.json").read_text())
     passwords = {p["username"]: p["password"] for p in creds["panels"]}
     assert sorted(passwords) == ["field-1.lobby", "hq.lobby", "hq.scif"]  # no OSDP panel
