@@ -1,18 +1,18 @@
 """A real Mosquitto for tests, started from the project's own deploy/mosquitto/accessd.conf.
 
-Only the listener port, the password/ACL file paths, the persistence directory and the log
-file are rewritten; every other setting is the production one. Use it directly::
+Only the listener port, the dynamic-security file's path, the persistence directory and the
+log file are rewritten; every other setting is the production one. Use it directly::
 
-    broker = MosquittoBroker(users={"accessd": pw}, panels=[("hq", "p1")])
+    broker = MosquittoBroker.with_users({"accessd": pw, "hq.p1": pw1}, [("hq", "p1")])
     broker.start(); ...; broker.restart(); ...; broker.stop()
 
 or import the fixtures into a test module::
 
     from tests.mqtt_broker import mosquitto, mqtt_users  # noqa: F401
 
-``mosquitto`` is a started broker whose password file holds the service user and the panels
-of ``PANELS`` with the passwords in ``mqtt_users`` (user name → password), and whose ACL is
-the generated one. ``MosquittoBroker.from_files`` serves files written by `accessd mqtt acl`.
+``mosquitto`` is a started broker whose logins are the service user and the panels of
+``PANELS``, with the passwords in ``mqtt_users`` (user name → password) and the generated
+rules and client ids. ``MosquittoBroker.from_file`` serves the file `accessd mqtt acl` wrote.
 """
 
 from __future__ import annotations
@@ -33,16 +33,25 @@ from pathlib import Path
 
 import pytest
 
-from drivers.mqtt.access import SERVICE_USER, hash_password, mosquitto_acl, panel_username
-from drivers.mqtt.access import password_file as make_password_file
+from drivers.mqtt.access import (
+    SERVICE_USER,
+    BrokerLogin,
+    broker_logins,
+    hash_password,
+    panel_client_id,
+    panel_username,
+)
+from drivers.mqtt.dynsec import dynsec_config
 from tests.paths import ROOT
 
 CONFIG = ROOT / "deploy" / "mosquitto" / "accessd.conf"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 #: The panels of the `mosquitto` fixture: two at one site, one at another.
 PANELS = (("hq", "p1"), ("hq", "p2"), ("field", "p1"))
+#: User name → the one client id the broker lets that panel's login use.
+PANEL_CLIENT_IDS = {panel_username(s, p): panel_client_id(s, p) for s, p in PANELS}
 
-_REWRITTEN = ("listener", "password_file", "acl_file", "persistence_location", "log_dest")
+_REWRITTEN = ("listener", "plugin_opt_config_file", "persistence_location", "log_dest")
 
 
 def free_port() -> int:
@@ -52,15 +61,14 @@ def free_port() -> int:
         return port
 
 
-def rewrite_config(text: str, *, port: int, passwd: Path, acl: Path, data: Path, log: Path) -> str:
+def rewrite_config(text: str, *, port: int, security: Path, data: Path, log: Path) -> str:
     """``text`` with the listener on ``port`` (TLS listeners left out) and the file paths
     moved; every other line as it is."""
     out: list[str] = []
     seen: set[str] = set()
     replacements = {
         "listener": f"listener {port} 127.0.0.1",
-        "password_file": f"password_file {passwd}",
-        "acl_file": f"acl_file {acl}",
+        "plugin_opt_config_file": f"plugin_opt_config_file {security}",
         "persistence_location": f"persistence_location {data}/",
         "log_dest": f"log_dest file {log}",
     }
@@ -84,45 +92,48 @@ def rewrite_config(text: str, *, port: int, passwd: Path, acl: Path, data: Path,
 class MosquittoBroker:
     """One Mosquitto process on a free loopback port, in its own temporary directory."""
 
-    def __init__(self, passwd_text: str, acl_text: str, *, config: Path = CONFIG) -> None:
+    def __init__(self, security_text: str, *, config: Path = CONFIG) -> None:
         # Not under pytest's tmp_path: Mosquitto started as root drops to the mosquitto
         # user, which cannot enter pytest's 0700 directories.
         self.dir = Path(tempfile.mkdtemp(prefix="accessd-mosquitto-"))
         self.port = free_port()
-        self.passwd = self.dir / "passwd"
-        self.acl = self.dir / "acl"
+        self.security = self.dir / "dynamic-security.json"
         self.data = self.dir / "data"
         self.log_file = self.dir / "mosquitto.log"
         self.conf = self.dir / "mosquitto.conf"
         self.data.mkdir()
-        self.passwd.write_text(passwd_text)
-        self.acl.write_text(acl_text)
+        self.security.write_text(security_text)
         self.conf.write_text(
             rewrite_config(
                 config.read_text(),
                 port=self.port,
-                passwd=self.passwd,
-                acl=self.acl,
+                security=self.security,
                 data=self.data,
                 log=self.log_file,
             )
         )
-        for path in (self.passwd, self.acl, self.conf):
+        for path in (self.security, self.conf):
             path.chmod(0o600)
         self._give_to_broker_user()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @classmethod
-    def from_files(cls, passwd: Path, acl: Path) -> MosquittoBroker:
-        """A broker serving a password file and ACL written elsewhere (by the CLI)."""
-        return cls(passwd.read_text(), acl.read_text())
+    def from_file(cls, security: Path) -> MosquittoBroker:
+        """A broker serving a dynamic-security file written elsewhere (by the CLI)."""
+        return cls(security.read_text())
 
     @classmethod
     def with_users(
-        cls, passwords: dict[str, str], panels: Iterable[tuple[str, str]]
+        cls,
+        passwords: dict[str, str],
+        panels: Iterable[tuple[str, str]],
+        extra: Iterable[BrokerLogin] = (),
     ) -> MosquittoBroker:
+        """The generated logins of the service and ``panels`` (plus ``extra``), with the
+        passwords in ``passwords`` (user name → password)."""
+        logins = [*broker_logins(panels, SERVICE_USER), *extra]
         hashes = {user: hash_password(pw) for user, pw in passwords.items()}
-        return cls(make_password_file(hashes), mosquitto_acl(panels, SERVICE_USER))
+        return cls(dynsec_config(logins, hashes))
 
     def _give_to_broker_user(self) -> None:
         if os.geteuid() != 0:
@@ -131,7 +142,7 @@ class MosquittoBroker:
             user = pwd.getpwnam("mosquitto")
         except KeyError:
             return
-        for path in (self.dir, self.data, self.passwd, self.acl, self.conf):
+        for path in (self.dir, self.data, self.security, self.conf):
             os.chown(path, user.pw_uid, user.pw_gid)
 
     @property
@@ -192,15 +203,6 @@ class MosquittoBroker:
     def resume(self) -> None:
         assert self.proc is not None, "not running"
         self.proc.send_signal(signal.SIGCONT)
-
-    def reload(self, passwd_text: str | None = None, acl_text: str | None = None) -> None:
-        """Replaces the password file and/or ACL and makes the broker re-read them (SIGHUP)."""
-        if passwd_text is not None:
-            self.passwd.write_text(passwd_text)
-        if acl_text is not None:
-            self.acl.write_text(acl_text)
-        assert self.proc is not None, "not running"
-        self.proc.send_signal(signal.SIGHUP)
 
     def close(self) -> None:
         self.stop()

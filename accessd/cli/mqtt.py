@@ -1,10 +1,11 @@
 """`accessd mqtt acl`: broker logins and the ACL for the MQTT panels in the database.
 
-It writes, into ``--out``, the Mosquitto password file (``passwd``), the ACL (``acl``) and
+It writes, into ``--out``, the file of Mosquitto's dynamic-security plugin
+(``dynamic-security.json``: logins, the client id each panel is bound to, topic rules) and
 ``credentials.json`` (every panel's and the service's password, mode 0600, to provision
-them from). Passwords of the previous run are kept unless ``--rotate``. Point the broker's
-``password_file`` and ``acl_file`` at the first two (deploy/mosquitto/accessd.conf expects
-/etc/mosquitto/accessd/) and send it SIGHUP to re-read them.
+them from). Passwords of the previous run are kept unless ``--rotate``. The broker's
+``plugin_opt_config_file`` points at the first (deploy/mosquitto/accessd.conf expects
+/etc/mosquitto/accessd/); the plugin reads it only at start, so restart the broker.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def add_mqtt_commands(sub: Any) -> None:
     p = sub.add_parser("mqtt", help="MQTT broker logins and ACL for the panels")
     acts = p.add_subparsers(dest="mqtt_command", required=True, metavar="ACTION")
     a = acts.add_parser(
-        "acl", help="write the broker's password file and ACL, and the panels' credentials"
+        "acl", help="write the broker's logins and rules, and the panels' credentials"
     )
     a.add_argument("--out", type=Path, required=True, metavar="DIR", help="directory to write")
     a.add_argument(
@@ -33,7 +34,7 @@ def add_mqtt_commands(sub: Any) -> None:
     )
     a.add_argument(
         "--group",
-        help="group that may read passwd and acl (the broker's, e.g. mosquitto): mode 0640",
+        help="group that may read the broker's file (e.g. mosquitto): mode 0640",
     )
     a.set_defaults(func=cmd_acl)
 
@@ -66,6 +67,8 @@ def cmd_acl(args: argparse.Namespace) -> int:
             f"{result.panels} MQTT panels: {result.kept} passwords kept, {result.new} new, "
             f"{result.removed} users removed; wrote {', '.join(str(f) for f in result.files)}"
         )
+        # Mosquitto 2.0 loads a plugin's file at start only: a SIGHUP would change nothing.
+        print("restart the broker (systemctl restart mosquitto) for them to take effect")
         return 0
 
     try:

@@ -10,7 +10,9 @@ against Mosquitto and deploy/mosquitto/accessd.conf, and how the demo lives with
 * no shared subscriptions (``$share/...`` is taken as a literal filter that matches
   nothing): the gateway subscribes to the requests plainly (``mqtt_shared_requests`` off),
   which is right for the demo's single instance;
-* no persistence: retained messages and kept sessions end with the broker.
+* no persistence: retained messages and kept sessions end with the broker;
+* no client ids bound to logins (Mosquitto's dynamic-security plugin does that): a panel
+  could connect with another's client id. The demo's panels are its own simulators.
 
 amqtt 0.12.1 also sends a client that connects the retained messages matching *any*
 client's subscriptions, past the ACL: every panel would be sent every other panel's

@@ -1,7 +1,7 @@
 """The demo's Mosquitto: the project's deploy/mosquitto/accessd.conf on a local port, with
-the password file and ACL `accessd.gateway.acl.write_broker_files` wrote.
+the dynamic-security file `accessd.gateway.acl.write_broker_files` wrote.
 
-Only the listener, the file paths, the persistence directory and the log go elsewhere (the
+Only the listener, the file path, the persistence directory and the log go elsewhere (the
 same lines tests/mqtt_broker.py rewrites); everything else is the production config.
 """
 
@@ -37,12 +37,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def local_config(text: str, *, port: int, passwd: Path, acl: Path, data: Path, log: Path) -> str:
+def local_config(text: str, *, port: int, security: Path, data: Path, log: Path) -> str:
     """``text`` with one loopback listener on ``port`` and the files moved."""
     replacements = {
         "listener": f"listener {port} 127.0.0.1",
-        "password_file": f"password_file {passwd}",
-        "acl_file": f"acl_file {acl}",
+        "plugin_opt_config_file": f"plugin_opt_config_file {security}",
         "persistence_location": f"persistence_location {data}/",
         "log_dest": f"log_dest file {log}",
     }
@@ -70,28 +69,27 @@ class DemoBroker:
         self.log = self.dir / "mosquitto.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def _prepare(self, passwd: Path, acl: Path) -> Path:
+    def _prepare(self, security: Path) -> Path:
         data = self.dir / "data"
         data.mkdir(exist_ok=True)
         conf = self.dir / "mosquitto.conf"
-        (self.dir / "passwd").write_text(passwd.read_text())
-        (self.dir / "acl").write_text(acl.read_text())
+        copy = self.dir / security.name
+        copy.write_text(security.read_text())
         conf.write_text(
             local_config(
                 CONFIG.read_text(),
                 port=self.port,
-                passwd=self.dir / "passwd",
-                acl=self.dir / "acl",
+                security=copy,
                 data=data,
                 log=self.log,
             )
         )
-        for path in (self.dir / "passwd", self.dir / "acl", conf):
+        for path in (copy, conf):
             path.chmod(0o600)
         if os.geteuid() == 0:
             with contextlib.suppress(KeyError):
                 user = pwd.getpwnam("mosquitto")
-                for path in (self.dir, data, self.dir / "passwd", self.dir / "acl", conf):
+                for path in (self.dir, data, copy, conf):
                     os.chown(path, user.pw_uid, user.pw_gid)
         return conf
 
@@ -99,10 +97,10 @@ class DemoBroker:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
-    def start(self, passwd: Path, acl: Path, timeout: float = 10.0) -> None:
-        """Starts it with copies of ``passwd`` and ``acl``; returns once the port accepts
-        connections, RuntimeError otherwise."""
-        conf = self._prepare(passwd, acl)
+    def start(self, security: Path, timeout: float = 10.0) -> None:
+        """Starts it with a copy of the dynamic-security file ``security``; returns once the
+        port accepts connections, RuntimeError otherwise."""
+        conf = self._prepare(security)
         # Its own process group: a terminal's Ctrl-C is the demo's to handle, in order.
         self.proc = subprocess.Popen(  # noqa: S603 - our config, no shell
             [self.binary, "-c", str(conf)],

@@ -48,6 +48,7 @@ from accessd.db.engine import make_engine, make_sessionmaker
 from accessd.db.migrate import upgrade
 from accessd.demo.options import DemoOptions
 from accessd.demo.people import EXAMPLES, card_uuid_of, example_people, holders, seed_people
+from accessd.gateway.acl import SECURITY
 from accessd.models import Door, Facility, Operator, Panel, PanelEvent, Person, Reader
 from accessd.models.enums import Role
 from accessd.models.policy import DecisionEvent
@@ -157,7 +158,8 @@ async def _site_time(settings: Settings, site: str, when: datetime) -> datetime:
 
 
 async def _broker_logins(settings: Settings, out: Path) -> dict[str, Any]:
-    """Writes the broker's passwd/acl/credentials.json for the database's MQTT panels."""
+    """Writes the broker's dynamic-security.json and credentials.json for the database's
+    MQTT panels."""
     from accessd.gateway.acl import CREDENTIALS, mqtt_panels, write_broker_files
 
     engine = make_engine(settings.database_url)
@@ -452,7 +454,7 @@ def run_demo(
             _write_private(state / "panel-passwords.json", json.dumps(passwords))
             _write_private(state / "layout.json", json.dumps(asyncio.run(_layout(settings, SITE))))
             if isinstance(broker, DemoBroker):
-                broker.start(state / "broker" / "passwd", state / "broker" / "acl")
+                broker.start(state / "broker" / SECURITY)
             else:
                 broker.start(logins)
             settings = settings.model_copy(

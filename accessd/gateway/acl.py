@@ -1,12 +1,16 @@
-"""Broker logins for the MQTT panels: a password each, the Mosquitto password file, the ACL
-that confines every panel to its own topics, and the credentials to provision panels with.
+"""Broker logins for the MQTT panels: a password each, the file of Mosquitto's
+dynamic-security plugin (every login's password hash, the client id a panel is bound to,
+the rules that confine it to its own topics), and the credentials to provision panels with.
 
 `write_broker_files` is what `accessd mqtt acl` runs. The panels come from the database
 (MQTT transport; topic site = facility code, panel = panel name); passwords that the
 previous run's files already hold are kept unless ``rotate`` is set, so running it again
-after adding a panel logs nobody else out. Every file is written to a temporary file in
-the same directory and renamed over the old one, with its final mode from the start.
-Passwords never reach a log line or the command's output.
+after adding a panel logs nobody else out. The previous hashes are read from the plugin's
+file or, on the first run after the move to it, from the ``passwd`` file of the layout
+before (password_file and acl_file, deploy/mosquitto/README.md), so no panel needs a new
+password for the move. Every file is written to a temporary file in the same directory and
+renamed over the old one, with its final mode from the start. Passwords never reach a log
+line or the command's output.
 """
 
 from __future__ import annotations
@@ -27,17 +31,20 @@ from accessd.models import Facility, Panel
 from accessd.models.enums import PanelTransport
 from drivers.mqtt.access import (
     SERVICE_USER,
+    PasswordHash,
+    broker_logins,
     hash_password,
-    mosquitto_acl,
     panel_username,
     parse_password_file,
-    password_file,
-    verify_password,
 )
+from drivers.mqtt.dynsec import dynsec_config, parse_dynsec_hashes
 from drivers.mqtt.topics import TopicError, check_segment
 
-PASSWD = "passwd"
-ACL = "acl"
+#: The dynamic-security plugin's file (deploy/mosquitto/accessd.conf points at it).
+SECURITY = "dynamic-security.json"
+#: The password file of the layout before the plugin: read, never written, so the passwords
+#: it holds carry over.
+LEGACY_PASSWD = "passwd"
 #: Plain passwords for provisioning the panels and the service: never readable by others.
 CREDENTIALS = "credentials.json"
 
@@ -108,10 +115,10 @@ def write_broker_files(
     rotate: bool = False,
     group: int | None = None,
 ) -> AclResult:
-    """Writes ``passwd``, ``acl`` and ``credentials.json`` into ``out``.
+    """Writes ``dynamic-security.json`` and ``credentials.json`` into ``out``.
 
-    With ``group`` (a gid) the password file and ACL are 0640 and owned by that group, so
-    a broker running as that group can read them; else 0600. The credentials are 0600."""
+    With ``group`` (a gid) the broker's file is 0640 and owned by that group, so a broker
+    running as that group can read it; else 0600. The credentials are 0600."""
     logins = sorted(set(panels), key=lambda p: (p.site, p.panel))
     users = [service_user, *(p.username for p in logins)]
     if len(set(users)) != len(users):
@@ -141,36 +148,41 @@ def write_broker_files(
         ],
     }
     broker_mode = 0o640 if group is not None else 0o600
+    security = dynsec_config(
+        broker_logins(((p.site, p.panel) for p in logins), service_user), hashes
+    )
     files = (
-        _write_atomic(out / PASSWD, password_file(hashes), broker_mode, group),
-        _write_atomic(
-            out / ACL,
-            mosquitto_acl(((p.site, p.panel) for p in logins), service_user),
-            broker_mode,
-            group,
-        ),
+        _write_atomic(out / SECURITY, security, broker_mode, group),
         _write_atomic(out / CREDENTIALS, json.dumps(credentials, indent=2) + "\n", 0o600, None),
     )
     return AclResult(len(logins), kept, len(users) - kept, removed, files)
 
 
 def _previous_passwords(out: Path) -> dict[str, str]:
-    """User → password from the previous run, for users whose password file entry still
-    verifies against it (a hand-edited or rotated entry gets a new password)."""
-    cred_path, passwd_path = out / CREDENTIALS, out / PASSWD
-    if not cred_path.exists() or not passwd_path.exists():
+    """User → password from the previous run, for users whose hash in the broker's file
+    still verifies against it (a hand-edited or rotated entry gets a new password)."""
+    cred_path = out / CREDENTIALS
+    if not cred_path.exists():
         return {}
     try:
         doc = json.loads(cred_path.read_text())
         entries = [doc["service"], *doc["panels"]]
         plain = {str(e["username"]): str(e["password"]) for e in entries}
-        hashes = parse_password_file(passwd_path.read_text())
+        hashes = _previous_hashes(out)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise AclError(
             f"cannot read the previous files in {out} ({exc.__class__.__name__}); "
             "fix them or pass --rotate"
         ) from exc
-    return {u: pw for u, pw in plain.items() if u in hashes and verify_password(pw, hashes[u])}
+    return {u: pw for u, pw in plain.items() if u in hashes and hashes[u].verify(pw)}
+
+
+def _previous_hashes(out: Path) -> dict[str, PasswordHash]:
+    if (out / SECURITY).exists():
+        return parse_dynsec_hashes((out / SECURITY).read_text())
+    if (out / LEGACY_PASSWD).exists():
+        return parse_password_file((out / LEGACY_PASSWD).read_text())
+    return {}
 
 
 def _write_atomic(path: Path, text: str, mode: int, group: int | None) -> Path:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from drivers.mqtt.access import SERVICE_USER, mosquitto_acl, panel_username
+from drivers.mqtt.access import SERVICE_USER, BrokerLogin, panel_username
 
 from .names import ECHO_ROOTS, ECHO_USER, SITE, cache_name, echo_subscription, requester_name
 
@@ -23,16 +23,12 @@ def logins(requesters: int, caches: int) -> tuple[list[tuple[str, str]], dict[st
 
 
 def broker_for(passwords: dict[str, str], panels: list[tuple[str, str]]) -> Any:
-    """Mosquitto from the project's config with the generated ACL, plus the echoes' login
+    """Mosquitto from the project's config with the generated logins, plus the echoes' login
     confined to ``bench/echo/#`` and ``bench/paho/#``."""
-    from drivers.mqtt.access import hash_password
-    from drivers.mqtt.access import password_file as make_password_file
     from tests.mqtt_broker import MosquittoBroker
 
-    hashes = {user: hash_password(pw) for user, pw in passwords.items()}
-    acl = mosquitto_acl(panels, SERVICE_USER)
-    acl += f"\nuser {ECHO_USER}\n" + "".join(
-        f"topic readwrite {root}/#\ntopic read {echo_subscription(echo)}\n"
-        for echo, root in ECHO_ROOTS.items()
-    )
-    return MosquittoBroker(make_password_file(hashes), acl)
+    rules: list[tuple[str, str]] = []
+    for echo, root in ECHO_ROOTS.items():
+        rules += [("readwrite", f"{root}/#"), ("read", echo_subscription(echo))]
+    echoes = BrokerLogin(ECHO_USER, tuple(rules), None, "bench echoes")
+    return MosquittoBroker.with_users(passwords, panels, extra=[echoes])

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from drivers.errors import MqttError, MqttPublishRefused
 from drivers.listeners import Listeners
-from drivers.mqtt.access import panel_username
+from drivers.mqtt.access import panel_client_id, panel_username
 from drivers.mqtt.config import IncomingMessage, MqttConfig, Will
 from drivers.mqtt.link import MqttLink
 from drivers.mqtt.session import MqttSession
@@ -46,7 +46,8 @@ def panel_mqtt_config(
     return MqttConfig(
         host=host,
         port=port,
-        client_id=f"panel.{site}.{panel}",
+        # The one client id the broker lets this login use (drivers.mqtt.access).
+        client_id=panel_client_id(site, panel),
         username=panel_username(site, panel),
         password=password,
         protocol=5 if protocol == 5 else 3,

@@ -6,6 +6,7 @@ reported, commands answered, and the panel deciding alone while accessd is away.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,9 +22,11 @@ from accessd.gateway.service import MqttGateway, gateway_from_settings
 from accessd.models import AuditEntry, DecisionEvent, PanelEvent
 from accessd.policyfile import loader as policy_loader
 from accessd.policyfile import versions
-from drivers.mqtt.access import SERVICE_USER
+from drivers.errors import MqttConnectRefused, MqttSubscribeRefused
+from drivers.mqtt.access import SERVICE_USER, panel_client_id
+from drivers.mqtt.client import MqttClient, MqttConfig, MqttSession
 from drivers.mqtt.messages import DecideRequest, encode
-from drivers.mqtt.topics import DEADLINE_QOS, PanelTopics
+from drivers.mqtt.topics import DEADLINE_QOS, SERVICE_REQUESTS, SHARE_GROUP, PanelTopics
 from drivers.panel.buffer import EventBuffer
 from drivers.panel.doors import DoorConfig
 from drivers.panel.mqtt_link import MqttPanelLink, panel_mqtt_config
@@ -404,8 +407,6 @@ async def test_two_service_instances_share_the_requests(site: Site, panel: Panel
 
 
 async def test_a_panel_cannot_have_its_answers_sent_to_another_panel(site: Site) -> None:
-    from drivers.mqtt.client import MqttClient, MqttConfig
-
     def login(name: str, client_id: str) -> MqttClient:
         return MqttClient(
             MqttConfig(
@@ -417,7 +418,9 @@ async def test_a_panel_cannot_have_its_answers_sent_to_another_panel(site: Site)
             )
         )
 
-    victim, attacker = login("p1", "victim-watch"), login("p2", "attacker")
+    # Each login may use only its own client id.
+    victim = login("p1", panel_client_id("hq", "p1"))
+    attacker = login("p2", panel_client_id("hq", "p2"))
     seen: list[tuple[str, bytes]] = []
     answered: list[bytes] = []
     qos: set[int] = set()
@@ -456,3 +459,103 @@ async def test_a_panel_cannot_have_its_answers_sent_to_another_panel(site: Site)
     finally:
         await victim.disconnect()
         await attacker.disconnect()
+
+
+P1 = PanelTopics("hq", "p1")
+
+
+def _login(site: Site, name: str, client_id: str) -> MqttClient:
+    """A raw connection with panel ``name``'s login and the given client id."""
+    return MqttClient(
+        MqttConfig(
+            host="127.0.0.1",
+            port=site.broker.port,
+            client_id=client_id,
+            username=f"hq.{name}",
+            password=site.users[f"hq.{name}"],
+            reconnect_min_delay=30,  # one attempt: a refused login must not come back
+        )
+    )
+
+
+async def test_a_panel_cannot_join_the_services_shared_subscription(site: Site) -> None:
+    # Mosquitto hands each shared-subscription member its turn and drops a message whose
+    # delivery the member may not read: an intruder in the group would silence its share
+    # of every panel's requests. The broker must refuse it the subscription itself.
+    intruder = _login(site, "p2", panel_client_id("hq", "p2"))
+    asker = _login(site, "p1", panel_client_id("hq", "p1"))
+    stolen: list[str] = []
+    answers: list[bytes] = []
+    intruder.on_message(lambda msg: stolen.append(msg.topic))
+    asker.on_message(lambda msg: answers.append(msg.payload))
+    await intruder.connect()
+    await asker.connect()
+    try:
+        refused = 0
+        for share in (SERVICE_REQUESTS, f"$share/{SHARE_GROUP}/{P1.leaf('req/decide')}"):
+            with contextlib.suppress(MqttSubscribeRefused):
+                await intruder.subscribe([(share, DEADLINE_QOS)])
+                continue
+            refused += 1
+        await asker.subscribe([(P1.rsp, DEADLINE_QOS)])
+        n = 40
+        for i in range(n):
+            request = DecideRequest(
+                id=f"share-{i}",
+                reader=site.readers["Main in"],
+                at=datetime.now(UTC),
+                credential={"kind": "card_uuid", "value": site.card.card_uuid},  # type: ignore[arg-type]
+                evidence=["pki_cak"],
+                reply_to=P1.rsp,
+            )
+            await asker.publish(P1.leaf("req/decide"), encode(request), qos=DEADLINE_QOS)
+        # Answers take about a millisecond each; a dropped request is never answered.
+        with contextlib.suppress(AssertionError):
+            await until(lambda: len(answers) >= n, 5)
+        assert (len(answers), stolen, refused) == (n, [], 2)
+    finally:
+        await intruder.disconnect()
+        await asker.disconnect()
+
+
+async def test_a_panel_cannot_take_another_panels_client_id(
+    site: Site, panel: PanelSession
+) -> None:
+    link = panel.link
+    assert isinstance(link, MqttPanelLink)
+    offline_before = site.gateway.counters["panel_offline"]
+    thief = _login(site, "p2", panel_client_id("hq", "p1"))
+    try:
+        with pytest.raises(MqttConnectRefused):
+            await thief.connect()
+    finally:
+        await thief.disconnect()
+    # Had the broker let it in, p1's connection would have been dropped for it.
+    await asyncio.sleep(0.5)
+    assert link.connected
+    assert site.gateway.counters["panel_offline"] == offline_before
+    result = await _present(site, panel)
+    assert result.granted and not result.offline
+
+
+async def test_a_panel_cannot_take_the_services_client_ids(site: Site, panel: PanelSession) -> None:
+    feeds, requests = site.gateway.client, site.gateway.requests
+    assert isinstance(feeds, MqttSession) and isinstance(requests, MqttSession)
+    ids = {feeds.config.client_id, requests.config.client_id}
+    assert len(ids) == 2
+    lost: list[str] = []
+    stops = [link.on_disconnected(lost.append) for link in (feeds, requests)]
+    for client_id in sorted(ids):
+        thief = _login(site, "p1", client_id)
+        try:
+            with pytest.raises(MqttConnectRefused):
+                await thief.connect()
+        finally:
+            await thief.disconnect()
+    # Had the broker let it in, one of the service's connections would have been dropped.
+    await asyncio.sleep(0.5)
+    for stop in stops:
+        stop()
+    assert lost == []
+    results = [await _present(site, panel) for _ in range(5)]
+    assert all(r.granted and not r.offline for r in results)

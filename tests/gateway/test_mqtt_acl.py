@@ -1,9 +1,10 @@
-"""Broker logins: Mosquitto's $7$ hashes both ways, the ACL text, and `accessd mqtt acl` on a
-test database whose files a real Mosquitto then serves."""
+"""Broker logins: Mosquitto's password hashes both ways, the dynamic-security file, and
+`accessd mqtt acl` on a test database whose file a real Mosquitto then serves."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import grp
 import json
 import os
@@ -20,13 +21,14 @@ from accessd.models import Facility, Panel
 from accessd.models.enums import PanelTransport
 from drivers.errors import MqttConnectRefused, MqttPublishRefused
 from drivers.mqtt.access import (
+    broker_logins,
     hash_password,
-    mosquitto_acl,
+    panel_client_id,
     parse_password_file,
-    verify_password,
 )
 from drivers.mqtt.client import IncomingMessage, MqttClient, MqttConfig
-from drivers.mqtt.topics import PanelTopics
+from drivers.mqtt.dynsec import dynsec_config, parse_dynsec_hashes
+from drivers.mqtt.topics import SERVICE_REQUESTS, PanelTopics
 from tests.mqtt_broker import MosquittoBroker
 
 
@@ -52,29 +54,41 @@ def test_mosquitto_passwd_hashes_verify_here() -> None:
         hashed = parse_password_file(path.read_text())["ann"]
     finally:
         path.unlink(missing_ok=True)
-    assert hashed.startswith("$7$")
-    assert verify_password("s3cret", hashed)
-    assert not verify_password("s3creT", hashed)
+    assert hashed.verify("s3cret")
+    assert not hashed.verify("s3creT")
 
 
 def test_hashes_are_salted_and_verify() -> None:
     one, two = hash_password("pw"), hash_password("pw")
-    assert one != two and one.startswith("$7$1000$")
-    assert verify_password("pw", one) and verify_password("pw", two)
-    assert not verify_password("pw", "$6$abc$def") and not verify_password("pw", "junk")
+    assert one.salt != two.salt and one.digest != two.digest and one.iterations == 1000
+    assert one.verify("pw") and two.verify("pw") and not one.verify("pW")
+    assert parse_password_file("ann:$6$abc$def\nbob:junk\n") == {}
 
 
-def test_acl_confines_each_panel_to_its_own_prefix() -> None:
-    text = mosquitto_acl([("hq", "p2"), ("hq", "p1")], "svc")
-    blocks = {b.splitlines()[0]: b.splitlines()[1:] for b in text.split("\n\n")[1:]}
-    assert blocks["user svc"] == [
-        "topic readwrite ac/v1/#",
-        "topic read $share/accessd/ac/v1/+/+/req/#",
-    ]
-    p1 = blocks["user hq.p1"]
-    assert all(line.split()[2].startswith("ac/v1/hq/p1/") for line in p1)
-    assert "topic write ac/v1/hq/p1/req/#" in p1 and "topic read ac/v1/hq/p1/cmd/#" in p1
-    assert not any("readwrite" in line for line in p1)
+def test_dynsec_file_confines_each_panel_and_binds_its_client_id() -> None:
+    hashes = {u: hash_password(u) for u in ("svc", "hq.p1", "hq.p2")}
+    doc = json.loads(dynsec_config(broker_logins([("hq", "p2"), ("hq", "p1")], "svc"), hashes))
+    # Nothing a rule does not grant: no publishing, receiving or subscribing.
+    assert doc["defaultACLAccess"] == {
+        "publishClientSend": False,
+        "publishClientReceive": False,
+        "subscribe": False,
+        "unsubscribe": True,
+    }
+    clients = {c["username"]: c for c in doc["clients"]}
+    roles = {r["rolename"]: r["acls"] for r in doc["roles"]}
+    assert clients["hq.p1"]["clientid"] == panel_client_id("hq", "p1") == "panel.hq.p1"
+    assert "clientid" not in clients["svc"]  # several instances, two connections each
+    svc = {(a["acltype"], a["topic"]) for a in roles["login:svc"]}
+    assert ("subscribeLiteral", SERVICE_REQUESTS) in svc
+    assert ("subscribePattern", "ac/v1/#") in svc and ("publishClientSend", "ac/v1/#") in svc
+    p1 = roles[clients["hq.p1"]["roles"][0]["rolename"]]
+    assert all(a["topic"].startswith("ac/v1/hq/p1/") and a["allow"] for a in p1)
+    assert ("publishClientSend", "ac/v1/hq/p1/req/#") in {(a["acltype"], a["topic"]) for a in p1}
+    assert ("subscribePattern", "ac/v1/hq/p1/cmd/#") in {(a["acltype"], a["topic"]) for a in p1}
+    assert not any(a["acltype"] == "subscribeLiteral" for a in p1)
+    got = parse_dynsec_hashes(json.dumps(doc))
+    assert set(got) == {"svc", "hq.p1", "hq.p2"} and got["hq.p1"].verify("hq.p1")
 
 
 async def _add_panels(sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -106,22 +120,24 @@ async def test_cli_writes_files_the_broker_enforces(
     proc = run_acl("--out", str(out), db=db_url)
     assert proc.returncode == 0, proc.stderr
     assert "3 MQTT panels: 0 passwords kept, 4 new" in proc.stdout
+    assert "restart the broker" in proc.stdout  # its plugin reads the file at start only
     creds = json.loads((out / "credentials.json").read_text())
     passwords = {p["username"]: p["password"] for p in creds["panels"]}
     assert sorted(passwords) == ["field-1.lobby", "hq.lobby", "hq.scif"]  # no OSDP panel
     for secret in [*passwords.values(), creds["service"]["password"]]:
         assert secret not in proc.stdout + proc.stderr
-        assert secret not in (out / "passwd").read_text()
-    assert {_mode(out / n) for n in ("passwd", "acl", "credentials.json")} == {0o600}
+        assert secret not in (out / "dynamic-security.json").read_text()
+    assert {_mode(out / n) for n in ("dynamic-security.json", "credentials.json")} == {0o600}
 
     lobby, scif = PanelTopics("hq", "lobby"), PanelTopics("hq", "scif")
-    with MosquittoBroker.from_files(out / "passwd", out / "acl") as broker:
+    with MosquittoBroker.from_file(out / "dynamic-security.json") as broker:
 
         def config(user: str, password: str, protocol: int = 5) -> MqttConfig:
+            site, _, name = user.partition(".")
             return MqttConfig(
                 host="127.0.0.1",
                 port=broker.port,
-                client_id=user,
+                client_id=panel_client_id(site, name) if name else f"{user}-test",
                 username=user,
                 password=password,
                 protocol=5 if protocol == 5 else 3,
@@ -156,8 +172,8 @@ async def test_cli_writes_files_the_broker_enforces(
     assert "0 passwords kept, 4 new" in rotated.stdout
     fresh = json.loads((out / "credentials.json").read_text())
     assert fresh["service"]["password"] != creds["service"]["password"]
-    hashes = parse_password_file((out / "passwd").read_text())
-    assert not verify_password(passwords["hq.lobby"], hashes["hq.lobby"])
+    hashes = parse_dynsec_hashes((out / "dynamic-security.json").read_text())
+    assert not hashes["hq.lobby"].verify(passwords["hq.lobby"])
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
@@ -173,7 +189,7 @@ async def test_cli_refuses_names_that_cannot_be_topic_segments(
     proc = run_acl("--out", str(tmp_path / "out"), db=db_url)
     assert proc.returncode == 1
     assert "hq/front door" in proc.stderr
-    assert not (tmp_path / "out" / "passwd").exists()
+    assert not (tmp_path / "out" / "dynamic-security.json").exists()
 
 
 async def test_cli_group_lets_the_broker_group_read_the_files(
@@ -184,7 +200,37 @@ async def test_cli_group_lets_the_broker_group_read_the_files(
     out = tmp_path / "out"
     proc = run_acl("--out", str(out), "--group", group, db=db_url)
     assert proc.returncode == 0, proc.stderr
-    for name in ("passwd", "acl"):
-        assert _mode(out / name) == 0o640 and (out / name).stat().st_gid == os.getgid()
+    security = out / "dynamic-security.json"
+    assert _mode(security) == 0o640 and security.stat().st_gid == os.getgid()
     assert _mode(out / "credentials.json") == 0o600
     assert run_acl("--out", str(out), "--group", "no-such-group-x", db=db_url).returncode == 2
+
+
+async def test_cli_keeps_the_passwords_of_the_password_file_it_replaces(
+    db_url: str, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    # The layout before the dynamic-security plugin: mosquitto_passwd's $7$ lines.
+    await _add_panels(sessions)
+    out = tmp_path / "out"
+    out.mkdir()
+    old = {"accessd": "service-secret", "hq.lobby": "lobby-secret"}
+
+    def seven(password: str) -> str:
+        h = hash_password(password)
+        salt, digest = (base64.b64encode(b).decode() for b in (h.salt, h.digest))
+        return f"$7${h.iterations}${salt}${digest}"
+
+    (out / "passwd").write_text("".join(f"{u}:{seven(pw)}\n" for u, pw in old.items()))
+    (out / "credentials.json").write_text(
+        json.dumps(
+            {
+                "service": {"username": "accessd", "password": old["accessd"]},
+                "panels": [{"username": "hq.lobby", "password": old["hq.lobby"]}],
+            }
+        )
+    )
+    proc = run_acl("--out", str(out), db=db_url)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 passwords kept, 2 new" in proc.stdout
+    hashes = parse_dynsec_hashes((out / "dynamic-security.json").read_text())
+    assert hashes["accessd"].verify(old["accessd"]) and hashes["hq.lobby"].verify(old["hq.lobby"])

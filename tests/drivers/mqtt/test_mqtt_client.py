@@ -15,16 +15,24 @@ from drivers.errors import (
     MqttConnectRefused,
     MqttNotConnected,
     MqttPublishRefused,
+    MqttSubscribeRefused,
     MqttTimeout,
     MqttUnreachable,
 )
 from drivers.mqtt.access import SERVICE_USER, panel_username
 from drivers.mqtt.client import IncomingMessage, MqttClient, MqttConfig
 from drivers.mqtt.topics import SERVICE_REQUESTS, PanelTopics
-from tests.mqtt_broker import MosquittoBroker, free_port, mosquitto, mqtt_users  # noqa: F401
+from tests.mqtt_broker import (  # noqa: F401
+    PANEL_CLIENT_IDS,
+    MosquittoBroker,
+    free_port,
+    mosquitto,
+    mqtt_users,
+)
 
 P1 = PanelTopics("hq", "p1")
 P2 = PanelTopics("hq", "p2")
+F1 = PanelTopics("field", "p1")
 WAIT = 10.0  # a hang guard, never a measured bound
 
 Connect = Callable[..., Awaitable[MqttClient]]
@@ -64,7 +72,8 @@ async def connect(
         settings: dict[str, Any] = {
             "host": "127.0.0.1",
             "port": mosquitto.port,
-            "client_id": f"{user}-{len(made)}",
+            # A panel's login is bound to its own client id; the service's is free.
+            "client_id": PANEL_CLIENT_IDS.get(user, f"{user}-{len(made)}"),
             "username": user,
             "password": mqtt_users.get(user),
             "protocol": protocol,
@@ -82,6 +91,7 @@ async def connect(
 
 PANEL1 = panel_username("hq", "p1")
 PANEL2 = panel_username("hq", "p2")
+FIELD1 = panel_username("field", "p1")
 
 
 @pytest.mark.parametrize("protocol", [5, 3])
@@ -273,13 +283,14 @@ async def test_acl_drops_a_panel_publishing_on_another_panels_topics(connect: Co
     # MQTT 3.1.1 has no way to say no: the broker acknowledges and drops it.
     await v3.publish(P2.event(1, "card"), b"forged-by-v3")
     await v3.publish(P2.status, b"forged-status", retain=True)
-    v5 = await connect(PANEL1, 5)
+    # Another panel (a login has one client id, so one connection at a time).
+    v5 = await connect(FIELD1, 5)
     with pytest.raises(MqttPublishRefused) as refused:
         await v5.publish(P2.event(1, "card"), b"forged-by-v5")
     assert refused.value.reason_code == 0x87
     # The marker comes after the forgeries on the same connection, so once it arrives, any
     # forgery the broker let through would have arrived before it.
-    await v5.publish(P1.event(1, "card"), b"marker-v5")
+    await v5.publish(F1.event(1, "card"), b"marker-v5")
     await v3.publish(P1.event(1, "card"), b"marker-v3")
     got: list[bytes] = []
     while b"marker-v3" not in got or b"marker-v5" not in got:
@@ -292,8 +303,12 @@ async def test_acl_drops_a_panel_publishing_on_another_panels_topics(connect: Co
 async def test_acl_keeps_a_panel_from_reading_another_panels_commands(connect: Connect) -> None:
     snoop = await connect(PANEL1, 3)
     snoop_inbox = Inbox(snoop)
-    # Mosquitto 2.0 grants the subscription and filters what it delivers.
-    await snoop.subscribe([(f"{P2.prefix}/cmd/#", 1), ("ac/v1/#", 1), (f"{P1.prefix}/cmd/#", 1)])
+    # The dynamic-security plugin refuses the subscriptions themselves (an acl_file would
+    # grant them and filter what it delivers); the rules on delivery hold as well.
+    for wide in (f"{P2.prefix}/cmd/#", "ac/v1/#", "#"):
+        with pytest.raises(MqttSubscribeRefused):
+            await snoop.subscribe([(wide, 1)])
+    await snoop.subscribe([(f"{P1.prefix}/cmd/#", 1)])
     owner = await connect(PANEL2, 5)
     owner_inbox = Inbox(owner)
     await owner.subscribe([(f"{P2.prefix}/cmd/#", 1)])
@@ -304,6 +319,19 @@ async def test_acl_keeps_a_panel_from_reading_another_panels_commands(connect: C
     # Same publisher, later message: the snoop would have got p2's command first.
     assert (await snoop_inbox.next()).payload == b"for-p1"
     assert snoop_inbox.drained() == []
+
+
+async def test_no_login_may_change_the_brokers_logins_at_run_time(connect: Connect) -> None:
+    # The dynamic-security plugin takes commands on $CONTROL; the file `accessd mqtt acl`
+    # writes must stay the whole truth, so not even the service may send them.
+    control = "$CONTROL/dynamic-security/v1"
+    command = b'{"commands": [{"command": "createClient", "username": "x", "password": "y"}]}'
+    for user in (SERVICE_USER, PANEL1):
+        client = await connect(user, 5)
+        with pytest.raises(MqttPublishRefused):
+            await client.publish(control, command)
+        with pytest.raises(MqttSubscribeRefused):
+            await client.subscribe([("$CONTROL/#", 1)])
 
 
 async def test_reconnects_after_a_broker_restart_and_renews_subscriptions(

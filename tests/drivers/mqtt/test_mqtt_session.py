@@ -15,7 +15,7 @@ from drivers.mqtt.access import SERVICE_USER, panel_username
 from drivers.mqtt.config import IncomingMessage, MqttConfig, Will
 from drivers.mqtt.session import MqttSession
 from drivers.mqtt.topics import PanelTopics
-from tests.mqtt_broker import MosquittoBroker, mosquitto, mqtt_users  # noqa: F401
+from tests.mqtt_broker import PANEL_CLIENT_IDS, MosquittoBroker, mosquitto, mqtt_users  # noqa: F401
 from tests.waiting import until
 
 P1 = PanelTopics("hq", "p1")
@@ -37,7 +37,8 @@ async def make(
         settings: dict[str, Any] = {
             "host": "127.0.0.1",
             "port": mosquitto.port,
-            "client_id": f"session-{user}-{next(_IDS)}",
+            # A panel's login is bound to its own client id; the service's is free.
+            "client_id": PANEL_CLIENT_IDS.get(user, f"session-{user}-{next(_IDS)}"),
             "username": user,
             "password": mqtt_users.get(user),
             "reconnect_min_delay": 0.1,
