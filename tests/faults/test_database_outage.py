@@ -96,7 +96,7 @@ async def test_a_database_outage_is_503_and_one_log_line_and_doors_keep_deciding
     client = outage.client
     site = await setup_site(client, outage.ops, outage.direct)
     admin = await outage.ops.headers("admin")
-    reader = await outage.ops.headers("door_reader")
+    reader = await outage.ops.headers("door_reader", readers=[site["main"]])
     question = ask(site["main"], MONDAY_10AM, "pki_cak")
     assert ok(await client.get("/v1/people", headers=admin))["items"]
     assert ok(await client.post("/v1/decisions", json=question, headers=reader))["granted"]
