@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     #: without their data-group hashes checked.
     require_security_object: bool = True
     token_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
+    #: A door reader's token, once verified, is checked in the database again after this
+    #: many seconds: a revocation made on another instance takes effect here within it (in
+    #: this instance at once). While the database is away the last verified answer stands,
+    #: so HTTP doors keep deciding from the snapshot (accessd/auth/token_cache.py). 0: no
+    #: cache, every request checks the database and gets 503 in an outage.
+    reader_token_recheck_seconds: float = Field(default=10.0, ge=0, le=300)
     #: Signed checkpoints of the audit chain's head, appended to a file outside the database
     #: every audit_checkpoint_seconds (accessd/services/audit_checkpoints.py); with the key
     #: (hex, at least 32 digits), which must not live in the database either. Both or none.

@@ -12,7 +12,7 @@ import inspect
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -247,9 +247,13 @@ class Operators:
     made: dict[str, tuple[int, dict[str, str]]] = field(default_factory=dict)
 
     async def make(
-        self, *roles: str, name: str | None = None, person_id: int | None = None
+        self,
+        *roles: str,
+        name: str | None = None,
+        person_id: int | None = None,
+        readers: Sequence[int] = (),
     ) -> tuple[int, dict[str, str]]:
-        """Creates an operator; returns (operator id, headers)."""
+        """Creates an operator (a door_reader serving ``readers``); returns (id, headers)."""
         username = (
             name or f"{'-'.join(r.replace('_', '') for r in roles) or 'none'}-{len(self.made)}"
         )
@@ -259,6 +263,7 @@ class Operators:
                 password_hash=self.password_hash,
                 roles=list(roles),
                 person_id=person_id,
+                readers=sorted(readers),
             )
             s.add(op)
             await s.flush()
@@ -268,8 +273,8 @@ class Operators:
         self.made[username] = result
         return result
 
-    async def headers(self, *roles: str) -> dict[str, str]:
-        return (await self.make(*roles))[1]
+    async def headers(self, *roles: str, readers: Sequence[int] = ()) -> dict[str, str]:
+        return (await self.make(*roles, readers=readers))[1]
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from accessd.api.routes import panels as panel_routes
 from accessd.api.routes import policy as policy_routes
 from accessd.api.routes import programs as program_routes
 from accessd.api.state import AppState
+from accessd.auth.token_cache import TokenCache
 from accessd.authn.factory import build_card_authentication
 from accessd.config import Settings
 from accessd.db.engine import engine_from, make_sessionmaker
@@ -105,6 +106,7 @@ def create_app(
         decisions,
         cards.authenticator,
         gateway,
+        tokens=TokenCache(settings.reader_token_recheck_seconds),
     )
     # One view of the database for the whole process: the writers, the feed and the API.
     decisions.health = state.db_health

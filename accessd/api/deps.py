@@ -14,10 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from accessd.api.schemas.common import MAX_ID
 from accessd.api.state import AppState
 from accessd.auth.permissions import Permission
-from accessd.auth.tokens import authenticate
+from accessd.auth.principals import principal
 from accessd.errors import AuthenticationFailed, InvalidInput, PermissionDenied
 from accessd.services.actors import Actor
-from accessd.services.operators import actor_of
 
 
 def get_state(request: Request) -> AppState:
@@ -64,11 +63,12 @@ bearer_scheme = HTTPBearer(auto_error=False, description="Token from POST /v1/au
 
 async def current_actor(
     session: SessionDep,
+    state: StateDep,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Actor:
     if creds is None or creds.scheme.lower() != "bearer":
         raise AuthenticationFailed("send Authorization: Bearer <token>", code="no_token")
-    actor = actor_of(await authenticate(session, creds.credentials))
+    actor = await principal(session, creds.credentials, state.tokens, state.db_health)
     # End the read: on SQLite every transaction holds the write lock (BEGIN IMMEDIATE), and
     # a handler that works in a session of its own would otherwise wait on this one.
     await session.rollback()

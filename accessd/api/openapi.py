@@ -28,7 +28,7 @@ _UNAUTHENTICATED_PATHS = {"/healthz", "/readyz"}
 _DESCRIPTIONS = {
     "400": "The body is not the JSON this operation reads",
     "401": "No, unknown, revoked or expired bearer token (or a wrong password)",
-    "403": "The operator's roles do not allow this",
+    "403": "The operator's roles do not allow this (nor, for a door reader, its readers)",
     "404": "A record the request names (in its path, body or query) does not exist",
     "409": "A conflict: a name taken, a record in use, a lifecycle or separation-of-duties refusal",
     "412": "If-Match names a version that is no longer current",

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd.api.metrics import ApiMetrics
 from accessd.auth.throttle import LoginThrottle
+from accessd.auth.token_cache import TokenCache
 from accessd.authn.proofs import Authenticator
 from accessd.config import Settings
 from accessd.db.outage import DatabaseHealth
@@ -32,3 +33,6 @@ class AppState:
     db_health: DatabaseHealth = field(default_factory=DatabaseHealth)
     #: Failed logins by account and client address (accessd/auth/throttle.py).
     logins: LoginThrottle = field(default_factory=LoginThrottle)
+    #: Door-reader tokens verified lately (accessd/auth/token_cache.py); the app sets its
+    #: recheck time from settings.reader_token_recheck_seconds.
+    tokens: TokenCache = field(default_factory=lambda: TokenCache(0.0))

@@ -9,10 +9,12 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from accessd.auth.passwords import verify_password
+from accessd.auth.token_cache import forget_everywhere
 from accessd.db.base import utcnow
 from accessd.errors import AuthenticationFailed
 from accessd.models import ApiToken, Operator
@@ -22,8 +24,26 @@ from accessd.services import audit
 TOKEN_PREFIX = "acd_"
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
+    """What a token is stored and cached by."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+_digest = digest
+
+
+def forget_cached(
+    session: AsyncSession, operator_id: int | None = None, token_digest: str | None = None
+) -> None:
+    """Drops an operator's (or one token's) cached verification in this process now, and
+    again when ``session`` commits: a check that read the token between the two, before
+    the revocation was committed, must not leave its answer behind (token_cache)."""
+    forget_everywhere(digest=token_digest, operator_id=operator_id)
+
+    def again(_: Session) -> None:
+        forget_everywhere(digest=token_digest, operator_id=operator_id)
+
+    event.listen(session.sync_session, "after_commit", again, once=True)
 
 
 async def issue_token(
@@ -80,8 +100,18 @@ async def record_failed_login(
 
 async def authenticate(session: AsyncSession, token: str) -> Operator:
     """The operator a token belongs to; AuthenticationFailed says why there is none."""
+    return (await authenticate_token(session, token))[0]
+
+
+def check_form(token: str) -> None:
+    """Refuses what cannot be one of our tokens before anything is looked up."""
     if not token.startswith(TOKEN_PREFIX):
         raise AuthenticationFailed("malformed bearer token", code="bad_token")
+
+
+async def authenticate_token(session: AsyncSession, token: str) -> tuple[Operator, ApiToken]:
+    """The operator a token belongs to and the token's row; AuthenticationFailed else."""
+    check_form(token)
     row = await session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(token)))
     if row is None or row.revoked:
         raise AuthenticationFailed("unknown or revoked bearer token", code="bad_token")
@@ -90,13 +120,14 @@ async def authenticate(session: AsyncSession, token: str) -> Operator:
     op = await session.get(Operator, row.operator_id)
     if op is None or op.disabled:
         raise AuthenticationFailed("the operator is disabled", code="operator_disabled")
-    return op
+    return op, row
 
 
 async def revoke_token(session: AsyncSession, token: str) -> None:
     row = await session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(token)))
     if row is not None and not row.revoked:
         row.revoked = True
+        forget_cached(session, token_digest=row.token_sha256)
         # Named like every other entry of the operator's ("operator:<username>"), so the
         # audit's actor filter finds their logouts too.
         op = await session.get(Operator, row.operator_id)
@@ -120,6 +151,7 @@ async def revoke_all(session: AsyncSession, operator_id: int, *, why: str, actor
         .returning(ApiToken.id)
     )
     revoked = [row[0] for row in result]
+    forget_cached(session, operator_id)
     if revoked:
         await audit.record(
             session,

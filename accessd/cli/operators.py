@@ -1,4 +1,5 @@
-"""`accessd operators`: create operator accounts, list them, print a bearer token."""
+"""`accessd operators`: create operator accounts, bind door readers to their readers, list
+them, print a bearer token."""
 
 from __future__ import annotations
 
@@ -47,9 +48,22 @@ def cmd_operators(args: argparse.Namespace) -> int:
                         roles=args.role,
                         display_name=args.display_name or "",
                         person_id=args.person_id,
+                        readers=args.reader or (),
                     )
                     await session.commit()
                     print(f"operator {op.username} (id {op.id}) with roles {', '.join(op.roles)}")
+                elif args.op_command == "bind":
+                    found = await session.scalar(
+                        select(Operator).where(Operator.username == args.username)
+                    )
+                    if found is None:
+                        raise SystemExit(f"accessd: no operator {args.username!r}")
+                    op = await operators.update_operator(
+                        session, cli_actor, found.id, {"readers": args.reader or []}, found.version
+                    )
+                    await session.commit()
+                    served = ", ".join(map(str, op.readers)) or "none"
+                    print(f"operator {op.username} serves readers: {served}")
                 elif args.op_command == "token":
                     found = await session.scalar(
                         select(Operator).where(Operator.username == args.username)
@@ -63,6 +77,8 @@ def cmd_operators(args: argparse.Namespace) -> int:
                 else:
                     for op in await session.scalars(select(Operator).order_by(Operator.id)):
                         flag = " (disabled)" if op.disabled else ""
+                        if op.readers:
+                            flag += f" readers {','.join(map(str, op.readers))}"
                         print(f"{op.id:>4}  {op.username:<24} {','.join(op.roles)}{flag}")
         except AccessdError as exc:
             print(f"accessd: {exc.detail}", file=sys.stderr)
@@ -85,7 +101,13 @@ def add_operators_command(sub: Any) -> None:
         action="append",
         required=True,
         help="sponsor, registrar, adjudicator, issuer, security_officer, "
-        "facility_manager, auditor or admin; repeat for several",
+        "facility_manager, auditor, door_reader or admin; repeat for several",
+    )
+    c.add_argument(
+        "--reader",
+        type=int,
+        action="append",
+        help="a reader a door_reader account serves (by id); repeat for several",
     )
     c.add_argument("--display-name")
     c.add_argument("--person-id", type=int, help="the operator's own person record")
@@ -93,6 +115,13 @@ def add_operators_command(sub: Any) -> None:
         "--password-stdin",
         action="store_true",
         help="read the password from the first line of standard input",
+    )
+    b = ops.add_parser(
+        "bind", help="set the readers a door_reader account serves (none: leave out --reader)"
+    )
+    b.add_argument("username")
+    b.add_argument(
+        "--reader", type=int, action="append", help="a reader it serves; repeat for several"
     )
     t = ops.add_parser("token", help="print a new bearer token for an operator")
     t.add_argument("username")

@@ -22,6 +22,9 @@ class Operator(Versioned, Base):
     #: The operator as a person, so nobody can act on their own credential.
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The readers a door_reader account serves: it may ask for decisions (and challenges)
+    #: at these and no others. Ids of readers, checked when set; empty: none at all.
+    readers: Mapped[list[int]] = mapped_column(JSON, default=list)
 
 
 class ApiToken(Base):

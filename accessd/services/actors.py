@@ -14,6 +14,13 @@ class Actor:
     username: str
     roles: frozenset[str]
     person_id: int | None = None
+    #: The readers a door_reader account serves (the only ones it may ask about); None for
+    #: an actor that is no door_reader and so is bound to no reader.
+    readers: frozenset[int] | None = None
+
+    def may_use_reader(self, reader_id: int) -> bool:
+        """Whether this actor may ask for decisions and challenges at ``reader_id``."""
+        return self.readers is None or reader_id in self.readers
 
     @property
     def label(self) -> str:

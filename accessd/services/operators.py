@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from accessd.auth import tokens
 from accessd.auth.passwords import hash_password
 from accessd.errors import Conflict, InvalidInput, LifecycleRefused
-from accessd.models import Operator
+from accessd.models import Operator, Reader
 from accessd.models.enums import Entity, Role
 from accessd.services import audit
 from accessd.services.actors import Actor
@@ -28,7 +28,9 @@ __all__ = [
 
 
 def actor_of(op: Operator) -> Actor:
-    return Actor(op.id, op.username, frozenset(op.roles), op.person_id)
+    bound = Role.DOOR_READER.value in op.roles
+    readers = frozenset(op.readers or ()) if bound else None
+    return Actor(op.id, op.username, frozenset(op.roles), op.person_id, readers)
 
 
 def validate_roles(roles: Iterable[str]) -> list[str]:
@@ -44,6 +46,24 @@ def validate_roles(roles: Iterable[str]) -> list[str]:
     return sorted(set(out))
 
 
+async def validate_readers(
+    session: AsyncSession, readers: Iterable[int], roles: Iterable[str]
+) -> list[int]:
+    """The readers an account serves, sorted; only a door_reader serves any, and each must
+    exist (a typo would otherwise bind a device to nothing, or to a reader added later)."""
+    wanted = sorted(set(readers))
+    if wanted and Role.DOOR_READER.value not in roles:
+        raise InvalidInput(
+            "only a door_reader account is bound to readers", code="readers_without_door_reader"
+        )
+    if wanted:
+        found = set(await session.scalars(select(Reader.id).where(Reader.id.in_(wanted))))
+        unknown = [r for r in wanted if r not in found]
+        if unknown:
+            raise InvalidInput(f"no reader {', '.join(map(str, unknown))}", code="unknown_reader")
+    return wanted
+
+
 async def create_operator(
     session: AsyncSession,
     actor: Actor,
@@ -53,6 +73,7 @@ async def create_operator(
     roles: Iterable[str],
     display_name: str = "",
     person_id: int | None = None,
+    readers: Iterable[int] = (),
 ) -> Operator:
     if await session.scalar(select(Operator.id).where(Operator.username == username)):
         raise Conflict(f"operator {username!r} exists already", code="username_taken")
@@ -60,12 +81,14 @@ async def create_operator(
         pw_hash = hash_password(password)
     except ValueError as exc:
         raise InvalidInput(str(exc), code="weak_password") from exc
+    valid_roles = validate_roles(roles)
     op = Operator(
         username=username,
         display_name=display_name,
         password_hash=pw_hash,
-        roles=validate_roles(roles),
+        roles=valid_roles,
         person_id=person_id,
+        readers=await validate_readers(session, readers, valid_roles),
     )
     session.add(op)
     await session.flush()
@@ -75,7 +98,12 @@ async def create_operator(
         action="operator.create",
         entity=Entity.OPERATOR,
         entity_id=op.id,
-        data={"username": username, "roles": op.roles, "person_id": person_id},
+        data={
+            "username": username,
+            "roles": op.roles,
+            "person_id": person_id,
+            "readers": op.readers,
+        },
     )
     return op
 
@@ -97,6 +125,12 @@ async def update_operator(
     password = changes.pop("password", None)
     if "roles" in changes:
         changes["roles"] = validate_roles(str(r) for r in changes["roles"])
+    if "roles" in changes or "readers" in changes:
+        roles = changes.get("roles", op.roles)
+        if "readers" in changes or Role.DOOR_READER.value not in roles:
+            # A binding outlives no door_reader role: dropping the role drops it too.
+            kept = changes.get("readers", op.readers if Role.DOOR_READER.value in roles else [])
+            changes["readers"] = await validate_readers(session, kept, roles)
     demoted = "roles" in changes and Role.ADMIN.value not in changes["roles"]
     if op.id == actor.operator_id and (changes.get("disabled") or demoted):
         raise Conflict("an admin may not disable or demote their own account", code="self_lockout")
@@ -134,4 +168,8 @@ async def update_operator(
     why = [k for k in ("password", "roles", "disabled") if k in diff]
     if why:
         await tokens.revoke_all(session, op.id, why=", ".join(why) + " changed", actor=actor.label)
+    elif "readers" in diff:
+        # Tokens stay (a device keeps its login) but carry no stale binding: the next
+        # request reads it afresh here, other instances within their recheck time.
+        tokens.forget_cached(session, op.id)
     return op

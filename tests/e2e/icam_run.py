@@ -321,7 +321,12 @@ async def _enroll(site: _Site, card: str, person_id: int, credential_id: int) ->
 async def _door(site: _Site, card: str, reader_id: int) -> tuple[str, str]:
     """PKI-CAK at the entrance: accessd's challenge, signed by the card's 9E key. Returns
     the outcome and the revocation source the trail names."""
-    reader_headers = await site.headers("door_reader")
+    # A reader account that may read the decision log too, so its reply carries the trail
+    # (a plain door_reader's does not), bound to the reader it asks at.
+    key = f"door_reader+auditor@{reader_id}"
+    if key not in site.roles:
+        site.roles[key] = await site.ops.headers("door_reader", "auditor", readers=[reader_id])
+    reader_headers = site.roles[key]
     issued = ok(
         await site.client.post(
             "/v1/challenges", json={"reader_id": reader_id}, headers=reader_headers

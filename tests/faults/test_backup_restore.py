@@ -94,7 +94,7 @@ async def test_a_backup_restores_into_a_new_database_and_the_service_answers_as_
     tmp_path: Path,
 ) -> None:
     site = await setup_site(client, ops, sessions)
-    reader = await ops.headers("door_reader")
+    reader = await ops.headers("door_reader", readers=[site["main"], site["office"]])
     admin = await ops.headers("admin")
     question = ask(site["main"], MONDAY_10AM, "pki_cak")
     before = ok(await client.post("/v1/decisions", json=question, headers=reader))

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from accessd.models import AuditEntry, Reader
+from accessd.policyfile import loader as policy_loader
+from accessd.policyfile import versions
 from tests.conftest import PASSWORD
 from tests.paths import ROOT
 
@@ -122,6 +127,64 @@ async def test_operators_create_refuses_weak_passwords_and_duplicates(db_url: st
     )
     assert bad_role.returncode == 1 and "unknown role" in bad_role.stderr
     assert "ann" in run("operators", "list", db=db_url).stdout
+
+
+SITE = """\
+version: 1
+facilities:
+  - code: HQ
+    name: Headquarters
+    timezone: America/New_York
+    security_level: 3
+    areas: [{name: Lobby, class: controlled}]
+    doors:
+      - name: Main entrance
+        into: Lobby
+        accepts: [pki_cak]
+        readers: [{name: Main in, direction: in}, {name: Office in, direction: out}]
+"""
+
+
+async def test_operators_bind_a_door_reader_to_existing_readers_with_audit(
+    db_url: str, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    async with sessions() as s:
+        await versions.apply(s, "test", policy_loader.parse(SITE, "site.yaml"))
+        await s.commit()
+        readers = dict((await s.execute(select(Reader.name, Reader.id))).tuples().all())
+    main, office = readers["Main in"], readers["Office in"]
+    made = run(
+        "operators",
+        "create",
+        "--username",
+        "door-1",
+        "--role",
+        "door_reader",
+        "--reader",
+        str(main),
+        "--password-stdin",
+        db=db_url,
+        stdin=f"{PASSWORD}\n",
+    )
+    assert made.returncode == 0, made.stderr
+    unknown = run("operators", "bind", "door-1", "--reader", "987654", db=db_url)
+    assert unknown.returncode == 1 and "no reader 987654" in unknown.stderr
+    bound = run("operators", "bind", "door-1", "--reader", str(office), db=db_url)
+    assert bound.returncode == 0, bound.stderr
+    assert f"serves readers: {office}" in bound.stdout
+    assert f"readers {office}" in run("operators", "list", db=db_url).stdout
+    async with sessions() as s:
+        entries = (
+            await s.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.action.in_(["operator.create", "operator.update"]))
+                .order_by(AuditEntry.seq)
+            )
+        ).all()
+    assert [(e.action, e.data.get("readers") or e.data["changes"]["readers"]) for e in entries] == [
+        ("operator.create", [main]),
+        ("operator.update", [[main], [office]]),
+    ]
 
 
 def _free_port() -> int:

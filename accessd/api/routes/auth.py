@@ -76,4 +76,5 @@ async def me(actor: ActorDep) -> Me:
         username=actor.username,
         roles=sorted(actor.roles),
         permissions=sorted(p.value for p in actor.permissions),
+        readers=sorted(actor.readers) if actor.readers is not None else None,
     )

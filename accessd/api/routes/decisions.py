@@ -1,6 +1,7 @@
 """Access decisions for IP readers, and the stored decision events."""
 
 import base64
+import logging
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -17,33 +18,93 @@ from accessd.api.schemas.decisions import (
     DecisionPublic,
     DecisionRequest,
 )
+from accessd.api.state import AppState
 from accessd.auth.permissions import Permission
+from accessd.db.outage import is_unavailable
 from accessd.decisions.requests import access_request, proofs_from
 from accessd.errors import InvalidInput, PermissionDenied
 from accessd.models import DecisionEvent
+from accessd.models.enums import Entity
+from accessd.services import audit
 from accessd.services.actors import Actor
-from policies.decision import Decision
+from policies.decision import Decision, Reason
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
 
+#: Denials that would tell whoever stands at the door about the person's security record
+#: (status, vetting, clearance, programs): a door shows them all as one.
+_PERSONAL_REASONS = frozenset(
+    {
+        Reason.PERSON_INACTIVE,
+        Reason.ELIGIBILITY_SUSPENDED,
+        Reason.INSUFFICIENT_CLEARANCE,
+        Reason.NOT_READ_IN,
+    }
+)
+#: The reason a door reader is given instead of one of those.
+NOT_AUTHORIZED = "not_authorized"
 
-def public(d: Decision) -> DecisionPublic:
+
+def public(d: Decision, *, full: bool = True) -> DecisionPublic:
+    """The reply; ``full`` only for those who may read the decision log anyway. A door gets
+    what it acts on (open, for how long, what to ask for next) and nothing about who the
+    card belongs to: no person, credential, companions or trail, and no personal reason."""
     assert d.at is not None
+    reason = d.reason.value
+    if not full and d.reason in _PERSONAL_REASONS:
+        reason = NOT_AUTHORIZED
     return DecisionPublic(
         granted=d.granted,
-        reason=d.reason.value,
+        reason=reason,
         required=list(d.required),
         unlock_seconds=d.unlock_seconds,
         reader_id=d.reader_id,
         door_id=d.door_id,
         area_id=d.area_id,
         direction=d.direction,
-        person_id=d.person_id,
-        credential_id=d.credential_id,
+        person_id=d.person_id if full else None,
+        credential_id=d.credential_id if full else None,
         violation=d.violation,
-        companions=list(d.companions),
-        trail=list(d.trail),
+        companions=list(d.companions) if full else [],
+        trail=list(d.trail) if full else [],
         at=d.at,
+    )
+
+
+async def check_reader(state: AppState, actor: Actor, reader_id: int, what: str) -> None:
+    """Refuses (403, audited) a door_reader account asking about a reader it does not serve,
+    before anything about the card is looked at."""
+    if actor.may_use_reader(reader_id):
+        return
+    try:
+        async with state.sessions() as session:
+            await audit.record(
+                session,
+                actor=actor.label,
+                action=f"{what}.refused",
+                entity=Entity.OPERATOR,
+                entity_id=actor.operator_id,
+                data={"reader_id": reader_id, "why": "reader_not_bound"},
+            )
+            await session.commit()
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        # The refusal stands without its audit entry; the log keeps what the audit cannot.
+        state.db_health.failed("audit of a refused reader", exc)
+        log.warning(
+            "%s asked for a %s at reader %d, which it does not serve (not audited: the "
+            "database is unavailable)",
+            actor.label,
+            what,
+            reader_id,
+        )
+    raise PermissionDenied(
+        f"this account does not serve reader {reader_id}",
+        code="reader_not_bound",
+        permission=Permission.DECISIONS_REQUEST.value,
     )
 
 
@@ -51,14 +112,21 @@ def public(d: Decision) -> DecisionPublic:
 async def decide(
     body: DecisionRequest,
     state: StateDep,
-    _: Annotated[Actor, Depends(require(Permission.DECISIONS_REQUEST))],
+    actor: Annotated[Actor, Depends(require(Permission.DECISIONS_REQUEST))],
 ) -> DecisionPublic:
     """Decides one card presentation at a reader, explains why, and stores the decision.
+
+    A door_reader account may ask only at the readers it serves (403 `reader_not_bound`,
+    audited, otherwise). The person, credential, companions and trail are in the reply
+    only for accounts that may read decisions (decisions:read); a door reader gets them
+    empty, and `not_authorized` for a denial that would tell of the person's security
+    record (person_inactive, eligibility_suspended, insufficient_clearance, not_read_in).
 
     With a `proof` the card's challenge-response (and a signed biometric result) is
     verified here, certificate path and revocation included; a proof that fails is a stored
     denial (`authentication_failed`) saying why, not an HTTP error.
     """
+    await check_reader(state, actor, body.reader_id, "decision")
     at = body.at or datetime.now(UTC)
     if at.tzinfo is None:
         raise InvalidInput("at must carry a timezone offset", code="naive_time")
@@ -77,7 +145,8 @@ async def decide(
         bio=bio,
         require_proofs=state.settings.require_card_proofs,
     )
-    return public(await state.decisions.decide_in_turn(request, source="api"))
+    decision = await state.decisions.decide_in_turn(request, source="api")
+    return public(decision, full=Permission.DECISIONS_READ in actor.permissions)
 
 
 challenges_router = APIRouter(prefix="/v1/challenges", tags=["decisions"])
@@ -95,7 +164,7 @@ async def new_challenge(
     """A random, single-use, short-lived challenge for a card at ``reader_id`` to sign.
 
     Reader 0 is an enrollment station (needs credentials:enroll); others are door readers
-    (need decisions:request).
+    (need decisions:request, and a door_reader account must serve the reader).
     """
     needed = Permission.CREDENTIALS_ENROLL if body.reader_id == 0 else Permission.DECISIONS_REQUEST
     if needed not in actor.permissions:
@@ -103,6 +172,8 @@ async def new_challenge(
             f"a challenge for reader {body.reader_id} needs the {needed.value} permission",
             permission=needed.value,
         )
+    if body.reader_id != 0:
+        await check_reader(state, actor, body.reader_id, "challenge")
     challenge = state.authn.challenges.issue(body.reader_id)
     return ChallengePublic(
         challenge=base64.b64encode(challenge.value).decode("ascii"),

@@ -96,7 +96,7 @@ async def metrics(
     a token with audit:read (a scraper's operator) unless settings.metrics_public opens
     them, for a scraper on a network that only it reaches."""
     if not state.settings.metrics_public:
-        actor = await current_actor(session, creds)
+        actor = await current_actor(session, state, creds)
         if Permission.AUDIT_READ not in actor.permissions:
             raise PermissionDenied(
                 "reading the metrics needs the audit:read permission",

@@ -41,6 +41,7 @@ async def create_operator(
         roles=[r.value for r in body.roles],
         display_name=body.display_name,
         person_id=body.person_id,
+        readers=body.readers,
     )
     await session.commit()
     response.headers["ETag"] = etag(op.version)
@@ -65,7 +66,8 @@ async def update_operator(
     version: IfMatchDep,
     actor: Admin,
 ) -> Operator:
-    """Changes roles, disables the account (its tokens stop working) or resets a password."""
+    """Changes roles, disables the account (its tokens stop working) or resets a password;
+    for a door_reader, changes the readers it serves (its tokens stay, bound anew)."""
     op = await operators.update_operator(session, actor, operator_id, body.changes(), version)
     await session.commit()
     response.headers["ETag"] = etag(op.version)

@@ -65,20 +65,35 @@ class DecisionRequest(Input):
     at: Moment | None = None
 
 
+_FOR_READERS_OF_DECISIONS = " (decisions:read); null or empty for a door reader"
+
+
 class DecisionPublic(Public):
     granted: bool
-    reason: str
+    reason: Annotated[
+        str,
+        Field(
+            description="Why; a door reader gets not_authorized for person_inactive, "
+            "eligibility_suspended, insufficient_clearance and not_read_in"
+        ),
+    ]
     required: list[str]
     unlock_seconds: int
     reader_id: int | None
     door_id: int | None
     area_id: int | None
     direction: Direction
-    person_id: int | None
-    credential_id: int | None
+    person_id: Annotated[
+        int | None, Field(description="The card's holder" + _FOR_READERS_OF_DECISIONS)
+    ]
+    credential_id: Annotated[int | None, Field(description="The card" + _FOR_READERS_OF_DECISIONS)]
     violation: str | None
-    companions: list[int]
-    trail: list[str]
+    companions: Annotated[
+        list[int], Field(description="Who passes along" + _FOR_READERS_OF_DECISIONS)
+    ]
+    trail: Annotated[
+        list[str], Field(description="The rules that decided" + _FOR_READERS_OF_DECISIONS)
+    ]
     at: datetime
 
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import StringConstraints
+from annotated_types import MaxLen
+from pydantic import Field, StringConstraints
 
 from accessd.api.schemas.common import Id, Input, Public, Update, VersionedPublic
 from accessd.models.enums import Role
@@ -23,12 +24,18 @@ class TokenPublic(Public):
     expires_at: datetime
 
 
+#: The readers a door_reader account serves, by id; it may ask for decisions at no others.
+Readers = Annotated[list[Id], MaxLen(1000)]
+_READERS = "Readers a door_reader account serves, by id (it may ask at no others)"
+
+
 class OperatorCreate(Input):
     username: Username
     password: Password
     roles: list[Role]
     display_name: Annotated[str, StringConstraints(max_length=200)] = ""
     person_id: Id | None = None
+    readers: Readers = Field(default_factory=list, description=_READERS)
 
 
 class OperatorUpdate(Update):
@@ -39,6 +46,7 @@ class OperatorUpdate(Update):
     person_id: Id | None = None
     disabled: bool | None = None
     password: Password | None = None
+    readers: Readers | None = Field(default=None, description=_READERS)
 
 
 class OperatorPublic(VersionedPublic):
@@ -47,6 +55,7 @@ class OperatorPublic(VersionedPublic):
     roles: list[str]
     person_id: int | None
     disabled: bool
+    readers: list[int]
 
 
 class Me(Public):
@@ -54,3 +63,5 @@ class Me(Public):
     username: str
     roles: list[str]
     permissions: list[str]
+    #: The readers a door_reader account serves; null for other accounts.
+    readers: list[int] | None = None

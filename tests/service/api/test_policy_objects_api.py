@@ -83,7 +83,8 @@ async def decide(client: httpx.AsyncClient, ops: Operators, reader: int, at: str
                 "evidence": ["pki_cak"],
                 "at": at,
             },
-            headers=await ops.headers("door_reader"),
+            # An auditor too: these tests read the trail, which a plain door is not given.
+            headers=await ops.headers("door_reader", "auditor", readers=[reader]),
         )
     )
 
