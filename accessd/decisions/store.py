@@ -12,18 +12,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd.db import bulk
 from accessd.db.batches import BatchWriter
 from accessd.db.engine import Timeouts, timeouts_of
-from accessd.models import DecisionEvent
+from accessd.models import DecisionBatch, DecisionEvent
 from policies.decision import AccessRequest, Decision
 
-_Item = tuple[Decision, AccessRequest, str, str | None]
+
+@dataclass(slots=True)
+class _Item:
+    """A decision waiting to be written."""
+
+    decision: Decision
+    request: AccessRequest
+    source: str
+    request_id: str | None
+    #: The token of the last write it was in that failed: maybe committed after all.
+    tried: str | None = None
+
 
 #: Rows made between two turns of the event loop while writing, while the store keeps up:
 #: a decision then waits behind at most this many.
@@ -35,6 +50,10 @@ ROW_SLICE = 16
 BACKLOG = 2000
 BACKLOG_SLICE = 256
 
+
+#: How long a batch's token is kept: far longer than any retry takes to come.
+KEEP_TOKENS = timedelta(days=1)
+PRUNE_EVERY_S = 3600.0
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +74,41 @@ class DecisionStore(BatchWriter[_Item]):
             self._dsn = url.render_as_string(hide_password=False)
             self._timeouts = timeouts_of(bind)
         self._conn: Any = None
+        #: Items found already stored when their write was retried (their commit had
+        #: not been acknowledged).
+        self.recovered = 0
+        self._pruned = 0.0
 
     async def _write_batch(self, items: list[_Item]) -> int:
-        if self._dsn is None:
-            return await super()._write_batch(items)
+        """One batch and its token in one transaction. Items of a write that failed are
+        first looked up by that write's token: a commit the database made but never
+        acknowledged (a dropped connection, a timed-out wait) must not store them twice."""
+        tried = {item.tried for item in items if item.tried is not None}
+        if tried:
+            landed = await self._landed(tried)
+            if landed:
+                kept = [item for item in items if item.tried not in landed]
+                self.recovered += len(items) - len(kept)
+                items = kept
+        if not items:
+            return 0
+        token = uuid.uuid4().hex
+        try:
+            if self._dsn is None:
+                async with self._sessions() as session:
+                    await self.write(session, items)
+                    session.add(DecisionBatch(token=token))
+                    await session.commit()
+            else:
+                await self._copy(items, token)
+        except BaseException:
+            for item in items:
+                item.tried = token
+            raise
+        await self._prune()
+        return len(items)
+
+    async def _copy(self, items: list[_Item], token: str) -> None:
         step = self.slice()
         rows = []
         for n, item in enumerate(items, 1):
@@ -69,10 +119,44 @@ class DecisionStore(BatchWriter[_Item]):
         try:
             async with conn.transaction():
                 await bulk.copy_rows(conn, _decision_table(), rows, step)
+                await conn.execute(
+                    "INSERT INTO decision_batches (token, written_at) VALUES ($1, now())", token
+                )
         except BaseException:
             await self._drop()
             raise
-        return len(items)
+
+    async def _landed(self, tokens: set[str]) -> set[str]:
+        """Which of ``tokens`` the database holds (their batches were committed)."""
+        if self._dsn is None:
+            async with self._sessions() as session:
+                found = await session.scalars(
+                    select(DecisionBatch.token).where(DecisionBatch.token.in_(tokens))
+                )
+                return set(found)
+        conn = await self._connection()
+        rows = await conn.fetch(
+            "SELECT token FROM decision_batches WHERE token = ANY($1::text[])", list(tokens)
+        )
+        return {str(r["token"]) for r in rows}
+
+    async def _prune(self) -> None:
+        """Deletes tokens older than `KEEP_TOKENS` (a write is retried within minutes),
+        at most once an hour."""
+        now = time.monotonic()
+        if now - self._pruned < PRUNE_EVERY_S:
+            return
+        self._pruned = now
+        cutoff = datetime.now(UTC) - KEEP_TOKENS
+        if self._dsn is None:
+            async with self._sessions() as session:
+                await session.execute(
+                    delete(DecisionBatch).where(DecisionBatch.written_at < cutoff)
+                )
+                await session.commit()
+            return
+        conn = await self._connection()
+        await conn.execute("DELETE FROM decision_batches WHERE written_at < $1", cutoff)
 
     def slice(self) -> int:
         """Rows to make between two turns of the loop, by how far the writes are behind."""
@@ -110,7 +194,7 @@ class DecisionStore(BatchWriter[_Item]):
         source: str,
         request_id: str | None = None,
     ) -> None:
-        self._enqueue((decision, request, source, request_id))
+        self._enqueue(_Item(decision, request, source, request_id))
 
     async def write(self, session: AsyncSession, items: list[_Item]) -> int:
         # A row takes about 14 us to make here (the trail's formatting most of it): a
@@ -126,7 +210,12 @@ def _decision_table() -> Table:
 
 
 def _row(item: _Item) -> dict[str, Any]:
-    decision, request, source, request_id = item
+    decision, request, source, request_id = (
+        item.decision,
+        item.request,
+        item.source,
+        item.request_id,
+    )
     return {
         "at": request.at,
         "reader_id": request.reader_id,

@@ -169,3 +169,15 @@ class DecisionEvent(Base):
     #: request: False when the panel gave up waiting and decided offline (the answer came
     #: after its timeout); None while no such event has arrived (or none will: the API).
     used: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class DecisionBatch(Base):
+    """A batch of decision rows the store committed, by the token it wrote with them: a
+    write whose commit was not acknowledged (the connection dropped, the wait timed out)
+    is looked up before it is written again, so no decision is stored twice
+    (accessd.decisions.store). Kept a day."""
+
+    __tablename__ = "decision_batches"
+
+    token: Mapped[str] = mapped_column(String(32), primary_key=True)
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from accessd.db.batches import BatchWriter
@@ -147,4 +148,51 @@ async def test_the_decision_store_writes_in_larger_slices_while_behind(
     async with sessions() as s:
         count = await s.scalar(select(func.count()).select_from(DecisionEvent))
     assert count == store.stored == decision_store.BACKLOG + 10
+    await store.stop()
+
+
+async def test_a_batch_committed_but_not_acknowledged_is_not_stored_twice(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database committed the batch, then the connection dropped before the store heard
+    so (or its wait timed out): the store keeps the batch and writes it again, and must
+    find it there by its token instead of storing every decision twice."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import func, select
+
+    from accessd.decisions.store import DecisionStore
+    from accessd.models import DecisionEvent
+    from policies.decision import AccessRequest, Decision, Reason
+
+    store = DecisionStore(sessions)
+    request = AccessRequest(reader_id=1, at=datetime.now(UTC), id_kind="card_uuid", id_value="x")
+    for _ in range(5):
+        store.add(Decision(granted=True, reason=Reason.GRANTED), request, "test")
+    lose_ack = [True]
+    if store._dsn is not None:  # PostgreSQL: COPY on the store's own connection
+        real_copy = store._copy
+
+        async def copy_then_drop(items: list[Any], token: str) -> None:
+            await real_copy(items, token)
+            if lose_ack[0]:
+                raise ConnectionResetError("the acknowledgement of the commit was lost")
+
+        monkeypatch.setattr(store, "_copy", copy_then_drop)
+    else:
+        real_commit = AsyncSession.commit
+
+        async def commit_then_drop(self: AsyncSession) -> None:
+            await real_commit(self)
+            if lose_ack[0]:
+                raise ConnectionResetError("the acknowledgement of the commit was lost")
+
+        monkeypatch.setattr(AsyncSession, "commit", commit_then_drop)
+    await store.flush()  # committed, but as far as the store knows it failed
+    assert store.queued == 5 and store.stored == 0
+    lose_ack[0] = False
+    await store.flush()
+    async with sessions() as s:
+        count = await s.scalar(select(func.count()).select_from(DecisionEvent))
+    assert (count, store.queued, store.recovered) == (5, 0, 5)
     await store.stop()
