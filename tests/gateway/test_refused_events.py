@@ -1,0 +1,198 @@
+"""What panels send that the database would refuse, through a real Mosquitto (issue 15):
+an unstorable event is dead-lettered and confirmed while the events around it, from every
+panel, are stored and confirmed; a row refused for a reason nobody foresaw is isolated
+from its batch; a flood of malformed messages from one panel stores at most its budget;
+a decision request whose ``at`` cannot be taken to UTC gets an error reply naming it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from accessd.gateway import events as events_module
+from accessd.models import PanelEvent
+from drivers.mqtt.client import MqttClient, MqttConfig
+from drivers.mqtt.messages import ErrorReply, EventAck, decode
+from drivers.mqtt.topics import PanelTopics
+from tests.gateway.test_gateway import Site, site
+from tests.mqtt_broker import mosquitto, mqtt_users
+from tests.waiting import until
+
+__all__ = ["mosquitto", "mqtt_users", "site"]  # fixtures these tests use
+
+NOW = "2026-06-01T12:00:00+00:00"
+OVERFLOWING = "0001-01-01T00:00:00+14:00"
+
+
+class RawPanel:
+    """A panel's own login publishing payloads as written, and hearing its acks and replies."""
+
+    def __init__(self, site: Site, name: str, door: str) -> None:
+        self.name = name
+        self.topics = PanelTopics("hq", name)
+        self.door = site.doors[door]
+        self.client = MqttClient(
+            MqttConfig(
+                host="127.0.0.1",
+                port=site.broker.port,
+                client_id=f"raw-{name}-{uuid.uuid4().hex[:6]}",
+                username=f"hq.{name}",
+                password=site.users[f"hq.{name}"],
+            )
+        )
+        self.acked: set[int] = set()
+        self.replies: list[ErrorReply] = []
+        self.client.on_message(self._heard)
+        self.sent: dict[int, str] = {}  # seq -> event id
+
+    def _heard(self, msg: Any) -> None:
+        if msg.topic == self.topics.ack:
+            self.acked.update(decode(EventAck, msg.payload).seqs)
+        elif msg.topic == self.topics.rsp:
+            self.replies.append(decode(ErrorReply, msg.payload))
+
+    async def event(
+        self,
+        seq: int,
+        type: str = "door_pos",
+        *,
+        at: str = NOW,
+        data: dict[str, Any] | None = None,
+    ) -> str:
+        event_id = str(uuid.uuid4())
+        body = {
+            "v": 1,
+            "event_id": event_id,
+            "seq": seq,
+            "at": at,
+            "type": type,
+            "door": self.door,
+            "data": {"open": True} if data is None else data,
+        }
+        # json.dumps writes NaN and escapes NUL as \\u0000, as a careless firmware might.
+        await self.client.publish(self.topics.event(self.door, type), json.dumps(body).encode())
+        self.sent[seq] = event_id
+        return event_id
+
+
+@asynccontextmanager
+async def raw_panels(site: Site) -> AsyncIterator[tuple[RawPanel, RawPanel]]:
+    p1, p2 = RawPanel(site, "p1", "Main entrance"), RawPanel(site, "p2", "Dock door")
+    for p in (p1, p2):
+        await p.client.connect()
+        await p.client.subscribe([(p.topics.ack, 1), (p.topics.rsp, 1)])
+    try:
+        yield p1, p2
+    finally:
+        for p in (p1, p2):
+            await p.client.disconnect()
+
+
+async def rows(site: Site, panel: RawPanel) -> dict[str, PanelEvent]:
+    """The panel's stored events by event id."""
+    panel_id = site.gateway.directory.get("hq", panel.name)
+    assert panel_id is not None
+    async with site.sessions() as s:
+        found = await s.scalars(select(PanelEvent).where(PanelEvent.panel_id == panel_id.id))
+        return {r.event_id: r for r in found}
+
+
+def all_confirmed(*panels: RawPanel) -> bool:
+    return all(set(p.sent) <= p.acked for p in panels)
+
+
+async def metrics_text(site: Site) -> str:
+    headers = await site.ops.headers("auditor")
+    response = await site.svc.client.get("/metrics", headers=headers)
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+async def test_an_unstorable_event_is_dead_lettered_and_confirmed_and_every_other_stored(
+    site: Site,
+) -> None:
+    bad = {
+        4: {"data": {"reading": float("nan")}},
+        6: {"at": OVERFLOWING},
+        8: {"data": {"door\x00": 1}},
+    }
+    async with raw_panels(site) as (p1, p2):
+        for seq in range(1, 11):
+            await p1.event(seq, "forced" if seq == 5 else "door_pos", **bad.get(seq, {}))
+            await p2.event(seq)
+        await until(lambda: all_confirmed(p1, p2), what="every event confirmed")
+        # Events after the bad ones keep being stored.
+        for seq in (11, 12):
+            await p1.event(seq)
+            await p2.event(seq)
+        await until(lambda: all_confirmed(p1, p2), what="the later events confirmed")
+        stored1, stored2 = await rows(site, p1), await rows(site, p2)
+
+    assert {r.event_id for r in stored2.values() if r.source == "panel"} == set(p2.sent.values())
+    for seq, event_id in p1.sent.items():
+        row = stored1[event_id]
+        if seq not in bad:
+            assert (row.source, row.seq) == ("panel", seq)
+            continue
+        assert (row.source, row.type, row.alarm, row.seq) == ("accessd", "error", True, seq)
+        assert row.data["what"] == "dead_letter" and row.data["type"] == "door_pos"
+    assert "data.reading" in stored1[p1.sent[4]].data["reason"]
+    assert stored1[p1.sent[6]].data["reason"].startswith("at:")
+    assert stored1[p1.sent[6]].data["at"] == "0001-01-01T00:00:00+14:00"
+    assert "NUL" in stored1[p1.sent[8]].data["reason"]
+    assert stored1[p1.sent[8]].data["data"] == '{"door\\u0000": 1}'  # kept, printable
+    assert stored1[p1.sent[5]].type == "forced" and stored1[p1.sent[5]].alarm
+    assert site.gateway.events.dead_lettered == 3
+    assert 'accessd_panel_events_total{outcome="dead_lettered"} 3.0' in await metrics_text(site)
+
+
+async def test_a_dead_lettered_event_sent_again_is_confirmed_again_and_stored_once(
+    site: Site,
+) -> None:
+    async with raw_panels(site) as (p1, _p2):
+        event_id = await p1.event(1, data={"reading": float("inf")})
+        await until(lambda: 1 in p1.acked, what="the dead letter confirmed")
+        p1.acked.clear()
+        body = {"v": 1, "event_id": event_id, "seq": 1, "at": NOW, "type": "door_pos"}
+        body |= {"door": p1.door, "data": {"reading": float("inf")}}
+        await p1.client.publish(p1.topics.event(p1.door, "door_pos"), json.dumps(body).encode())
+        await until(lambda: 1 in p1.acked, what="the copy confirmed")
+        stored = await rows(site, p1)
+    assert [r.event_id for r in stored.values() if r.type == "error"] == [event_id]
+
+
+@pytest.fixture
+def validator_off(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The store's check of moments turned off: an overflowing ``at`` then reaches the
+    database layer, as a value nobody foresaw would."""
+    monkeypatch.setattr(events_module, "moment_problem", lambda value, where: None, raising=False)
+    yield
+
+
+async def test_a_row_the_database_refuses_unforeseen_is_isolated_from_its_batch(
+    site: Site, validator_off: None
+) -> None:
+    store = site.gateway.events
+    async with raw_panels(site) as (p1, p2):
+        received = site.gateway.counters["events"]
+        # Held: everything below goes into one batch, the refused row among the others.
+        async with store._flushing:
+            for seq in range(1, 21):
+                await p1.event(seq, at=OVERFLOWING if seq == 7 else NOW)
+                await p2.event(seq)
+            await until(lambda: site.gateway.counters["events"] >= received + 40)
+        await until(lambda: all_confirmed(p1, p2), what="every event confirmed")
+        stored1, stored2 = await rows(site, p1), await rows(site, p2)
+    assert store.rejected == 1 and store.dead_lettered == 1 and store.lost == 0
+    letter = stored1[p1.sent[7]]
+    assert (letter.type, letter.source) == ("error", "accessd")
+    assert letter.data["reason"] == "refused by the database (OverflowError)"
+    assert all(stored1[p1.sent[seq]].source == "panel" for seq in range(1, 21) if seq != 7)
+    assert len([r for r in stored2.values() if r.source == "panel"]) == 20
+    assert 'accessd_panel_events_total{outcome="rejected"} 1.0' in await metrics_text(site)
