@@ -6,7 +6,10 @@ a decision request whose ``at`` cannot be taken to UTC gets an error reply namin
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -15,6 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from accessd.gateway import budget as budget_module
 from accessd.gateway import events as events_module
 from accessd.models import PanelEvent
 from drivers.mqtt.client import MqttClient, MqttConfig
@@ -196,3 +200,37 @@ async def test_a_row_the_database_refuses_unforeseen_is_isolated_from_its_batch(
     assert all(stored1[p1.sent[seq]].source == "panel" for seq in range(1, 21) if seq != 7)
     assert len([r for r in stored2.values() if r.source == "panel"]) == 20
     assert 'accessd_panel_events_total{outcome="rejected"} 1.0' in await metrics_text(site)
+
+
+async def test_a_flood_of_malformed_messages_stores_at_most_the_panels_budget(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=budget_module.__name__)
+    flood, few = 300, 3
+    async with raw_panels(site) as (p1, p2):
+        before = site.gateway.counters["malformed_invalid"]
+        started = time.monotonic()
+        sends = [
+            p1.client.publish(p1.topics.event(p1.door, "tamper"), b'{"v":1}') for _ in range(flood)
+        ]
+        await asyncio.gather(*sends)
+        for _ in range(few):
+            await p2.client.publish(p2.topics.event(p2.door, "tamper"), b'{"v":1}')
+        await until(
+            lambda: site.gateway.counters["malformed_invalid"] >= before + flood + few,
+            what="every malformed message counted",
+        )
+        elapsed = time.monotonic() - started
+        await site.gateway.events.flush()
+        errors1 = [r for r in (await rows(site, p1)).values() if r.type == "error"]
+        errors2 = [r for r in (await rows(site, p2)).values() if r.type == "error"]
+    allowed = budget_module.BURST + budget_module.RATE * elapsed + 1
+    assert budget_module.BURST <= len(errors1) <= allowed, (len(errors1), elapsed)
+    assert len(errors2) == few  # the other panel's budget is its own
+    assert site.gateway.counters["malformed_dropped"] == flood - len(errors1)
+    lines = [r.getMessage() for r in caplog.records if r.name == budget_module.__name__]
+    assert len(lines) == 1 and "hq/p1" in lines[0], lines
+    text = await metrics_text(site)
+    assert f'accessd_mqtt_gateway_total{{what="malformed_dropped"}} {flood - len(errors1)}.0' in (
+        text
+    )
