@@ -444,18 +444,14 @@ class MqttGateway:
             await handle(panel, msg)
         except Exception:
             self.counters["request_failed"] += 1
-            try:
-                reply = m.ErrorReply(id=json_reply_id(msg.payload), error="internal")
-            except ValidationError:  # not an id the protocol allows: the topic must do
-                reply = m.ErrorReply(error="internal")
-            await self._reply(panel, msg, None, reply)
+            await self._reply(panel, msg, None, _error_reply(msg, "internal"))
             raise  # the task set logs it with its traceback and counts it for /metrics
 
     async def _error(
         self, panel: PanelInfo, msg: IncomingMessage, what: str, exc: m.PayloadError
     ) -> None:
         self._malformed(panel, what, exc)
-        await self._reply(panel, msg, None, m.ErrorReply(error=exc.reason, detail=exc.detail))
+        await self._reply(panel, msg, None, _error_reply(msg, exc.reason, exc.detail))
 
     async def _decide(self, panel: PanelInfo, msg: IncomingMessage) -> None:
         try:
@@ -651,6 +647,15 @@ class MqttGateway:
             raise PanelOffline(str(exc)) from exc
         self.counters[f"command_{'ok' if result.ok else 'refused'}"] += 1
         return result
+
+
+def _error_reply(msg: IncomingMessage, error: str, detail: str = "") -> m.ErrorReply:
+    """An ErrorReply carrying the request's own id when the payload has a usable one: a
+    panel on MQTT 3.1.1 has nothing else to match it to its request by."""
+    try:
+        return m.ErrorReply(id=json_reply_id(msg.payload), error=error, detail=detail)
+    except ValidationError:  # not an id the protocol allows: the topic must do
+        return m.ErrorReply(error=error, detail=detail)
 
 
 def _reply_of(request_id: str, d: Decision) -> m.DecideReply:
