@@ -109,10 +109,13 @@ class PanelEventStore(BatchWriter[dict[str, Any]]):
         self._enqueue(item)
         self.queued_total += 1
 
-    def _dead_letter(self, item: dict[str, Any], reason: str) -> dict[str, Any]:
+    def _dead_letter(
+        self, item: dict[str, Any], reason: str, *, trust_at: bool = True
+    ) -> dict[str, Any]:
         """The ``error`` event stored instead of ``item``: same panel and event id (a copy
         sent again is a duplicate of it), confirming what ``item`` would have, and holding
-        what ``item`` said as printable text."""
+        what ``item`` said as printable text. ``trust_at``: whether its ``at`` may be kept
+        (False when what the database refused is unknown)."""
         self.dead_lettered += 1
         log.warning(
             "panel %d event %s refused: %s; stored as a dead letter",
@@ -122,9 +125,12 @@ class PanelEventStore(BatchWriter[dict[str, Any]]):
         )
         kept = json.dumps(item["data"], default=repr, allow_nan=True, ensure_ascii=True)
         now = utcnow()
+        # The panel's own time when that is not what was refused (when a door was forced
+        # matters); else the time it arrived, and the panel's text in ``data``.
+        at = item["at"] if trust_at and moment_problem(item["at"], "at") is None else now
         return {
             **item,
-            "at": now,
+            "at": at,
             "received_at": now,
             "type": "error",
             "alarm": True,
@@ -145,7 +151,7 @@ class PanelEventStore(BatchWriter[dict[str, Any]]):
             return None  # refused once already: no letter about a letter
         orig = getattr(error, "orig", None)
         kind = type(orig if isinstance(orig, BaseException) else error).__name__
-        return self._dead_letter(item, f"refused by the database ({kind})")
+        return self._dead_letter(item, f"refused by the database ({kind})", trust_at=False)
 
     def _lost(self, item: dict[str, Any], error: Exception) -> None:
         # Neither it nor its dead letter could be stored: not confirmed, so its panel sends

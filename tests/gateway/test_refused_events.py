@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -147,6 +148,9 @@ async def test_an_unstorable_event_is_dead_lettered_and_confirmed_and_every_othe
         assert (row.source, row.type, row.alarm, row.seq) == ("accessd", "error", True, seq)
         assert row.data["what"] == "dead_letter" and row.data["type"] == "door_pos"
     assert "data.reading" in stored1[p1.sent[4]].data["reason"]
+    # When the door was forced matters: the panel's time is kept where it was not the fault.
+    assert stored1[p1.sent[4]].at == datetime.fromisoformat(NOW)
+    assert stored1[p1.sent[6]].at.year == datetime.now(UTC).year
     assert stored1[p1.sent[6]].data["reason"].startswith("at:")
     assert stored1[p1.sent[6]].data["at"] == "0001-01-01T00:00:00+14:00"
     assert "NUL" in stored1[p1.sent[8]].data["reason"]
@@ -234,3 +238,29 @@ async def test_a_flood_of_malformed_messages_stores_at_most_the_panels_budget(
     assert f'accessd_mqtt_gateway_total{{what="malformed_dropped"}} {flood - len(errors1)}.0' in (
         text
     )
+
+
+@pytest.mark.parametrize("at", [OVERFLOWING, "9999-12-31T23:00:00-05:00", "1969-12-31T23:59:59Z"])
+async def test_a_decide_request_whose_at_is_out_of_range_gets_an_error_reply_naming_it(
+    site: Site, at: str
+) -> None:
+    async with raw_panels(site) as (p1, _p2):
+        request = {
+            "v": 1,
+            "id": "out-of-range",
+            "reader": site.readers["Main in"],
+            "at": at,
+            "reply_to": p1.topics.rsp,
+        }
+        await p1.client.publish(p1.topics.leaf("req/decide"), json.dumps(request).encode())
+        await until(lambda: p1.replies, what="the error reply")
+    reply = p1.replies[0]
+    assert (reply.id, reply.error) == ("out-of-range", "invalid")
+    assert reply.detail.startswith("at:") and "1970" in reply.detail
+
+
+def test_mqtt_requests_take_the_same_years_as_the_http_api() -> None:
+    from accessd.api.schemas.common import MOMENT_YEARS as HTTP_YEARS
+    from drivers.mqtt.messages import MOMENT_YEARS as MQTT_YEARS
+
+    assert MQTT_YEARS == HTTP_YEARS
