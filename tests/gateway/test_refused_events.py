@@ -206,6 +206,29 @@ async def test_a_row_the_database_refuses_unforeseen_is_isolated_from_its_batch(
     assert 'accessd_panel_events_total{outcome="rejected"} 1.0' in await metrics_text(site)
 
 
+async def test_a_nan_postgresql_refuses_unforeseen_is_isolated_not_taken_for_an_outage(
+    site: Site, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("SQLite stores NaN in JSON text; only PostgreSQL refuses it")
+    monkeypatch.setattr(events_module, "json_problem", lambda value, where: None, raising=False)
+    store = site.gateway.events
+    async with raw_panels(site) as (p1, _p2):
+        received = site.gateway.counters["events"]
+        async with store._flushing:
+            for seq in range(1, 11):
+                await p1.event(seq, data={"reading": float("nan") if seq == 3 else 1.5})
+            await until(lambda: site.gateway.counters["events"] >= received + 10)
+        await until(lambda: all_confirmed(p1), what="every event confirmed")
+        stored = await rows(site, p1)
+    assert store.rejected == 1 and store.lost == 0
+    assert site.gateway.events.health.available  # a refusal, not an outage
+    letter = stored[p1.sent[3]]
+    assert letter.type == "error" and letter.data["reason"].startswith("refused by the database")
+    assert letter.data["data"] == '{"reading": NaN}'
+    assert sum(r.source == "panel" for r in stored.values()) == 9
+
+
 async def test_a_flood_of_malformed_messages_stores_at_most_the_panels_budget(
     site: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
