@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 
 #: What a dead letter keeps of the refused event's data, in characters of JSON text.
 DEAD_DATA_CHARS = 2000
+#: Seconds between two log lines about one panel's dead letters: a panel whose firmware
+#: writes NaN into every event must not write a log line an event (each is a row anyway).
+DEAD_LETTER_LOG_EVERY = 60.0
 
 
 class PanelEventStore(BatchWriter[dict[str, Any]]):
@@ -58,6 +62,8 @@ class PanelEventStore(BatchWriter[dict[str, Any]]):
         #: Events stored as a dead letter instead (refused before queueing, or alone by
         #: the database), and of them those whose dead letter failed too (dropped).
         self.dead_lettered = 0
+        #: panel id -> (when its dead letters were last logged, how many since).
+        self._dead_said: dict[int, tuple[float, int]] = {}
         # (panel id, event id) of the panels' events queued now, so that a panel sending
         # its unconfirmed events again during an outage does not fill the queue with copies.
         self._queued_keys: set[tuple[int, str]] = set()
@@ -117,12 +123,7 @@ class PanelEventStore(BatchWriter[dict[str, Any]]):
         what ``item`` said as printable text. ``trust_at``: whether its ``at`` may be kept
         (False when what the database refused is unknown)."""
         self.dead_lettered += 1
-        log.warning(
-            "panel %d event %s refused: %s; stored as a dead letter",
-            item["panel_id"],
-            item["event_id"],
-            printable(reason),
-        )
+        self._say_dead_letter(item, reason)
         kept = json.dumps(item["data"], default=repr, allow_nan=True, ensure_ascii=True)
         now = utcnow()
         # The panel's own time when that is not what was refused (when a door was forced
@@ -145,6 +146,23 @@ class PanelEventStore(BatchWriter[dict[str, Any]]):
                 "data": printable(kept, DEAD_DATA_CHARS),
             },
         }
+
+    def _say_dead_letter(self, item: dict[str, Any], reason: str) -> None:
+        now = time.monotonic()
+        said, since = self._dead_said.get(item["panel_id"], (None, 0))
+        if said is not None and now - said < DEAD_LETTER_LOG_EVERY:
+            self._dead_said[item["panel_id"]] = (said, since + 1)
+            return
+        self._dead_said[item["panel_id"]] = (now, 0)
+        log.warning(
+            "panel %d event %s refused: %s; stored as a dead letter (%d more of this panel's "
+            "since the last such line; the next are said after %g s)",
+            item["panel_id"],
+            item["event_id"],
+            printable(reason),
+            since,
+            DEAD_LETTER_LOG_EVERY,
+        )
 
     def _rejected(self, item: dict[str, Any], error: Exception) -> dict[str, Any] | None:
         if item["data"].get("what") == "dead_letter" and item["source"] == "accessd":

@@ -120,8 +120,9 @@ async def metrics_text(site: Site) -> str:
 
 
 async def test_an_unstorable_event_is_dead_lettered_and_confirmed_and_every_other_stored(
-    site: Site,
+    site: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger=events_module.__name__)
     bad = {
         4: {"data": {"reading": float("nan")}},
         6: {"at": OVERFLOWING},
@@ -157,6 +158,9 @@ async def test_an_unstorable_event_is_dead_lettered_and_confirmed_and_every_othe
     assert stored1[p1.sent[8]].data["data"] == '{"door\\u0000": 1}'  # kept, printable
     assert stored1[p1.sent[5]].type == "forced" and stored1[p1.sent[5]].alarm
     assert site.gateway.events.dead_lettered == 3
+    # Said once for the panel, not once an event.
+    said = [r for r in caplog.records if r.name == events_module.__name__ and "dead" in r.msg]
+    assert len(said) == 1, [r.getMessage() for r in said]
     assert 'accessd_panel_events_total{outcome="dead_lettered"} 3.0' in await metrics_text(site)
 
 
