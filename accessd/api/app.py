@@ -17,7 +17,7 @@ from accessd.api import problems
 from accessd.api.deps import no_nul_in_query
 from accessd.api.headers import SecurityHeaders
 from accessd.api.limits import BodyLimit
-from accessd.api.metrics import ApiMetrics
+from accessd.api.metrics import ApiMetrics, GatewayMetrics
 from accessd.api.routes import (
     audit,
     auth,
@@ -110,6 +110,7 @@ def create_app(
     )
     # One view of the database for the whole process: the writers, the feed and the API.
     decisions.health = state.db_health
+    state.metrics.registry.register(GatewayMetrics(lambda: state.gateway))
     if gateway is not None:
         gateway.events.health = state.db_health
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from drivers.tasks import FAILURES
+
+if TYPE_CHECKING:
+    from accessd.gateway.service import MqttGateway
 
 
 class ApiMetrics:
@@ -43,3 +47,48 @@ class _TaskFailures(Collector):
         for owner, count in sorted(FAILURES.items()):
             family.add_metric([owner], count)
         yield family
+
+
+class GatewayMetrics(Collector):
+    """The MQTT gateway's counters (messages by kind: malformed ones by reason, those
+    dropped past a panel's budget, spoofed, …) and what became of panel events, read when
+    scraped from whichever gateway the app runs now (none: nothing)."""
+
+    def __init__(self, gateway: Callable[[], MqttGateway | None]) -> None:
+        self._gateway = gateway
+
+    def collect(self) -> Iterator[Metric]:
+        gateway = self._gateway()
+        if gateway is None:
+            return
+        messages = CounterMetricFamily(
+            "accessd_mqtt_gateway",
+            "MQTT gateway occurrences by kind: messages received, malformed (by reason, and "
+            "malformed_dropped past a panel's budget), spoofed, decisions, acks, ...",
+            labels=["what"],
+        )
+        for what, count in sorted(gateway.counters.items()):
+            messages.add_metric([what], count)
+        yield messages
+        store = gateway.events
+        events = CounterMetricFamily(
+            "accessd_panel_events",
+            "Panel events by outcome: stored, duplicates (stored already), dead_lettered "
+            "(stored as an error record instead: the database would refuse them), rejected "
+            "(refused by the database alone, found by halving a batch), lost (not even a "
+            "dead letter could be stored), dropped (the queue was full; the panel resends).",
+            labels=["outcome"],
+        )
+        for outcome, count in (
+            ("stored", store.stored),
+            ("duplicates", store.duplicates),
+            ("dead_lettered", store.dead_lettered),
+            ("rejected", store.rejected),
+            ("lost", store.lost),
+            ("dropped", store.dropped),
+        ):
+            events.add_metric([outcome], count)
+        yield events
+        yield GaugeMetricFamily(
+            "accessd_panel_events_queued", "Panel events waiting to be written.", store.queued
+        )

@@ -9,6 +9,13 @@ written (a flush already under way is waited for, not overtaken: two at once wou
 out of order). `_committed` hears of every batch once its transaction has committed, and
 only then: what it confirms to others is in the database. `stop` makes a last flush
 within a bound and leaves what it could not write unconfirmed.
+
+A batch that fails for any other reason than an outage (a value the database refuses)
+would fail again on every retry and hold up everything queued behind it. A writer that
+sets `isolates` then writes the batch in halves, each in its own transaction, down to the
+single rows that fail: each goes to `_rejected`, which may hand back a replacement to write
+instead (a dead letter), and the rest is written as usual. An outage met on the way puts
+what is not written yet back at the front, as above.
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ T = TypeVar("T")
 class BatchWriter(ABC, Generic[T]):
     #: What the log calls the items.
     what = "records"
+    #: Whether a batch refused for a data reason is halved until its bad rows are found
+    #: (see the module); False: it is retried whole, as an outage is.
+    isolates = False
     #: Seconds the last flush at `stop` may take; None: as long as it takes.
     stop_timeout: float | None = None
 
@@ -57,6 +67,10 @@ class BatchWriter(ABC, Generic[T]):
         self.stored = 0
         self.dropped = 0
         self.failures = 0
+        #: Rows that failed alone for a data reason (`isolates`), and of them those whose
+        #: replacement failed too or that had none: lost.
+        self.rejected = 0
+        self.lost = 0
         #: Shared with the rest of the process when the app hands its own in.
         self.health = DatabaseHealth()
 
@@ -80,6 +94,14 @@ class BatchWriter(ABC, Generic[T]):
 
     def _committed(self, items: list[T]) -> None:
         """``items`` are in the database (written now, or there already)."""
+
+    def _rejected(self, item: T, error: Exception) -> T | None:
+        """``item`` failed alone for a data reason (`isolates`); returns what to write in its
+        stead, or None to drop it (counted in `lost`)."""
+        return None
+
+    def _lost(self, item: T, error: Exception) -> None:
+        """``item`` is dropped: it failed alone and so did its replacement, or it had none."""
 
     @property
     def queued(self) -> int:
@@ -127,22 +149,80 @@ class BatchWriter(ABC, Generic[T]):
                 try:
                     new = await self._write_batch(taken)
                 except BaseException as exc:
-                    # Back at the front, whatever stopped the write: a flush cancelled by
-                    # stop()'s bound leaves its batch queued (and counted as not written).
-                    self._queue.extendleft(reversed(taken))
-                    self._bound()
+                    refused = (
+                        self.isolates and isinstance(exc, Exception) and not is_unavailable(exc)
+                    )
+                    if not refused:
+                        # Back at the front, whatever stopped the write: a flush cancelled by
+                        # stop()'s bound leaves its batch queued (and counted as not written).
+                        self._queue.extendleft(reversed(taken))
+                        self._bound()
                     if not isinstance(exc, Exception):
                         raise
                     self.failures += 1
                     if is_unavailable(exc):
                         # Said once per outage, then counted (accessd/db/outage.py).
                         self.health.failed(f"{self.what} writer", exc)
-                    else:
+                        return
+                    if not refused:
                         log.exception("writing %d %s failed; will retry", len(taken), self.what)
-                    return
+                        return
+                    log.warning(
+                        "writing %d %s failed (%s); finding the rows the database refuses",
+                        len(taken),
+                        self.what,
+                        _kind(exc),
+                    )
+                    if not await self._isolate(taken):
+                        return
+                    continue
                 self.health.succeeded(started)
                 self._written(len(taken), new)
                 self._committed(taken)
+
+    async def _isolate(self, items: list[T]) -> bool:
+        """Writes ``items``, whose batch failed for a data reason, in halves down to the rows
+        that fail alone; False when an outage stopped it (the rest is queued again)."""
+        # (rows, the row they replace): a replacement is one row, and when it fails too
+        # it is not replaced again; the row it stands for is given up.
+        parts: list[tuple[list[T], list[T]]] = [(items, [])]
+        while parts:
+            part, replaces = parts.pop()
+            started = self.health.now()
+            try:
+                new = await self._write_batch(part)
+            except BaseException as exc:
+                if not isinstance(exc, Exception) or is_unavailable(exc):
+                    rest = part + [item for later, _ in reversed(parts) for item in later]
+                    self._queue.extendleft(reversed(rest))
+                    self._bound()
+                    if not isinstance(exc, Exception):
+                        raise
+                    self.failures += 1
+                    self.health.failed(f"{self.what} writer", exc)
+                    return False
+                if len(part) > 1:
+                    middle = len(part) // 2
+                    parts += [(part[middle:], []), (part[:middle], [])]
+                elif replaces:
+                    self._give_up(replaces[0], exc)
+                else:
+                    self.rejected += 1
+                    instead = self._rejected(part[0], exc)
+                    if instead is None:
+                        self._give_up(part[0], exc)
+                    else:
+                        parts.append(([instead], part))
+                continue
+            self.health.succeeded(started)
+            self._written(len(part), new)
+            self._committed(part)
+        return True
+
+    def _give_up(self, item: T, error: Exception) -> None:
+        self.lost += 1
+        log.error("a row of %s the database refused is dropped (%s)", self.what, _kind(error))
+        self._lost(item, error)
 
     async def _write_batch(self, items: list[T]) -> int:
         """One batch in its own transaction; returns how many were new."""
@@ -153,3 +233,9 @@ class BatchWriter(ABC, Generic[T]):
 
     def _written(self, taken: int, new: int) -> None:
         self.stored += new
+
+
+def _kind(error: BaseException) -> str:
+    """The name of what refused a write, without its message (which may quote the row)."""
+    orig = getattr(error, "orig", None)
+    return type(orig if isinstance(orig, BaseException) else error).__name__

@@ -9,7 +9,8 @@ whose topic names a panel accessd does not know, or names a reader or door that 
 panel's own, is dropped and reported as a ``spoofed`` event (the broker's ACL should
 already stop a panel writing another's topics; this catches a misconfigured one). A
 malformed payload is answered with an ErrorReply where it has a reply topic, counted,
-stored as an ``error`` event, and never stops the gateway. A request whose handling fails
+stored as an ``error`` event within its panel's budget (`accessd.gateway.budget`: past it,
+only counted), and never stops the gateway. A request whose handling fails
 (the decision path can reach the database) is answered with an ``internal`` ErrorReply at
 once, so the panel need not wait out its deadline, and logged and counted as a failed task.
 
@@ -46,6 +47,7 @@ from accessd.decisions.requests import access_request, proofs_from
 from accessd.decisions.service import DecisionService, SnapshotChange
 from accessd.errors import AccessdError, DeviceTimeout, DeviceUnavailable, InvalidInput
 from accessd.events import CredentialsRevoked, CredentialStateChanged, DomainEvent, EventBus
+from accessd.gateway.budget import MalformedBudget
 from accessd.gateway.cache import CachePublisher
 from accessd.gateway.directory import PanelDirectory, PanelInfo
 from accessd.gateway.events import PanelEventStore
@@ -154,6 +156,8 @@ class MqttGateway:
         self.caches = CachePublisher(self.directory, lambda: decisions.snapshot, self._publish)
         self.presence: dict[int, PanelPresence] = {}
         self.counters: Counter[str] = Counter()
+        #: How many malformed messages a panel may have stored as rows.
+        self.malformed_budget = MalformedBudget()
         self._tasks = TaskSet("mqtt gateway", logger=log)
         self._commands: Pending[tuple[int, str], m.CommandResult] = Pending()
         self._unsubscribe: Callable[[], None] | None = None
@@ -371,6 +375,9 @@ class MqttGateway:
 
     def _malformed(self, panel: PanelInfo, what: str, exc: m.PayloadError) -> None:
         self.counters[f"malformed_{exc.reason}"] += 1
+        if not self.malformed_budget.allow(panel.id, f"{panel.site}/{panel.name}"):
+            self.counters["malformed_dropped"] += 1
+            return
         self.events.add(
             panel_id=panel.id,
             event_id=str(uuid.uuid4()),
@@ -437,18 +444,14 @@ class MqttGateway:
             await handle(panel, msg)
         except Exception:
             self.counters["request_failed"] += 1
-            try:
-                reply = m.ErrorReply(id=json_reply_id(msg.payload), error="internal")
-            except ValidationError:  # not an id the protocol allows: the topic must do
-                reply = m.ErrorReply(error="internal")
-            await self._reply(panel, msg, None, reply)
+            await self._reply(panel, msg, None, _error_reply(msg, "internal"))
             raise  # the task set logs it with its traceback and counts it for /metrics
 
     async def _error(
         self, panel: PanelInfo, msg: IncomingMessage, what: str, exc: m.PayloadError
     ) -> None:
         self._malformed(panel, what, exc)
-        await self._reply(panel, msg, None, m.ErrorReply(error=exc.reason, detail=exc.detail))
+        await self._reply(panel, msg, None, _error_reply(msg, exc.reason, exc.detail))
 
     async def _decide(self, panel: PanelInfo, msg: IncomingMessage) -> None:
         try:
@@ -644,6 +647,15 @@ class MqttGateway:
             raise PanelOffline(str(exc)) from exc
         self.counters[f"command_{'ok' if result.ok else 'refused'}"] += 1
         return result
+
+
+def _error_reply(msg: IncomingMessage, error: str, detail: str = "") -> m.ErrorReply:
+    """An ErrorReply carrying the request's own id when the payload has a usable one: a
+    panel on MQTT 3.1.1 has nothing else to match it to its request by."""
+    try:
+        return m.ErrorReply(id=json_reply_id(msg.payload), error=error, detail=detail)
+    except ValidationError:  # not an id the protocol allows: the topic must do
+        return m.ErrorReply(error=error, detail=detail)
 
 
 def _reply_of(request_id: str, d: Decision) -> m.DecideReply:

@@ -12,10 +12,18 @@ on MQTT 3.1.1; on MQTT 5 the response topic and correlation data are used as wel
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 
 # Re-exported: decode() raises it and callers know it by this module.
 from drivers.errors import PayloadError as PayloadError
@@ -47,6 +55,35 @@ EventType = Literal[
     "cache_stale",
 ]
 Scalar = str | int | float | bool | None
+
+#: The years, in UTC, a request's ``at`` may fall in: the HTTP API's bound for the same
+#: input (accessd.api.schemas.common.MOMENT_YEARS). Year 1 at +14:00, or 9999 at a negative
+#: offset, cannot even be taken to UTC; no card was presented outside these.
+MOMENT_YEARS = (1970, 2999)
+
+
+def _sane_moment(value: datetime) -> datetime:
+    try:
+        year = value.astimezone(UTC).year
+    except OverflowError:
+        year = 0
+    first, last = MOMENT_YEARS
+    if not first <= year <= last:
+        raise ValueError(f"must fall between the years {first} and {last} in UTC")
+    return value
+
+
+#: A moment a panel gives a request: RFC 3339 with an offset, within MOMENT_YEARS.
+Moment = Annotated[
+    AwareDatetime,
+    AfterValidator(_sane_moment),
+    Field(
+        description=(
+            f"RFC 3339 with an offset; in UTC between the years {MOMENT_YEARS[0]} and "
+            f"{MOMENT_YEARS[1]}, else the request is refused as invalid"
+        )
+    ),
+]
 
 
 class Part(BaseModel):
@@ -90,7 +127,7 @@ class DecideRequest(Message):
 
     id: RequestId
     reader: Id
-    at: AwareDatetime
+    at: Moment
     credential: CredentialRef | None = None
     evidence: list[Mechanism] = Field(default_factory=list, max_length=8)
     proof: PkiProof | None = None

@@ -196,3 +196,93 @@ async def test_a_batch_committed_but_not_acknowledged_is_not_stored_twice(
         count = await s.scalar(select(func.count()).select_from(DecisionEvent))
     assert (count, store.queued, store.recovered) == (5, 0, 5)
     await store.stop()
+
+
+class Refusing(Recording):
+    """Isolates: refuses (as a database refuses a value) every batch holding a poisoned
+    item; ``outage_after`` writes later, every write fails as an outage does."""
+
+    isolates = True
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], **kw: Any) -> None:
+        super().__init__(sessions, **kw)
+        self.poison: set[int] = set()
+        self.outage_after: int | None = None
+        self.attempts = 0
+        self.lost_items: list[int] = []
+
+    async def write(self, session: AsyncSession, items: list[int]) -> int:
+        self.attempts += 1
+        if self.outage_after is not None and self.attempts > self.outage_after:
+            raise ConnectionRefusedError("database gone")
+        if self.poison & set(items):
+            raise ValueError("refused value")
+        return await super().write(session, items)
+
+    def _rejected(self, item: int, error: Exception) -> int | None:
+        # Stands in for a dead letter: the item negated (poisoned too if listed so).
+        return -item
+
+    def _lost(self, item: int, error: Exception) -> None:
+        self.lost_items.append(item)
+
+
+async def test_a_refused_row_is_isolated_and_replaced_and_the_rest_written_in_order(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    writer = Refusing(sessions)
+    for i in range(1, 11):
+        writer.add(i)
+    writer.poison = {4, 9}
+    await writer.flush()
+    written = [i for batch in writer.batches for i in batch]
+    assert written == [1, 2, 3, -4, 5, 6, 7, 8, -9, 10]
+    assert writer.queued == 0 and writer.rejected == 2 and writer.lost == 0
+    assert writer.stored == 10
+    # Bisection, not one transaction a row: far fewer writes than rows.
+    assert writer.attempts < 20, writer.attempts
+
+
+async def test_a_refused_row_whose_replacement_is_refused_too_is_dropped_not_retried(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    writer = Refusing(sessions)
+    for i in range(1, 5):
+        writer.add(i)
+    writer.poison = {3, -3}
+    await writer.flush()
+    assert [i for batch in writer.batches for i in batch] == [1, 2, 4]
+    assert writer.lost == 1 and writer.lost_items == [3] and writer.queued == 0
+    writer.add(5)
+    await writer.flush()
+    assert writer.batches[-1] == [5]
+
+
+async def test_an_outage_while_isolating_puts_what_is_unwritten_back_in_order(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    writer = Refusing(sessions)
+    for i in range(1, 9):
+        writer.add(i)
+    writer.poison = {6}
+    writer.outage_after = 3  # the whole batch, the first half (written), then the outage
+    await writer.flush()
+    assert [i for batch in writer.batches for i in batch] == [1, 2, 3, 4]
+    assert list(writer._queue) == [5, 6, 7, 8]
+    assert not writer.health.available
+    writer.outage_after = None
+    await writer.flush()
+    assert [i for batch in writer.batches for i in batch] == [1, 2, 3, 4, 5, -6, 7, 8]
+    assert writer.health.available
+
+
+async def test_a_writer_that_does_not_isolate_retries_a_refused_batch_whole(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    writer = Refusing(sessions)
+    writer.isolates = False
+    for i in range(1, 4):
+        writer.add(i)
+    writer.poison = {2}
+    await writer.flush()
+    assert writer.batches == [] and list(writer._queue) == [1, 2, 3] and writer.rejected == 0
