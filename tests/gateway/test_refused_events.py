@@ -22,6 +22,7 @@ from sqlalchemy import select
 from accessd.gateway import budget as budget_module
 from accessd.gateway import events as events_module
 from accessd.models import PanelEvent
+from drivers.mqtt.access import panel_client_id
 from drivers.mqtt.client import MqttClient, MqttConfig
 from drivers.mqtt.messages import ErrorReply, EventAck, decode
 from drivers.mqtt.topics import PanelTopics
@@ -46,7 +47,8 @@ class RawPanel:
             MqttConfig(
                 host="127.0.0.1",
                 port=site.broker.port,
-                client_id=f"raw-{name}-{uuid.uuid4().hex[:6]}",
+                # The broker binds each panel login to its own client id.
+                client_id=panel_client_id("hq", name),
                 username=f"hq.{name}",
                 password=site.users[f"hq.{name}"],
             )
