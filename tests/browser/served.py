@@ -1,0 +1,111 @@
+"""`accessd serve` in a subprocess, as an operator's browser meets it: a migrated SQLite
+database, one operator, the real uvicorn on a port of the loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.mqtt_broker import free_port
+from tests.paths import ROOT
+
+#: The HTTP methods an OpenAPI path item holds operations under.
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running accessd: where it answers and what it publishes about itself."""
+
+    url: str
+    openapi: dict[str, Any]
+    #: An operator with the admin role, and the password it logs in with.
+    username: str
+    password: str
+    log: Path
+
+    def operations(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(method, path, operation) for every operation of the OpenAPI document."""
+        return [
+            (method, path, op)
+            for path, item in self.openapi["paths"].items()
+            for method, op in item.items()
+            if method in METHODS
+        ]
+
+
+def _accessd(*args: str, env: dict[str, str], log: Path, stdin: str | None = None) -> None:
+    with log.open("ab") as out:
+        subprocess.run(
+            [sys.executable, "-m", "accessd", *args],
+            env=env,
+            cwd=ROOT,
+            input=stdin.encode() if stdin is not None else None,
+            stdout=out,
+            stderr=out,
+            check=True,
+            timeout=120,
+        )
+
+
+@contextlib.contextmanager
+def serve(tmp: Path, *, username: str, password: str) -> Iterator[Served]:
+    """Migrates a database in ``tmp``, makes the operator, runs `accessd serve` until the
+    block ends, then stops it with SIGTERM (SIGKILL past 10 s)."""
+    log = tmp / "accessd.log"
+    port = free_port()
+    env = dict(
+        os.environ,
+        ACCESSD_DATABASE_URL=f"sqlite:///{tmp / 'accessd.db'}",
+        ACCESSD_PORT=str(port),
+        ACCESSD_LOG_LEVEL="warning",
+        # The service reaches nowhere either: no CRL, OCSP or AIA fetches.
+        ACCESSD_REVOCATION_FETCHING="false",
+        ACCESSD_AIA_FETCHING="false",
+    )
+    _accessd("db", "upgrade", env=env, log=log)
+    _accessd(
+        *("operators", "create", "--username", username, "--role", "admin", "--password-stdin"),
+        env=env,
+        log=log,
+        stdin=password + "\n",
+    )
+    url = f"http://127.0.0.1:{port}"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "accessd", "serve"], env=env, cwd=ROOT, stdout=out, stderr=out
+        )
+    try:
+        openapi = _wait_up(proc, url, log)
+        yield Served(url, openapi, username, password, log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_up(proc: subprocess.Popen[bytes], url: str, log: Path) -> dict[str, Any]:
+    """The OpenAPI document, once accessd answers with its database reachable."""
+    deadline = time.monotonic() + 60
+    with httpx.Client(base_url=url, timeout=5) as client:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(f"accessd exited at start:\n{log.read_text()}")
+            with contextlib.suppress(httpx.TransportError, ValueError, KeyError):
+                if client.get("/healthz").json()["database"] == "ok":
+                    document: dict[str, Any] = client.get("/openapi.json").raise_for_status().json()
+                    return document
+            time.sleep(0.1)
+    raise AssertionError(f"accessd did not come up within 60 s:\n{log.read_text()}")
