@@ -45,7 +45,8 @@ MISSING = (
 
 #: Chromium resolves no host but the loopback: a request that got past the routes (one
 #: Playwright cannot intercept) fails with ERR_NAME_NOT_RESOLVED, a console error the tests
-#: see, instead of reaching out. The rules apply to IP literals too.
+#: see, instead of reaching out. The rules apply to IP literals too; loopback addresses
+#: other than these two pass the routes (`is_local`) and then fail here, visibly.
 _RESOLVER_RULES = (
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE [::1]"
 )

@@ -5,9 +5,10 @@ the page when a test fails.
 The tests use Playwright's async API on the session's event loop, which is where the
 browser lives: its sync API marks its own loop as running in the thread between calls, and
 every async test after it on the same worker then fails ("Cannot run the event loop while
-another loop is running"). So every browser test module says
-``pytestmark = pytest.mark.asyncio(loop_scope="session")``; collection refuses one that
-does not, as its test would fail with a confusing "attached to a different loop".
+another loop is running"). So every browser test carries
+``pytest.mark.asyncio(loop_scope="session")`` (as its module's pytestmark, or its own);
+collection refuses one that does not, which would fail with a confusing "attached to a
+different loop".
 """
 
 from __future__ import annotations
