@@ -3,6 +3,7 @@ database, one operator, the real uvicorn on a port of the loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -15,6 +16,10 @@ from typing import Any
 
 import httpx
 
+from accessd.db.engine import make_engine, make_sessionmaker
+from accessd.db.migrate import upgrade
+from accessd.services import operators
+from accessd.services.actors import Actor
 from tests.mqtt_broker import free_port
 from tests.paths import ROOT
 
@@ -43,18 +48,24 @@ class Served:
         ]
 
 
-def _accessd(*args: str, env: dict[str, str], log: Path, stdin: str | None = None) -> None:
-    with log.open("ab") as out:
-        subprocess.run(
-            [sys.executable, "-m", "accessd", *args],
-            env=env,
-            cwd=ROOT,
-            input=stdin.encode() if stdin is not None else None,
-            stdout=out,
-            stderr=out,
-            check=True,
-            timeout=120,
-        )
+async def _prepare(database_url: str, username: str, password: str) -> None:
+    """Migrates the database and makes the admin operator, as `accessd db upgrade` and
+    `accessd operators create` do, but in this process: each of those commands costs a
+    Python start-up, 3 s on a loaded two-core machine."""
+    engine = make_engine(database_url)
+    try:
+        await upgrade(engine)
+        async with make_sessionmaker(engine)() as session:
+            await operators.create_operator(
+                session,
+                Actor(None, "tests/browser", frozenset()),
+                username=username,
+                password=password,
+                roles=["admin"],
+            )
+            await session.commit()
+    finally:
+        await engine.dispose()
 
 
 @contextlib.contextmanager
@@ -62,23 +73,18 @@ def serve(tmp: Path, *, username: str, password: str) -> Iterator[Served]:
     """Migrates a database in ``tmp``, makes the operator, runs `accessd serve` until the
     block ends, then stops it with SIGTERM (SIGKILL past 10 s)."""
     log = tmp / "accessd.log"
+    database_url = f"sqlite+aiosqlite:///{tmp / 'accessd.db'}"
     port = free_port()
     env = dict(
         os.environ,
-        ACCESSD_DATABASE_URL=f"sqlite:///{tmp / 'accessd.db'}",
+        ACCESSD_DATABASE_URL=database_url,
         ACCESSD_PORT=str(port),
         ACCESSD_LOG_LEVEL="warning",
         # The service reaches nowhere either: no CRL, OCSP or AIA fetches.
         ACCESSD_REVOCATION_FETCHING="false",
         ACCESSD_AIA_FETCHING="false",
     )
-    _accessd("db", "upgrade", env=env, log=log)
-    _accessd(
-        *("operators", "create", "--username", username, "--role", "admin", "--password-stdin"),
-        env=env,
-        log=log,
-        stdin=password + "\n",
-    )
+    asyncio.run(_prepare(database_url, username, password))
     url = f"http://127.0.0.1:{port}"
     with log.open("ab") as out:
         proc = subprocess.Popen(
