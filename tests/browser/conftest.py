@@ -25,6 +25,9 @@ from tests.browser.chromium import MISSING, TIMEOUT_MS, Watch, launch, open_cont
 from tests.browser.served import Served, serve
 from tests.conftest import PASSWORD
 
+#: The roles the browser tests log in with (each operator costs an argon2 hash at start).
+ROLES = ("admin", "auditor")
+
 #: The fixtures that put Chromium under a test.
 _USES_BROWSER = ("chromium", "tab")
 
@@ -82,10 +85,10 @@ async def chromium() -> AsyncIterator[Browser]:
 
 @pytest.fixture(scope="session")
 def accessd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """`accessd serve` on SQLite with an admin operator, shared by a worker's browser tests:
-    they only read, or log in, which leaves nothing another test would see."""
-    with serve(tmp_path_factory.mktemp("accessd"), username="browser", password=PASSWORD) as s:
-        yield s
+    """`accessd serve` on SQLite with an operator for each of `ROLES`, shared by a worker's
+    browser tests: they only read, or log in, which leaves nothing another test would see."""
+    with serve(tmp_path_factory.mktemp("accessd"), roles=ROLES, password=PASSWORD) as served:
+        yield served
 
 
 @dataclass

@@ -33,10 +33,17 @@ class Served:
 
     url: str
     openapi: dict[str, Any]
-    #: An operator with the admin role, and the password it logs in with.
-    username: str
+    #: role -> the username of an operator with that role alone; all share `password`.
+    operators: dict[str, str]
     password: str
     log: Path
+
+    def token(self, role: str) -> str:
+        """A bearer token of the operator with ``role``, from POST /v1/auth/token."""
+        body = {"username": self.operators[role], "password": self.password}
+        answer = httpx.post(f"{self.url}/v1/auth/token", json=body, timeout=30)
+        token: str = answer.raise_for_status().json()["access_token"]
+        return token
 
     def operations(self) -> list[tuple[str, str, dict[str, Any]]]:
         """(method, path, operation) for every operation of the OpenAPI document."""
@@ -48,30 +55,32 @@ class Served:
         ]
 
 
-async def _prepare(database_url: str, username: str, password: str) -> None:
-    """Migrates the database and makes the admin operator, as `accessd db upgrade` and
-    `accessd operators create` do, but in this process: each of those commands costs a
-    Python start-up, 3 s on a loaded two-core machine."""
+async def _prepare(database_url: str, users: dict[str, str], password: str) -> None:
+    """Migrates the database and makes the operators (role -> username), as `accessd db
+    upgrade` and `accessd operators create` do, but in this process: each of those commands
+    costs a Python start-up, 3 s on a loaded two-core machine."""
     engine = make_engine(database_url)
     try:
         await upgrade(engine)
         async with make_sessionmaker(engine)() as session:
-            await operators.create_operator(
-                session,
-                Actor(None, "tests/browser", frozenset()),
-                username=username,
-                password=password,
-                roles=["admin"],
-            )
+            for role, username in users.items():
+                await operators.create_operator(
+                    session,
+                    Actor(None, "tests/browser", frozenset()),
+                    username=username,
+                    password=password,
+                    roles=[role],
+                )
             await session.commit()
     finally:
         await engine.dispose()
 
 
 @contextlib.contextmanager
-def serve(tmp: Path, *, username: str, password: str) -> Iterator[Served]:
-    """Migrates a database in ``tmp``, makes the operator, runs `accessd serve` until the
-    block ends, then stops it with SIGTERM (SIGKILL past 10 s)."""
+def serve(tmp: Path, *, roles: tuple[str, ...], password: str) -> Iterator[Served]:
+    """Migrates a database in ``tmp``, makes an operator for each of ``roles`` (named
+    browser-<role>), runs `accessd serve` until the block ends, then stops it with SIGTERM
+    (SIGKILL past 10 s)."""
     log = tmp / "accessd.log"
     database_url = f"sqlite+aiosqlite:///{tmp / 'accessd.db'}"
     port = free_port()
@@ -84,7 +93,8 @@ def serve(tmp: Path, *, username: str, password: str) -> Iterator[Served]:
         ACCESSD_REVOCATION_FETCHING="false",
         ACCESSD_AIA_FETCHING="false",
     )
-    asyncio.run(_prepare(database_url, username, password))
+    users = {role: f"browser-{role.replace('_', '-')}" for role in roles}
+    asyncio.run(_prepare(database_url, users, password))
     url = f"http://127.0.0.1:{port}"
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -92,7 +102,7 @@ def serve(tmp: Path, *, username: str, password: str) -> Iterator[Served]:
         )
     try:
         openapi = _wait_up(proc, url, log)
-        yield Served(url, openapi, username, password, log)
+        yield Served(url, openapi, users, password, log)
     finally:
         proc.terminate()
         try:

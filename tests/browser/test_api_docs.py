@@ -65,7 +65,7 @@ async def test_swagger_ui_expands_an_operation_and_logs_in_through_the_api(
     await expect(body).to_contain_text(op["description"].split("\n")[0])
 
     await block.get_by_role("button", name="Try it out").click()
-    credentials = {"username": accessd.username, "password": accessd.password}
+    credentials = {"username": accessd.operators["admin"], "password": accessd.password}
     await block.locator("textarea.body-param__text").fill(json.dumps(credentials))
     async with page.expect_response(f"{accessd.url}{path}") as answer:
         await block.get_by_role("button", name="Execute").click()
@@ -73,6 +73,38 @@ async def test_swagger_ui_expands_an_operation_and_logs_in_through_the_api(
     live = block.locator(".live-responses-table")
     await expect(live.locator("tbody .response-col_status")).to_have_text("200")
     await expect(live).to_contain_text('"token_type": "bearer"')
+    tab.watch.assert_clean()
+
+
+async def test_swagger_ui_authorized_with_a_token_sends_it_and_shows_who_is_logged_in(
+    tab: Tab, accessd: Served
+) -> None:
+    """The operator's way through /docs: paste a token into Authorize, call an operation
+    that needs one. The page must send it as the bearer scheme accessd publishes."""
+    page = tab.page
+    token = accessd.token("auditor")
+    await page.goto(f"{accessd.url}/docs")
+    await page.locator(".auth-wrapper .authorize").click()
+    dialog = page.locator(".modal-ux")
+    await dialog.locator(".auth-container input").fill(token)
+    await dialog.get_by_role("button", name="Apply credentials").click()
+    await dialog.get_by_role("button", name="Close").click()
+
+    path = "/v1/auth/me"
+    op = _operation(accessd, "get", path)
+    block = page.locator(f"#{_swagger_id(op['tags'][0], op)}")
+    await block.locator(".opblock-summary").click()
+    await block.get_by_role("button", name="Try it out").click()
+    async with page.expect_request(f"{accessd.url}{path}") as sent:
+        await block.get_by_role("button", name="Execute").click()
+    request = await sent.value
+    assert (await request.all_headers())["authorization"] == f"Bearer {token}"
+    response = await request.response()
+    assert response is not None and response.status == 200
+    assert (await response.json())["roles"] == ["auditor"]
+    live = block.locator(".live-responses-table")
+    await expect(live.locator("tbody .response-col_status")).to_have_text("200")
+    await expect(live).to_contain_text(accessd.operators["auditor"])
     tab.watch.assert_clean()
 
 
