@@ -13,6 +13,7 @@ different loop".
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 from tests.browser.chromium import MISSING, TIMEOUT_MS, Watch, launch, open_context
 from tests.browser.served import Served, serve
 from tests.conftest import PASSWORD
+from tests.task_leaks import fail_if_tasks_left
 
 #: The roles the browser tests log in with (each operator costs an argon2 hash at start).
 ROLES = ("admin", "auditor")
@@ -107,6 +109,7 @@ async def tab(
     """A page whose requests stay on this machine. A failed test leaves failure.png and
     failure.html in its tmp_path; a passing test fails here if its page had problems that
     it never looked at (`Watch.assert_clean`, `Watch.seen`)."""
+    before = asyncio.all_tasks()
     context, watch = await open_context(chromium)
     page = await context.new_page()
     try:
@@ -120,6 +123,8 @@ async def tab(
             )
     finally:
         await context.close()
+    # The tests run on the session's loop, where the project's task-leak check does not look.
+    await fail_if_tasks_left(before)
 
 
 async def _keep_evidence(page: Page, watch: Watch, where: Path) -> None:
