@@ -47,6 +47,8 @@ async def test_swagger_ui_lists_every_operation_of_the_openapi_document(
     method, path = LOGIN
     login = page.locator(f'.opblock-{method} .opblock-summary-path[data-path="{path}"]')
     await expect(login).to_be_visible()
+    # Whatever the scripts fetch once the page is up (icons, fonts) counts too.
+    await page.wait_for_load_state("networkidle")
     tab.watch.assert_clean()
 
 
