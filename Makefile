@@ -114,7 +114,8 @@ libosdp:
 	bash tests/libosdp_env.sh
 
 # Workers for pytest-xdist: the suite mostly waits (brokers, databases, child processes), so
-# more workers than the 2 cores pay off; loadgroup keeps the vpcd tests on one worker.
+# more workers than the 2 cores pay off; loadgroup keeps the vpcd tests on one worker, and
+# the browser tests on one (one Chromium, not one a worker).
 PYTEST_WORKERS ?= 6
 
 # No `|| true` or exit-code mapping: pytest's 5 ("no tests collected") fails the build.

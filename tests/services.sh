@@ -3,7 +3,9 @@
 # PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth), the mosquitto binary (the tests
 # start their own broker), and pcscd with vsmartcard's vpcd driver listening on 35963/35964.
 # Also installs what pyscard needs to build from source (libpcsclite-dev, swig, gcc) and the
-# real PC/SC clients the tests check simulated cards against (opensc, yubico-piv-tool).
+# real PC/SC clients the tests check simulated cards against (opensc, yubico-piv-tool), and
+# Debian's Chromium, the real browser of tests/browser/ (Playwright drives it: its own browser
+# download CDN is not reachable from CI, Debian's mirror is).
 #
 # Idempotent and quick when everything is already there. Works without systemd: services are
 # started directly (CI containers have no init system). Exits non-zero, saying why, when a
@@ -12,7 +14,7 @@ set -euo pipefail
 
 readonly PACKAGES=(
     postgresql mosquitto pcscd vsmartcard-vpcd libpcsclite-dev swig gcc
-    opensc yubico-piv-tool socat
+    opensc yubico-piv-tool socat chromium
 )
 PG_HOST=127.0.0.1
 PG_PORT=5432
@@ -213,6 +215,21 @@ ensure_pcscd() {
     vpcd_wait 10 || die "vpcd is not listening on ${VPCD_PORTS[*]} after 10 s; see $PCSCD_LOG"
 }
 
+# --- Chromium -------------------------------------------------------------------------------
+
+# Nothing to start (each browser test run launches its own headless Chromium); the version
+# comes from dpkg: /usr/bin/chromium is a shell wrapper that warns on stderr where /dev/shm
+# is small.
+chromium_summary() {
+    local version
+    version=$(dpkg-query -W -f='${Version}' chromium 2>/dev/null || true)
+    if [[ -n $version && -x /usr/bin/chromium ]]; then
+        printf '/usr/bin/chromium %s\n' "$version"
+    else
+        printf 'NOT INSTALLED (tests/browser/ will be skipped)\n'
+    fi
+}
+
 # --- summary --------------------------------------------------------------------------------
 
 summary() {
@@ -238,6 +255,7 @@ summary() {
     log "postgresql: $pg"
     log "mosquitto:  $mq"
     log "pcscd:      $pc"
+    log "chromium:   $(chromium_summary)"
 }
 
 main() {

@@ -47,6 +47,13 @@ def _running(before: set[asyncio.Task[object]]) -> list[asyncio.Task[object]]:
 async def no_leaked_tasks() -> AsyncIterator[None]:
     before = asyncio.all_tasks()
     yield
+    await fail_if_tasks_left(before)
+
+
+async def fail_if_tasks_left(before: set[asyncio.Task[object]]) -> None:
+    """Fails the test if tasks of this loop not in ``before`` still run after the grace
+    (and cancels them). For a fixture on a loop other than the test's function loop, where
+    `no_leaked_tasks` does not look: tests/browser/conftest.py's, on the session's loop."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + GRACE_SECONDS
     leaked = _running(before)
