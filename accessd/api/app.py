@@ -15,6 +15,7 @@ from accessd import __version__
 from accessd.api import openapi as openapi_doc
 from accessd.api import problems
 from accessd.api.deps import no_nul_in_query
+from accessd.api.docs_pages import install_redoc
 from accessd.api.headers import SecurityHeaders
 from accessd.api.limits import BodyLimit
 from accessd.api.metrics import ApiMetrics, GatewayMetrics
@@ -142,14 +143,17 @@ def create_app(
                 await the_engine.dispose()
 
     # Swagger UI and ReDoc from the fastapi-offline package, not a CDN: an isolated site's
-    # network reaches no CDN, and /docs was a white page there.
+    # network reaches no CDN, and /docs was a white page there. ReDoc's page is ours
+    # (accessd.api.docs_pages): its bundle still names one outside image.
     app = FastAPIOffline(
         title="accessd",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[Depends(no_nul_in_query)],
+        redoc_url=None,
     )
+    install_redoc(app)
     app.state.accessd = state
     problems.install(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

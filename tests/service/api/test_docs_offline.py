@@ -31,3 +31,16 @@ async def test_the_api_docs_load_nothing_from_outside(client: httpx.AsyncClient,
         if url.endswith(".js"):
             assert len(asset.content) > 100_000  # the bundle itself, not a stub
     assert "/openapi.json" in found
+
+
+async def test_the_redoc_bundle_names_no_image_from_outside(client: httpx.AsyncClient) -> None:
+    """The packaged ReDoc still loads its sidebar logo from cdn.redoc.ly (the browser test
+    tests/browser/test_api_docs.py saw the request): the bundle served has no such address,
+    and a browser's second visit revalidates it instead of fetching it again."""
+    from accessd.api.docs_pages import BUNDLE_URL
+
+    bundle = await client.get(BUNDLE_URL)
+    assert bundle.status_code == 200 and len(bundle.content) > 100_000
+    assert b"cdn.redoc.ly" not in bundle.content
+    again = await client.get(BUNDLE_URL, headers={"If-None-Match": bundle.headers["etag"]})
+    assert again.status_code == 304
