@@ -94,19 +94,19 @@ class LinkHealth:
         if self.attempts == 1:
             self._reminded = now
             log.warning(
-                "MQTT broker %s not reachable for %s (%s); retrying in the background, "
+                "%s cannot connect to the MQTT broker %s (%s); retrying in the background, "
                 "further failures are counted",
-                self.broker,
                 self.client_id,
+                self.broker,
                 self.last_error,
             )
         elif now - self._reminded >= _REMIND_EVERY:
             self._reminded = now
             log.warning(
-                "MQTT broker %s still not reachable for %s after %.0f s: %d attempts failed "
-                "(last: %s)",
-                self.broker,
+                "%s still cannot connect to the MQTT broker %s after %.0f s: %d attempts "
+                "failed (last: %s)",
                 self.client_id,
+                self.broker,
                 now - self._since_clock,
                 self.attempts,
                 self.last_error,
@@ -116,11 +116,12 @@ class LinkHealth:
         """Connected, with the subscriptions in place."""
         if self.attempts:
             log.warning(
-                "MQTT broker %s reached by %s after %.1f s and %d failed attempts",
-                self.broker,
+                "%s connected to the MQTT broker %s after %.1f s and %d failed %s",
                 self.client_id,
+                self.broker,
                 self._clock() - self._since_clock,
                 self.attempts,
+                "attempt" if self.attempts == 1 else "attempts",
             )
         self.connections += 1
         self.attempts = 0

@@ -158,5 +158,5 @@ async def test_serve_starts_with_the_broker_away_and_connects_when_it_comes(
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
     # Said once per link (the feeds and the requests session), then counted.
-    assert text.count("not reachable for") == 2, text[-3000:]
-    assert text.count("reached by") == 2, text[-3000:]
+    assert text.count("cannot connect to the MQTT broker") == 2, text[-3000:]
+    assert text.count("connected to the MQTT broker 127.0.0.1") == 2, text[-3000:]

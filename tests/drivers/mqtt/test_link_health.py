@@ -43,7 +43,8 @@ def test_an_outage_is_logged_once_then_counted_then_reminded_each_minute(
             link.failed(error)
             clock.now += 59 / 20
         assert len(warnings(caplog)) == 1
-        assert "broker.example:1883 not reachable for accessd-a" in warnings(caplog)[0]
+        first = warnings(caplog)[0]
+        assert "accessd-a cannot connect to the MQTT broker broker.example:1883" in first
         assert "MqttUnreachable: cannot reach the broker" in warnings(caplog)[0]
         clock.now += 2
         link.failed(error)
@@ -66,7 +67,10 @@ def test_the_recovery_is_logged_with_the_outage_and_the_count_starts_again(
         link.failed(MqttConnectRefused(5, "Not authorized"))
         clock.now += 7.5
         link.up()
-    assert "reached by accessd-a after 7.5 s and 1 failed attempts" in warnings(caplog)[-1]
+    assert warnings(caplog)[-1] == (
+        "accessd-a connected to the MQTT broker broker.example:1883"
+        " after 7.5 s and 1 failed attempt"
+    )
     status = link.status()
     assert (status.connected, status.attempts, status.last_error) == (True, 0, None)
     assert (status.connections, status.failures, status.seconds) == (1, 1, 0.0)
