@@ -2,9 +2,9 @@
 
 A broker that is away makes a reconnecting session fail every few seconds for as long as
 it stays away. A line per attempt (let alone a traceback) buries the one that matters, so
-`LinkHealth` logs the first failure of an outage as a warning with its cause, counts the
-rest, reminds with the count at most once a minute, and logs the recovery with the
-outage's length and count. `status()` is what /readyz and /metrics show.
+`LinkHealth` logs the first failed attempt of an outage as a warning with its cause,
+counts the rest, reminds with the count at most once a minute, and logs the recovery with
+the outage's length and count. `status()` is what /readyz and /metrics show.
 
 The error text is the driver's own message (broker address, errno, CONNACK reason code);
 the password never reaches an MqttError, so it never reaches this module either.
@@ -132,7 +132,9 @@ class LinkHealth:
         """An open connection dropped; ``reason`` is the driver's word for why."""
         if self._closed or not self.connected:
             return
-        log.warning("MQTT connection of %s to %s lost: %s", self.client_id, self.broker, reason)
+        # Info, as a blip that the next attempt mends is routine (panels on a flaky link);
+        # an attempt that fails after it is the warning.
+        log.info("MQTT connection of %s to %s lost: %s", self.client_id, self.broker, reason)
         self.last_error = f"connection lost: {reason}"
         self._mark(connected=False)
 

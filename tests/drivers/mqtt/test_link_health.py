@@ -84,7 +84,7 @@ def test_a_lost_connection_is_dated_and_a_closed_one_is_not_an_outage(
     link.begin()
     link.up()
     clock.now += 30
-    with caplog.at_level(logging.WARNING, logger="drivers.mqtt.health"):
+    with caplog.at_level(logging.INFO, logger="drivers.mqtt.health"):
         link.down("keepalive timeout")
         assert warnings(caplog) == [
             "MQTT connection of accessd-a to broker.example:1883 lost: keepalive timeout"
