@@ -3,7 +3,8 @@ the process stays up and serves the credential API, /healthz says degraded and /
 names the broker as down; a real Mosquitto (deploy's config) then starts on that port and
 the service connects on its own, /readyz goes ready, the panels' caches go out, a simulated
 panel's request is answered by accessd (not decided offline) and its events are stored and
-confirmed. The outage is logged once per link, not once per attempt with a traceback."""
+confirmed. The outage is logged once per link, not once per attempt with a traceback, and
+a service whose broker never came stops promptly."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ pytestmark = pytest.mark.xdist_group("faults_events")
 
 #: Generous for a loaded two-core machine; only a service that never connects exceeds it.
 CONNECT_SECONDS = 60.0
+#: Bound on a SIGTERM's shutdown: the final flush and the links' close, with nothing left
+#: to wait on a broker (a connect hanging on one is tests/gateway/test_gateway_startup.py's).
+STOP_SECONDS = 8.0
 
 
 @pytest.fixture
@@ -160,3 +164,22 @@ async def test_serve_starts_with_the_broker_away_and_connects_when_it_comes(
     # Said once per link (the feeds and the requests session), then counted.
     assert text.count("cannot connect to the MQTT broker") == 2, text[-3000:]
     assert text.count("connected to the MQTT broker 127.0.0.1") == 2, text[-3000:]
+
+
+async def test_serve_with_the_broker_never_reached_stops_promptly(
+    db_url: str,
+    sessions: async_sessionmaker[AsyncSession],
+    away: MosquittoBroker,
+    mqtt_users: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    await apply_policy(sessions)
+    log = tmp_path / "accessd.log"
+    accessd = Accessd(accessd_env(db_url, away, mqtt_users), log)
+    await accessd.start()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{accessd.port}") as client:
+        assert ok(await client.get("/healthz"))["mqtt"] == "down"
+    # SIGTERM while the links are between attempts: no wait on a broker that never came.
+    took = await accessd.terminate(STOP_SECONDS)
+    assert took < STOP_SECONDS
+    assert "Traceback" not in log.read_text()
