@@ -51,8 +51,9 @@ class _TaskFailures(Collector):
 
 
 class _MqttLinks(Collector):
-    """The gateway's broker connections, by role: up or not, and how many attempts to reach
-    the broker failed (a broker away at start is retried, and counted here, not logged)."""
+    """The gateway's broker connections, by role: up or not, how many attempts to reach the
+    broker failed (an outage is logged once; its attempts are counted here) and how many
+    connections were made."""
 
     def __init__(self, links: Callable[[], dict[str, LinkStatus]]) -> None:
         self._links = links

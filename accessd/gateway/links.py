@@ -7,8 +7,8 @@ from drivers.mqtt.health import LinkStatus
 
 
 def broker_links(gateway: MqttGateway) -> dict[str, LinkStatus]:
-    """ "feeds" (events, status, every publish) and, when it has a session of its own,
-    "requests" (the shared request subscription)."""
+    """Each link's status under its role: feeds (events, status, every publish) and, when
+    the gateway has a session of its own for them, requests (the shared subscription)."""
     links = {"feeds": gateway.client.health.status()}
     if gateway.requests is not gateway.client:
         links["requests"] = gateway.requests.health.status()
