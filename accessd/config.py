@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     #: (the demo's embedded amqtt), and then with a single instance: each would answer
     #: every request.
     mqtt_shared_requests: bool = True
+    #: The longest wait between two attempts to reach a broker that is away (the first
+    #: wait is a second, doubled after each failure up to this).
+    mqtt_reconnect_max_seconds: float = Field(default=30.0, ge=1, le=3600)
     #: How long a panel trusts its offline cache without hearing from accessd: past it a
     #: revocation may be missing, so the panel refuses cards it would have let in offline
     #: (the door's rule for an unknown card) and raises a cache_stale alarm. The default

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,6 +43,7 @@ from accessd.db.engine import engine_from, make_sessionmaker
 from accessd.db.outage import is_unavailable
 from accessd.decisions.service import DecisionService
 from accessd.events import EventBus, session_info
+from accessd.gateway.links import broker_links
 from accessd.gateway.service import gateway_from_settings
 from accessd.heap import freeze_long_lived
 from accessd.services import audit_checkpoints
@@ -98,12 +100,15 @@ def create_app(
         if settings.mqtt_gateway
         else None
     )
+    metrics = ApiMetrics()
+    if gateway is not None:
+        metrics.watch_mqtt(functools.partial(broker_links, gateway))
     state = AppState(
         settings,
         the_engine,
         sessions,
         the_bus,
-        ApiMetrics(),
+        metrics,
         decisions,
         cards.authenticator,
         gateway,

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from drivers.mqtt.health import LinkStatus
 from drivers.tasks import FAILURES
 
 if TYPE_CHECKING:
@@ -32,6 +33,10 @@ class ApiMetrics:
             registry=self.registry,
         )
         self.registry.register(_TaskFailures())
+
+    def watch_mqtt(self, links: Callable[[], dict[str, LinkStatus]]) -> None:
+        """Exposes the gateway's broker connections (``links``: role → status)."""
+        self.registry.register(_MqttLinks(links))
 
 
 class _TaskFailures(Collector):
@@ -92,3 +97,36 @@ class GatewayMetrics(Collector):
         yield GaugeMetricFamily(
             "accessd_panel_events_queued", "Panel events waiting to be written.", store.queued
         )
+
+
+class _MqttLinks(Collector):
+    """The gateway's broker connections, by role: up or not, how many attempts to reach the
+    broker failed (an outage is logged once; its attempts are counted here) and how many
+    connections were made."""
+
+    def __init__(self, links: Callable[[], dict[str, LinkStatus]]) -> None:
+        self._links = links
+
+    def collect(self) -> Iterator[Metric]:
+        connected = GaugeMetricFamily(
+            "accessd_mqtt_connected",
+            "Whether the gateway's broker connection is up (1) or not (0), by role.",
+            labels=["link"],
+        )
+        failures = CounterMetricFamily(
+            "accessd_mqtt_connect_failures",
+            "Attempts to reach the MQTT broker that failed, by role.",
+            labels=["link"],
+        )
+        connections = CounterMetricFamily(
+            "accessd_mqtt_connections",
+            "Connections to the MQTT broker made (the first and every reconnection), by role.",
+            labels=["link"],
+        )
+        for role, status in sorted(self._links().items()):
+            connected.add_metric([role], 1.0 if status.connected else 0.0)
+            failures.add_metric([role], status.failures)
+            connections.add_metric([role], status.connections)
+        yield connected
+        yield failures
+        yield connections

@@ -175,25 +175,40 @@ class MqttGateway:
             log.warning("not reachable over MQTT: %s", line)
         self.events.start()
         self._unsubscribe = self.client.on_message(self._on_message)
-        await self.client.connect()
+        # The subscriptions are asked before the first attempt: the links remember them and
+        # make them on whichever connection comes first, so a broker that is away at start
+        # (start() returns after one attempt and keeps trying in the background) delays
+        # them, never loses them. The HTTP API must not wait for the broker.
+        feeds = [(topic, 1) for topic in t.SERVICE_FEEDS]
         if self.requests is self.client:
-            await self.client.subscribe(
-                [(self._requests_topic, 1), *((topic, 1) for topic in t.SERVICE_FEEDS)]
-            )
+            await self.client.subscribe([(self._requests_topic, 1), *feeds])
+            await self.client.start()
         else:
             self._unsubscribe_requests = self.requests.on_message(self._on_message)
-            await self.client.subscribe([(topic, 1) for topic in t.SERVICE_FEEDS])
-            await self.requests.connect()
+            await self.client.subscribe(feeds)
             await self.requests.subscribe([(self._requests_topic, 1)])
+            await asyncio.gather(self.client.start(), self.requests.start())
         self._unsubscribe_bus = self._bus.subscribe(self._on_domain_event)
         self._unsubscribe_changes = self._decisions.on_change(self._on_snapshot_change)
         self._tasks.spawn(self._silence_loop(), name="panel silence")
         self._tasks.spawn(self._ack_loop(), name="event confirmations")
-        if self._leadership is None:
+
+        leadership = self._leadership
+
+        async def once_connected() -> None:
+            # Caches published while the broker is away would only fail, panel by panel,
+            # and an instance that cannot publish them must not hold the lead meanwhile.
+            await self.client.connected.wait()
+            if leadership is None:
+                await self._lead()
+            else:
+                await leadership.run(self._lead)
+
+        if leadership is None and self.client.connected.is_set():
             await self._take_lead()
             self._tasks.spawn(self._keep_caches(), name="panel caches")
         else:
-            self._tasks.spawn(self._leadership.run(self._lead), name="cache leadership")
+            self._tasks.spawn(once_connected(), name="cache leadership")
 
     async def _lead(self) -> None:
         """A term of leadership: runs until the Leadership cancels it (accessd.gateway.leader),
@@ -699,6 +714,7 @@ def gateway_from_settings(
         password=password,
         protocol=settings.mqtt_protocol,
         tls=url.scheme == "mqtts",
+        reconnect_max_delay=settings.mqtt_reconnect_max_seconds,
     )
     # Requests: a panel that gets no answer in 300 ms decides alone, so a request queued
     # for a dead instance is worse than none; this session ends with the connection.

@@ -195,11 +195,16 @@ class MqttConnection:
                 properties=props,
             )
         try:
-            self._connecting = loop.run_in_executor(None, attempt)
+            self._connecting = connecting = loop.run_in_executor(None, attempt)
             try:
-                await asyncio.shield(self._connecting)
+                await asyncio.shield(connecting)
             finally:
                 self._connecting = None
+                if not connecting.done():
+                    # Cancelled (the session is closing) while the worker still waits on a
+                    # broker that drops our SYNs: waiting for it would hold the close for
+                    # up to `timeout` seconds. Its outcome is collected when it comes.
+                    connecting.add_done_callback(self._late_connect)
             # The socket is announced and CONNECT queued; the loop writes it now.
             self._flush()
             present: bool = await asyncio.wait_for(connack, cfg.timeout)
@@ -218,6 +223,14 @@ class MqttConnection:
             self._connack = None
         self._opened = True
         return present
+
+    def _late_connect(self, attempt: asyncio.Future[Any]) -> None:
+        """The end of a connect whose `open` was cancelled: its error is taken (else asyncio
+        reports it as never retrieved) and, once the connection is closed, its socket too."""
+        if attempt.cancelled() or attempt.exception() is not None:
+            return
+        if self._loop is None and self._paho.socket() is not None:
+            self._paho._sock_close()  # paho has no public "close now"
 
     async def close(self) -> None:
         """Sends DISCONNECT (the broker then publishes no will) and closes the socket;

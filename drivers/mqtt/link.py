@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from drivers.errors import MqttTimeout
 from drivers.listeners import Listeners
 from drivers.mqtt.config import IncomingMessage
+from drivers.mqtt.health import LinkHealth
 from drivers.mqtt.replies import Pending, json_reply_id
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,12 @@ class MqttLink(ABC):
     """A broker connection whose operations are coroutines and whose callbacks run on the
     event loop. Errors are `drivers.errors.MqttError` subclasses."""
 
-    def __init__(self, *, reply_id: ReplyId = json_reply_id) -> None:
+    def __init__(
+        self, *, reply_id: ReplyId = json_reply_id, client_id: str = "", broker: str = ""
+    ) -> None:
         self._reply_id = reply_id
+        #: Up or down since when, failed attempts, the last error (drivers.mqtt.health).
+        self.health = LinkHealth(client_id, broker)
         self._connected = asyncio.Event()
         self._messages: Listeners[[IncomingMessage]] = Listeners("MQTT message", logger=log)
         self._ups: Listeners[[]] = Listeners("MQTT connected", logger=log)
@@ -169,11 +174,18 @@ class MqttLink(ABC):
         return request_id is not None and self._replies.resolve((msg.topic, request_id), msg)
 
     def _went_up(self) -> None:
+        self.health.up()
         self._connected.set()
         self._ups.emit()
 
     def _went_down(self, reason: str) -> None:
         if not self._connected.is_set():
             return
+        self.health.down(reason)
         self._connected.clear()
         self._downs.emit(reason)
+
+    def _closing(self) -> None:
+        """The link is being closed on purpose: no longer up, and no outage to report."""
+        self.health.close()
+        self._went_down("closed")

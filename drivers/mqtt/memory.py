@@ -117,7 +117,7 @@ class MemoryLink(MqttLink):
         will: Will | None = None,
         protocol: Literal[3, 5] = 5,
     ) -> None:
-        super().__init__()
+        super().__init__(client_id=client_id, broker="memory")
         self.broker = broker
         self.client_id = client_id
         self.will = will
@@ -133,6 +133,7 @@ class MemoryLink(MqttLink):
     async def connect(self) -> None:
         if self._closed:
             raise MqttNotConnected("the link disconnected")
+        self.health.begin()
         self._up()
 
     async def start(self) -> None:
@@ -142,7 +143,7 @@ class MemoryLink(MqttLink):
         if self._closed:
             return
         self._closed = True
-        self._went_down("closed")
+        self._closing()
         self._replies.fail_all(MqttNotConnected("the client disconnected"))
 
     async def partition(self, seconds: float) -> None:

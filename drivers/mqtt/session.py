@@ -8,9 +8,11 @@ every connection into a session the broker no longer holds; `connected` is set o
 they are acknowledged, so a message published after it cannot slip past a SUBSCRIBE the
 broker has not handled yet.
 
-Two ways in: `connect` for a caller that must know the broker is there (the service: the
-first attempt's error is raised), `start` for one that must come up without it (a panel:
-it returns after the first attempt and keeps trying). `partition` cuts the connection
+Two ways in: `connect` for a caller that must know the broker is there (a bench or a
+test: the first attempt's error is raised), `start` for one that must come up without it
+(a panel, and the service's gateway: it returns after the first attempt and keeps trying).
+`health` (`drivers.mqtt.health`) says whether it is up and since when, counts the failed
+attempts and logs an outage once rather than every attempt. `partition` cuts the connection
 without a DISCONNECT and stays off for a while: the simulator's network partition.
 """
 
@@ -35,7 +37,9 @@ class MqttSession(MqttLink):
     """See the module docstring. Not reusable after `disconnect`."""
 
     def __init__(self, config: MqttConfig, *, reply_id: ReplyId = json_reply_id) -> None:
-        super().__init__(reply_id=reply_id)
+        super().__init__(
+            reply_id=reply_id, client_id=config.client_id, broker=f"{config.host}:{config.port}"
+        )
         self.config = config
         #: The type name of the last attempt's error, None after a success.
         self.last_error: str | None = None
@@ -93,6 +97,7 @@ class MqttSession(MqttLink):
         if self._started or self._closed:
             raise MqttError("a session connects once; make a new one after disconnect()")
         self._started = True
+        self.health.begin()
 
     async def _attempt(self) -> None:
         """One connection: CONNACK, then the remembered subscriptions, then up."""
@@ -144,11 +149,14 @@ class MqttSession(MqttLink):
         try:
             await self._attempt()
         except MqttError as exc:
+            # Expected while the broker is away: said once and counted (drivers.mqtt.health).
             self.last_error = type(exc).__name__
+            self.health.failed(exc)
             log.debug("%s: connecting failed: %s", self.config.client_id, exc)
             return False
         except Exception as exc:
             self.last_error = type(exc).__name__
+            self.health.failed(exc)
             log.exception("%s: connecting failed unexpectedly", self.config.client_id)
             return False
         return True
@@ -162,18 +170,18 @@ class MqttSession(MqttLink):
     def _connection_lost(self, reason: str) -> None:
         if self._closed:
             return
-        if self._connected.is_set():
-            log.info("MQTT connection of %s lost: %s", self.config.client_id, reason)
         self._lost.set()
         self._went_down(reason)
 
     async def _close(self) -> None:
         self._closed = True
+        self.health.close()
         self._allowed.set()
         self._lost.set()
+        self._first_attempt.set()  # a start() still waiting for it returns, unconnected
         await self._tasks.close()
         await self._connection.close()
-        self._went_down("closed")
+        self._closing()
         self._replies.fail_all(MqttNotConnected("the client disconnected"))
 
     # -- operations -----------------------------------------------------------------------

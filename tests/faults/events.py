@@ -103,10 +103,12 @@ class Accessd:
         self.log = log
         self.proc: asyncio.subprocess.Process | None = None
         self.started = 0
+        #: The HTTP port of the last start.
+        self.port = 0
 
     async def start(self) -> None:
         assert self.proc is None
-        port = free_port()
+        self.port = port = free_port()
         env = dict(self.env, ACCESSD_PORT=str(port))
         with self.log.open("ab") as out:
             self.proc = await asyncio.create_subprocess_exec(

@@ -4,6 +4,11 @@ Both checks answer within a second whatever the database does: a load balancer o
 orchestrator that waits on them must not hang with the service. /healthz says whether the
 process is up and reaches its database; /readyz says, part by part, whether it can do its
 work and, when not, what is down since when.
+
+The MQTT broker being away makes the service degraded, not dead: the credential API keeps
+serving and the gateway reconnects on its own, so /healthz still answers 200 (a liveness
+probe that restarted the process would bring no broker back) but says "degraded", and
+/readyz answers 503 with the broker's part saying since when and why.
 """
 
 import asyncio
@@ -21,6 +26,8 @@ from accessd.api.state import AppState
 from accessd.auth.permissions import Permission
 from accessd.db.outage import is_unavailable
 from accessd.errors import PermissionDenied
+from accessd.gateway.links import broker_links
+from drivers.mqtt.health import LinkStatus
 
 router = APIRouter(tags=["health"])
 
@@ -43,13 +50,40 @@ async def _database(state: AppState) -> str:
     return "ok"
 
 
+def _link(status: LinkStatus) -> dict[str, object]:
+    part: dict[str, object] = {
+        "state": "connected" if status.connected else "down",
+        "broker": status.broker,
+        "since": status.since.isoformat() if status.since else None,
+        "seconds": status.seconds,
+    }
+    if not status.connected:
+        part["attempts"] = status.attempts
+        part["last_error"] = status.last_error
+    return part
+
+
+def _mqtt(state: AppState) -> str | None:
+    """The gateway's broker: "connected" (every link up) or "down"; None without a gateway."""
+    if state.gateway is None:
+        return None
+    up = all(s.connected for s in broker_links(state.gateway).values())
+    return "connected" if up else "down"
+
+
 @router.get("/healthz")
 async def healthz(state: StateDep, response: Response) -> dict[str, str]:
-    """Up and able to reach its database (503 when it cannot, within a second)."""
+    """Up and able to reach its database (503 when it cannot, within a second); "degraded"
+    but 200 while the MQTT broker is away (see the module docstring)."""
     db = await _database(state)
+    mqtt = _mqtt(state)
     if db != "ok":
         response.status_code = 503
-    return {"status": "ok" if db == "ok" else "degraded", "database": db, "version": __version__}
+    body = {"status": "ok" if db == "ok" and mqtt != "down" else "degraded", "database": db}
+    if mqtt is not None:
+        body["mqtt"] = mqtt
+    body["version"] = __version__
+    return body
 
 
 @router.get("/readyz")
@@ -81,7 +115,13 @@ async def readyz(state: StateDep, response: Response) -> dict[str, object]:
             "queued": state.decisions.store.queued,
         },
     }
-    ready = db == "ok"
+    mqtt = _mqtt(state)
+    if state.gateway is not None:
+        # Panels decide offline from their caches meanwhile; requests wait for the broker.
+        parts["mqtt"] = {"state": mqtt} | {
+            role: _link(status) for role, status in broker_links(state.gateway).items()
+        }
+    ready = db == "ok" and mqtt != "down"
     response.status_code = 200 if ready else 503
     return {"status": "ready" if ready else "not_ready", "parts": parts, "version": __version__}
 

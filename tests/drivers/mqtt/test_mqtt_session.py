@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -15,6 +17,7 @@ from drivers.mqtt.access import SERVICE_USER, panel_username
 from drivers.mqtt.config import IncomingMessage, MqttConfig, Will
 from drivers.mqtt.session import MqttSession
 from drivers.mqtt.topics import PanelTopics
+from tests.dead_ports import SynDrop, refusing_port
 from tests.mqtt_broker import PANEL_CLIENT_IDS, MosquittoBroker, mosquitto, mqtt_users  # noqa: F401
 from tests.waiting import until
 
@@ -81,11 +84,17 @@ async def test_a_session_started_while_the_broker_is_down_comes_up_with_it(
         await service.start()  # returns after the first attempt, which failed
         assert not service.connected.is_set()
         assert service.last_error == "MqttUnreachable"
+        down = service.health.status()
+        assert (down.connected, down.attempts, down.connections) == (False, 1, 0)
+        assert f"127.0.0.1:{mosquitto.port}" in (down.last_error or "")
         await service.subscribe([(P1.event(2, "card"), 1)])
     finally:
         mosquitto.start()
     await until(service.connected.is_set, 30, what="the session connected")
     assert service.last_error is None
+    up = service.health.status()
+    assert (up.connected, up.attempts, up.last_error, up.connections) == (True, 0, None, 1)
+    assert down.since is not None and up.since is not None and up.since > down.since
     panel = make(PANEL1)
     await panel.connect()
     await panel.publish(P1.event(2, "card"), b"after the outage")
@@ -140,3 +149,65 @@ async def test_a_handler_of_a_reconnected_session_still_runs_on_the_loop(make: M
     await panel.publish(P1.event(3, "card"), b"x")
     msg = await asyncio.wait_for(seen.get(), 10)
     assert msg.payload == b"x"
+
+
+def unreachable(port: int, **kw: Any) -> MqttSession:
+    settings: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": port,
+        "client_id": f"session-away-{next(_IDS)}",
+        "username": SERVICE_USER,
+        "password": "not-in-any-log",
+        "reconnect_min_delay": 0.05,
+        "reconnect_max_delay": 0.1,
+    }
+    return MqttSession(MqttConfig(**(settings | kw)))
+
+
+async def test_a_broker_that_stays_away_is_logged_once_and_its_attempts_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    session = unreachable(refusing_port())
+    with caplog.at_level(logging.DEBUG, logger="drivers.mqtt"):
+        try:
+            await session.start()
+            await until(lambda: session.health.attempts >= 5, what="five failed attempts")
+        finally:
+            await session.disconnect()
+    warned = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warned) == 1, [r.getMessage() for r in warned]
+    assert "cannot connect to the MQTT broker" in warned[0].getMessage()
+    assert not any(r.exc_info for r in caplog.records)
+    assert "not-in-any-log" not in caplog.text
+    status = session.health.status()
+    assert status.failures >= 5 and not status.connected
+    assert status.last_error is not None and "MqttUnreachable" in status.last_error
+
+
+async def test_closing_a_session_whose_connect_hangs_returns_at_once_and_ends_its_socket() -> None:
+    silent = SynDrop()
+    try:
+        # The connect's own timeout is far longer than the bound asked of the close.
+        session = unreachable(silent.port, timeout=20.0)
+        starting = asyncio.create_task(session.start())
+        await asyncio.sleep(0.3)  # the first attempt is in the kernel's connect by now
+        began = time.monotonic()
+        await asyncio.wait_for(session.disconnect(), 2.0)
+        await asyncio.wait_for(starting, 1.0)  # start() returns: nothing will connect
+        assert time.monotonic() - began < 2.0
+        assert not session.connected.is_set()
+
+        # Let the abandoned connect through: its socket must be closed, not left open.
+        async def late() -> bool:
+            silent.accept_all()
+            return bool(silent.accepted)
+
+        for _ in range(100):  # the kernel sends the SYN again after 1 s, then 3 s
+            if await late():
+                break
+            await asyncio.sleep(0.1)
+        (conn,) = silent.accepted
+        conn.settimeout(3.0)
+        assert conn.recv(64) == b"", "the late connection was left open after the close"
+    finally:
+        silent.close()
