@@ -67,6 +67,9 @@ class BatchWriter(ABC, Generic[T]):
         self.stored = 0
         self.dropped = 0
         self.failures = 0
+        #: Whether the last write failed for another reason than the database being away
+        #: (a refused batch this writer retries whole): /readyz says so.
+        self.failing = False
         #: Rows that failed alone for a data reason (`isolates`), and of them those whose
         #: replacement failed too or that had none: lost.
         self.rejected = 0
@@ -165,6 +168,7 @@ class BatchWriter(ABC, Generic[T]):
                         self.health.failed(f"{self.what} writer", exc)
                         return
                     if not refused:
+                        self.failing = True
                         log.exception("writing %d %s failed; will retry", len(taken), self.what)
                         return
                     log.warning(
@@ -177,6 +181,7 @@ class BatchWriter(ABC, Generic[T]):
                         return
                     continue
                 self.health.succeeded(started)
+                self.failing = False
                 self._written(len(taken), new)
                 self._committed(taken)
 

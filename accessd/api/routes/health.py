@@ -13,7 +13,7 @@ probe that restarted the process would bring no broker back) but says "degraded"
 
 import asyncio
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 from fastapi.security import HTTPAuthorizationCredentials
@@ -24,6 +24,7 @@ from accessd import __version__
 from accessd.api.deps import SessionDep, StateDep, bearer_scheme, current_actor
 from accessd.api.state import AppState
 from accessd.auth.permissions import Permission
+from accessd.db.batches import BatchWriter
 from accessd.db.outage import is_unavailable
 from accessd.errors import PermissionDenied
 from accessd.gateway.links import broker_links
@@ -61,6 +62,18 @@ def _link(status: LinkStatus) -> dict[str, object]:
         part["attempts"] = status.attempts
         part["last_error"] = status.last_error
     return part
+
+
+def _writer(writer: BatchWriter[Any], db: str) -> dict[str, object]:
+    """A batch writer's part: "ok"; "holding" its queue while the database is away; or
+    "failing": its last write was refused for another reason and is being retried."""
+    if writer.failing:
+        condition = "failing"
+    elif db != "ok":
+        condition = "holding"
+    else:
+        condition = "ok"
+    return {"state": condition, "queued": writer.queued, "failures": writer.failures}
 
 
 def _mqtt(state: AppState) -> str | None:
@@ -110,18 +123,26 @@ async def readyz(state: StateDep, response: Response) -> dict[str, object]:
             "turns_missed": state.decisions.turns.missed,
         },
         # Decisions made meanwhile wait in its queue until the database is back.
-        "decision_writer": {
-            "state": "ok" if db == "ok" else "holding",
-            "queued": state.decisions.store.queued,
-        },
+        "decision_writer": _writer(state.decisions.store, db),
     }
+    if state.gateway is not None:
+        # Panel events wait on their panels (unconfirmed) and in this queue.
+        events = state.gateway.events
+        parts["panel_events"] = _writer(events, db) | {
+            "dead_lettered": events.dead_lettered,
+            "lost": events.lost,
+        }
+    writers: list[BatchWriter[Any]] = [state.decisions.store]
+    if state.gateway is not None:
+        writers.append(state.gateway.events)
+    writers_ok = not any(w.failing for w in writers)
     mqtt = _mqtt(state)
     if state.gateway is not None:
         # Panels decide offline from their caches meanwhile; requests wait for the broker.
         parts["mqtt"] = {"state": mqtt} | {
             role: _link(status) for role, status in broker_links(state.gateway).items()
         }
-    ready = db == "ok" and mqtt != "down"
+    ready = db == "ok" and mqtt != "down" and writers_ok
     response.status_code = 200 if ready else 503
     return {"status": "ready" if ready else "not_ready", "parts": parts, "version": __version__}
 
