@@ -1,4 +1,5 @@
-"""How many malformed messages from one panel become database rows: a token bucket each.
+"""How many malformed (or spoofed: naming another panel's door, reader or topic) messages
+from one panel become database rows: a token bucket each.
 
 Every malformed message is evidence worth a row, until a panel (broken firmware, or a
 stolen panel login) sends thousands a second: then each is a write that every other
@@ -84,9 +85,9 @@ class MalformedBudget:
         state.dropped += 1
         if state.reported is None or now - state.reported >= self.report_every:
             log.warning(
-                "panel %s sends malformed messages past its budget (%d, then %g a second): "
-                "%d dropped unrecorded since the last report, the rest of the next %g s "
-                "are only counted",
+                "panel %s sends malformed or spoofed messages past its budget (%d, then %g "
+                "a second): %d dropped unrecorded since the last report, the rest of the "
+                "next %g s are only counted",
                 name,
                 self.burst,
                 self.rate,

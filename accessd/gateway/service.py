@@ -406,6 +406,12 @@ class MqttGateway:
         self, panel: PanelInfo, what: str, detail: str, event: m.Event | None = None
     ) -> None:
         self.counters["spoofed"] += 1
+        # The same budget as malformed messages: a panel login sending thousands of
+        # messages in another's name must not become thousands of rows and log lines. One
+        # dropped is not confirmed either: the panel sends its event again later.
+        if not self.malformed_budget.allow(panel.id, f"{panel.site}/{panel.name}"):
+            self.counters["spoofed_dropped"] += 1
+            return
         log.warning("panel %s/%s: %s %s", panel.site, panel.name, what, detail)
         data: dict[str, Any] = {"what": what, "detail": detail[:200]}
         if event is not None:

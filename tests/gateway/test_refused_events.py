@@ -269,6 +269,36 @@ async def test_a_flood_of_malformed_messages_stores_at_most_the_panels_budget(
     )
 
 
+async def test_a_flood_of_spoofed_events_stores_at_most_the_panels_budget(site: Site) -> None:
+    """Events p1 sends in p2's name (p2's door) are refused as spoofed: a flood of them
+    becomes at most the panel's budget of rows, the rest counted; p2 is untouched."""
+    flood = 300
+    async with raw_panels(site) as (p1, p2):
+        started = time.monotonic()
+        for seq in range(1, flood + 1):
+            body = {
+                "v": 1,
+                "event_id": str(uuid.uuid4()),
+                "seq": seq,
+                "at": NOW,
+                "type": "tamper",
+                "door": p2.door,
+                "data": {},
+            }
+            await p1.client.publish(p1.topics.event(p2.door, "tamper"), json.dumps(body).encode())
+        await until(
+            lambda: site.gateway.counters["spoofed"] >= flood, what="every spoofed event counted"
+        )
+        elapsed = time.monotonic() - started
+        await site.gateway.events.flush()
+        spoofed1 = [r for r in (await rows(site, p1)).values() if r.type == "spoofed"]
+        of_p2 = await rows(site, p2)
+    allowed = budget_module.BURST + budget_module.RATE * elapsed + 1
+    assert budget_module.BURST <= len(spoofed1) <= allowed, (len(spoofed1), elapsed)
+    assert site.gateway.counters["spoofed_dropped"] == flood - len(spoofed1)
+    assert of_p2 == {}
+
+
 @pytest.mark.parametrize("at", [OVERFLOWING, "9999-12-31T23:00:00-05:00", "1969-12-31T23:59:59Z"])
 async def test_a_decide_request_whose_at_is_out_of_range_gets_an_error_reply_naming_it(
     site: Site, at: str
