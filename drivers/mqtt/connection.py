@@ -14,7 +14,7 @@ futures and all state are on the loop, and a request and its reply cross no thre
 paho's own network thread (``loop_start``) each message paid two thread hand-offs and,
 under load, waits for the GIL of up to the switch interval (5 ms), which was most of the
 sequential p99 (bench/decisions_mqtt.py). Only the blocking TCP (and TLS) connect runs in a
-worker thread; while it runs nothing else touches paho.
+worker thread (a daemon thread of its own); while it runs nothing else touches paho.
 
 Every socket gets ``TCP_NODELAY`` (paho 2.2 does not set it): without it a request and its
 reply each wait out Nagle and delayed ACK, 44-88 ms instead of about 0.4 ms on loopback.
@@ -55,6 +55,40 @@ log = logging.getLogger(__name__)
 
 def _properties(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]
+
+
+def _in_daemon_thread(
+    loop: asyncio.AbstractEventLoop, fn: Callable[[], Any]
+) -> asyncio.Future[Any]:
+    """Runs the blocking connect ``fn`` in a daemon thread of its own; its outcome is the
+    future's, set on ``loop``.
+
+    Not the loop's default executor: asyncio.run() joins that executor's threads when it
+    ends, so a connect left hanging on a broker that drops our SYNs (the session closed
+    without waiting for it) would hold the process's exit for up to `timeout` seconds.
+    """
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        result, error = None, None
+        try:
+            result = fn()
+        except BaseException as exc:  # the caller on the loop decides what it means
+            error = exc
+        # A loop closed meanwhile has nobody left to tell.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="mqtt connect", daemon=True).start()
+    return future
 
 
 class _Paho(paho.Client):
@@ -195,7 +229,7 @@ class MqttConnection:
                 properties=props,
             )
         try:
-            self._connecting = connecting = loop.run_in_executor(None, attempt)
+            self._connecting = connecting = _in_daemon_thread(loop, attempt)
             try:
                 await asyncio.shield(connecting)
             finally:

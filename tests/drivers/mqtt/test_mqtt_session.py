@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -19,6 +21,7 @@ from drivers.mqtt.session import MqttSession
 from drivers.mqtt.topics import PanelTopics
 from tests.dead_ports import SynDrop, refusing_port
 from tests.mqtt_broker import PANEL_CLIENT_IDS, MosquittoBroker, mosquitto, mqtt_users  # noqa: F401
+from tests.paths import ROOT
 from tests.waiting import until
 
 P1 = PanelTopics("hq", "p1")
@@ -209,5 +212,48 @@ async def test_closing_a_session_whose_connect_hangs_returns_at_once_and_ends_it
         (conn,) = silent.accepted
         conn.settimeout(3.0)
         assert conn.recv(64) == b"", "the late connection was left open after the close"
+    finally:
+        silent.close()
+
+
+#: A process whose session closed while its connect hung on a broker that drops SYNs.
+_HUNG_CONNECT = """
+import asyncio, sys
+from drivers.mqtt.config import MqttConfig
+from drivers.mqtt.session import MqttSession
+
+async def main() -> None:
+    config = MqttConfig(host="127.0.0.1", port=int(sys.argv[1]), client_id="x", timeout=20.0)
+    session = MqttSession(config)
+    starting = asyncio.create_task(session.start())
+    await asyncio.sleep(0.3)
+    await session.disconnect()
+    await starting
+
+asyncio.run(main())
+"""
+
+
+async def test_a_process_whose_connect_hangs_exits_once_its_session_is_closed() -> None:
+    silent = SynDrop()
+    try:
+        began = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _HUNG_CONNECT,
+            str(silent.port),
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            # Far less than the connect's own 20 s: asyncio.run() does not wait for it.
+            _out, err = await asyncio.wait_for(proc.communicate(), 8.0)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise AssertionError("the process waited for the hanging connect") from None
+        assert proc.returncode == 0, err.decode(errors="replace")
+        assert time.monotonic() - began < 8.0
     finally:
         silent.close()
