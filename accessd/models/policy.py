@@ -181,3 +181,13 @@ class DecisionBatch(Base):
 
     token: Mapped[str] = mapped_column(String(32), primary_key=True)
     written_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class CacheLeadership(Base):
+    """The panels' cache publisher's last heartbeat (accessd.gateway.leader): one row, or
+    none before the first term. NULL after a clean stop: nobody is left publishing."""
+
+    __tablename__ = "cache_leadership"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    beat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -97,11 +97,14 @@ async def test_the_lead_moves_to_the_other_instance_and_back(site: Site) -> None
     tasks.spawn(a.run(work.lead("a")))
     try:
         await until(lambda: a.leading, what="a leads")
+        assert a.waited == 0.0  # nobody led before: a leads at once
         tasks.spawn(b.run(work.lead("b")))
         await asyncio.sleep(RETRY * 3)  # b tries, and must not lead while a does
         assert not b.leading
         await site.proxy.refuse()  # a's database goes away; its lock with its connection
         await until(lambda: b.leading and not a.leading, what="b takes the lead")
+        # a's connection was cut, not closed: b waited out the time a takes to notice.
+        assert b.waited > 0
         await site.proxy.restore()
         await asyncio.sleep(RETRY * 3)  # a is back and tries, but b holds the lock
         assert b.leading and not a.leading
@@ -133,3 +136,25 @@ async def test_a_failing_leader_gives_the_lock_back(site: Site) -> None:
         await until(lambda: b.leading, what="b leads")
     finally:
         await tasks.close()
+
+
+async def test_after_a_clean_stop_the_next_leads_at_once(site: Site) -> None:
+    """The heartbeat is cleared when a term ends cleanly (its work stopped first): the next
+    holder has nobody to wait for."""
+    work = Work()
+    a = Leadership(site.direct, retry=RETRY)
+    b = Leadership(site.direct, retry=RETRY)
+    first = TaskSet("test leadership a")
+    second = TaskSet("test leadership b")
+    first.spawn(a.run(work.lead("a")))
+    try:
+        await until(lambda: a.leading, what="a leads")
+        await asyncio.sleep(RETRY * 2)  # a few heartbeats
+        await first.close()  # a stops: its work, then its heartbeat, then the lock
+        second.spawn(b.run(work.lead("b")))
+        await until(lambda: b.leading, what="b leads")
+        assert b.waited == 0.0
+        assert work.started == ["a", "b"] and work.most == 1
+    finally:
+        await first.close()
+        await second.close()
