@@ -241,7 +241,10 @@ class MqttConnection:
                     connecting.add_done_callback(self._late_connect)
             # The socket is announced and CONNECT queued; the loop writes it now.
             self._flush()
-            present: bool = await asyncio.wait_for(connack, cfg.timeout)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can lose a cancel that comes
+            # as the future completes (drivers.mqtt.replies).
+            async with asyncio.timeout(cfg.timeout):
+                present: bool = await connack
         except (OSError, ValueError) as exc:
             await self._drop()
             raise MqttUnreachable(
@@ -394,10 +397,11 @@ class MqttConnection:
         loop = self._loop
         if loop is None:
             raise MqttNotConnected("the client is not connected")
-        future = loop.create_future()
+        future: asyncio.Future[list[ReasonCode]] = loop.create_future()
         self._acks[mid] = future
         try:
-            return await asyncio.wait_for(future, self.config.timeout)
+            async with asyncio.timeout(self.config.timeout):  # not wait_for: see connect
+                return await future
         except TimeoutError as exc:
             raise MqttTimeout(f"no {what} for message {mid} in {self.config.timeout} s") from exc
         finally:

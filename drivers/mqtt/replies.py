@@ -49,7 +49,11 @@ class Pending(Generic[K, T]):
         """The answer to ``key`` within ``timeout`` seconds (TimeoutError else); the key is
         forgotten however the wait ends."""
         try:
-            return await asyncio.wait_for(future, timeout)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result of a
+            # future that completes as the waiter is cancelled, and the cancel is lost (a
+            # panel's load loop that kept going after its task set was closed, never ending).
+            async with asyncio.timeout(timeout):
+                return await future
         finally:
             self.forget(key, future)
 
@@ -70,7 +74,8 @@ class Pending(Generic[K, T]):
             raise
         try:
             await send
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see `wait`
+                return await future
         finally:
             self.forget(key, future)
 
