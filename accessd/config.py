@@ -109,9 +109,11 @@ class Settings(BaseSettings):
     #: readers must share it. Unset: a random key per process.
     challenge_key: SecretStr | None = None
     challenge_ttl_seconds: float = Field(default=30.0, gt=0, le=300)
-    #: When set, pki_cak, pki_auth and bio count only when a proof establishes them, never
-    #: on a reader's word.
-    require_card_proofs: bool = False
+    #: pki_cak, pki_auth and bio count only when a proof establishes them, and a pin only
+    #: when proven by pki_auth or signed by the reader's attestation key, never on a
+    #: reader's word (nor sm_auth, which this service cannot check). Off only for a site
+    #: whose readers cannot answer challenges yet: their claims then open doors.
+    require_card_proofs: bool = True
     #: Enrollment refuses a card without a Security Object (FIPS 201-3 makes it mandatory);
     #: off only for a site that must enroll legacy cards, whose other objects then go
     #: without their data-group hashes checked.
