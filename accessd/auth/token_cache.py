@@ -72,6 +72,11 @@ class TokenCache:
             self._entries.pop(next(iter(self._entries)))
         self._entries[digest] = CachedToken(actor, expires_at, self._clock())
 
+    def drop(self, digest: str) -> None:
+        """Drops an entry the database just refused. No check in flight needs stopping (as
+        `forget` does), so refused tokens sent in bulk cannot keep good ones out."""
+        self._entries.pop(digest, None)
+
     def forget(self, *, digest: str | None = None, operator_id: int | None = None) -> None:
         """Drops one token's entry, or every entry of an operator."""
         self.generation += 1

@@ -71,3 +71,13 @@ def test_a_cache_with_no_recheck_time_keeps_nothing() -> None:
     actor = Actor(7, "door-7", frozenset({"door_reader"}), readers=frozenset())
     cache.put(digest("acd_x"), actor, utcnow() + timedelta(hours=1), generation=0)
     assert len(cache) == 0
+
+
+def test_refused_tokens_do_not_keep_a_good_one_from_being_kept() -> None:
+    cache = TokenCache(10.0)
+    actor = Actor(7, "door-7", frozenset({"door_reader"}), readers=frozenset())
+    began = cache.generation
+    for n in range(100):
+        cache.drop(digest(f"acd_guess{n}"))  # what principal() does with a refused token
+    cache.put(digest("acd_x"), actor, utcnow() + timedelta(hours=1), generation=began)
+    assert len(cache) == 1
