@@ -120,8 +120,9 @@ class Settings(BaseSettings):
     require_security_object: bool = True
     token_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
     #: A door reader's token, once verified, is checked in the database again after this
-    #: many seconds: a revocation made on another instance takes effect here within it (in
-    #: this instance at once). While the database is away the last verified answer stands,
+    #: many seconds: a revocation made on another instance takes effect here within it at
+    #: the latest (through the audit feed, usually within its 0.1 s poll; in this instance
+    #: at once). While the database is away the last verified answer stands,
     #: so HTTP doors keep deciding from the snapshot (accessd/auth/token_cache.py). 0: no
     #: cache, every request checks the database and gets 503 in an outage.
     reader_token_recheck_seconds: float = Field(default=10.0, ge=0, le=300)

@@ -6,7 +6,9 @@ outage turned every HTTP door to 503 while MQTT doors kept deciding. Here a veri
 device token (by its SHA-256, never the token) maps to the principal it stands for:
 
 - while the database is up, an entry is trusted for ``recheck_seconds`` and then checked
-  again, so a revocation made by another instance takes effect here within that time;
+  again; a revocation made by another instance reaches this one sooner through the audit
+  feed (the decision service forgets an operator's entries at any entry about them, one
+  poll later), and within ``recheck_seconds`` should the feed fall behind;
 - while the database is away, the last verified answer stands until the token's own
   expiry: nobody can revoke a token then (revocation is a database write), so the only
   revocations this misses are those of the last ``recheck_seconds`` before the outage;

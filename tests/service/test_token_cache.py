@@ -1,6 +1,7 @@
 """The door-reader token cache's bounds: a revocation written by another instance (no
-forget reaches this process) takes effect here within recheck_seconds, and a check that
-began before a forget does not put its answer back."""
+forget reaches this process) takes effect here at the next audit-feed poll, and within
+recheck_seconds even without it; a check that began before a forget does not put its
+answer back."""
 
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ from accessd.auth.token_cache import TokenCache
 from accessd.auth.tokens import digest
 from accessd.db.base import utcnow
 from accessd.db.outage import DatabaseHealth
+from accessd.decisions.service import DecisionService
 from accessd.errors import AuthenticationFailed
+from accessd.events import EventBus
 from accessd.models import ApiToken
+from accessd.models.enums import Entity
+from accessd.services import audit
 from accessd.services.actors import Actor
 from tests.conftest import Operators
 
@@ -53,6 +58,41 @@ async def test_a_revocation_by_another_instance_takes_effect_within_the_recheck_
         with pytest.raises(AuthenticationFailed):
             await principal(s, token, cache, health)
     assert len(cache) == 0
+
+
+async def test_a_revocation_by_another_instance_reaches_the_cache_through_the_audit_feed(
+    sessions: async_sessionmaker[AsyncSession], ops: Operators
+) -> None:
+    service = DecisionService(sessions, EventBus(), poll_interval=3600)
+    await service.start()
+    try:
+        cache = TokenCache(3600.0)
+        health = DatabaseHealth()
+        op_id, headers = await ops.make("door_reader", readers=[4])
+        token = headers["Authorization"].removeprefix("Bearer ")
+        async with sessions() as s:
+            actor = await principal(s, token, cache, health)
+        # What another instance's revoke_all writes: the rows and the audit entry, and no
+        # forget that could reach this process.
+        async with sessions() as s:
+            await s.execute(update(ApiToken).values(revoked=True))
+            await audit.record(
+                s,
+                actor="operator:other",
+                action="token.revoke_all",
+                entity=Entity.OPERATOR,
+                entity_id=op_id,
+                data={"tokens": 1, "why": "disabled changed"},
+            )
+            await s.commit()
+        async with sessions() as s:
+            assert await principal(s, token, cache, health) == actor  # not seen yet
+        assert await service.poll_feed() >= 1
+        async with sessions() as s:
+            with pytest.raises(AuthenticationFailed):
+                await principal(s, token, cache, health)
+    finally:
+        await service.stop()
 
 
 def test_a_check_that_began_before_a_forget_does_not_store_its_answer() -> None:
