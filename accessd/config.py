@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
     #: A door reader's token, once verified, is checked in the database again after this
     #: many seconds: a revocation made on another instance takes effect here within it at
-    #: the latest (through the audit feed, usually within its 0.1 s poll; in this instance
+    #: the latest (through the audit feed, usually within its 1 s poll; in this instance
     #: at once). While the database is away the last verified answer stands,
     #: so HTTP doors keep deciding from the snapshot (accessd/auth/token_cache.py). 0: no
     #: cache, every request checks the database and gets 503 in an outage.

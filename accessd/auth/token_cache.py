@@ -8,10 +8,11 @@ device token (by its SHA-256, never the token) maps to the principal it stands f
 - while the database is up, an entry is trusted for ``recheck_seconds`` and then checked
   again; a revocation made by another instance reaches this one sooner through the audit
   feed (the decision service forgets an operator's entries at any entry about them, one
-  poll later), and within ``recheck_seconds`` should the feed fall behind;
+  poll, about a second, later), and within ``recheck_seconds`` should the feed fall behind;
 - while the database is away, the last verified answer stands until the token's own
   expiry: nobody can revoke a token then (revocation is a database write), so the only
-  revocations this misses are those of the last ``recheck_seconds`` before the outage;
+  revocations this misses are those made elsewhere that it had not read when the
+  database went away (a feed poll, at most ``recheck_seconds``, before the outage);
 - a revocation in this process (logout, a password, role, disabled or binding change)
   drops the operator's entries at once, and once more when its transaction commits, so a
   check that read the row just before the commit cannot put the old answer back.
