@@ -112,17 +112,20 @@ class Settings(BaseSettings):
     #: readers must share it. Unset: a random key per process.
     challenge_key: SecretStr | None = None
     challenge_ttl_seconds: float = Field(default=30.0, gt=0, le=300)
-    #: When set, pki_cak, pki_auth and bio count only when a proof establishes them, never
-    #: on a reader's word.
-    require_card_proofs: bool = False
+    #: pki_cak, pki_auth and bio count only when a proof establishes them, and a pin only
+    #: when proven by pki_auth or signed by the reader's attestation key, never on a
+    #: reader's word (nor sm_auth, which this service cannot check). Off only for a site
+    #: whose readers cannot answer challenges yet: their claims then open doors.
+    require_card_proofs: bool = True
     #: Enrollment refuses a card without a Security Object (FIPS 201-3 makes it mandatory);
     #: off only for a site that must enroll legacy cards, whose other objects then go
     #: without their data-group hashes checked.
     require_security_object: bool = True
     token_ttl_seconds: int = Field(default=8 * 3600, ge=60, le=30 * 24 * 3600)
     #: A door reader's token, once verified, is checked in the database again after this
-    #: many seconds: a revocation made on another instance takes effect here within it (in
-    #: this instance at once). While the database is away the last verified answer stands,
+    #: many seconds: a revocation made on another instance takes effect here within it at
+    #: the latest (through the audit feed, usually within its 1 s poll; in this instance
+    #: at once). While the database is away the last verified answer stands,
     #: so HTTP doors keep deciding from the snapshot (accessd/auth/token_cache.py). 0: no
     #: cache, every request checks the database and gets 503 in an outage.
     reader_token_recheck_seconds: float = Field(default=10.0, ge=0, le=300)

@@ -42,7 +42,7 @@ async def principal(
     try:
         op, row = await authenticate_token(session, token)
     except AuthenticationFailed:
-        cache.forget(digest=key)
+        cache.drop(key)
         raise
     except Exception as exc:
         if entry is None or not is_unavailable(exc):

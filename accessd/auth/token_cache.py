@@ -6,10 +6,13 @@ outage turned every HTTP door to 503 while MQTT doors kept deciding. Here a veri
 device token (by its SHA-256, never the token) maps to the principal it stands for:
 
 - while the database is up, an entry is trusted for ``recheck_seconds`` and then checked
-  again, so a revocation made by another instance takes effect here within that time;
+  again; a revocation made by another instance reaches this one sooner through the audit
+  feed (the decision service forgets an operator's entries at any entry about them, one
+  poll, about a second, later), and within ``recheck_seconds`` should the feed fall behind;
 - while the database is away, the last verified answer stands until the token's own
   expiry: nobody can revoke a token then (revocation is a database write), so the only
-  revocations this misses are those of the last ``recheck_seconds`` before the outage;
+  revocations this misses are those made elsewhere that it had not read when the
+  database went away (a feed poll, at most ``recheck_seconds``, before the outage);
 - a revocation in this process (logout, a password, role, disabled or binding change)
   drops the operator's entries at once, and once more when its transaction commits, so a
   check that read the row just before the commit cannot put the old answer back.
@@ -71,6 +74,11 @@ class TokenCache:
         if digest not in self._entries and len(self._entries) >= MAX_ENTRIES:
             self._entries.pop(next(iter(self._entries)))
         self._entries[digest] = CachedToken(actor, expires_at, self._clock())
+
+    def drop(self, digest: str) -> None:
+        """Drops an entry the database just refused. No check in flight needs stopping (as
+        `forget` does), so refused tokens sent in bulk cannot keep good ones out."""
+        self._entries.pop(digest, None)
 
     def forget(self, *, digest: str | None = None, operator_id: int | None = None) -> None:
         """Drops one token's entry, or every entry of an operator."""

@@ -29,9 +29,6 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-_digest = digest
-
-
 def forget_cached(
     session: AsyncSession, operator_id: int | None = None, token_digest: str | None = None
 ) -> None:
@@ -53,7 +50,7 @@ async def issue_token(
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
         operator_id=op.id,
-        token_sha256=_digest(token),
+        token_sha256=digest(token),
         expires_at=utcnow() + timedelta(seconds=ttl_seconds),
     )
     session.add(row)
@@ -112,7 +109,7 @@ def check_form(token: str) -> None:
 async def authenticate_token(session: AsyncSession, token: str) -> tuple[Operator, ApiToken]:
     """The operator a token belongs to and the token's row; AuthenticationFailed else."""
     check_form(token)
-    row = await session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(token)))
+    row = await session.scalar(select(ApiToken).where(ApiToken.token_sha256 == digest(token)))
     if row is None or row.revoked:
         raise AuthenticationFailed("unknown or revoked bearer token", code="bad_token")
     if row.expires_at <= utcnow():
@@ -124,7 +121,7 @@ async def authenticate_token(session: AsyncSession, token: str) -> tuple[Operato
 
 
 async def revoke_token(session: AsyncSession, token: str) -> None:
-    row = await session.scalar(select(ApiToken).where(ApiToken.token_sha256 == _digest(token)))
+    row = await session.scalar(select(ApiToken).where(ApiToken.token_sha256 == digest(token)))
     if row is not None and not row.revoked:
         row.revoked = True
         forget_cached(session, token_digest=row.token_sha256)

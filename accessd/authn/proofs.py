@@ -4,8 +4,11 @@ PKI-CAK and PKI-AUTH are challenge-responses: the card signed one of our challen
 the key of its card-authentication (9E) or PIV-authentication (9A, after the PIN) slot, and
 the certificate for that key validates to a trust anchor under the matching FPKI policy.
 BIO is a match result signed by the reader's attestation key over the same challenge and
-the same certificate, so it is bound to this card at this door at this moment. CHUID is
-read, never trusted: it identifies a card and proves nothing (FIPS 201-3 removed it).
+the same certificate, so it is bound to this card at this door at this moment. A PIN the
+card verified (VERIFY) during a PKI-CAK presentation counts the same way only: the reader
+signs that claim over the challenge and certificate; otherwise only PKI-AUTH, whose 9A key
+works only after the PIN, proves it. CHUID is read, never trusted: it identifies a card
+and proves nothing (FIPS 201-3 removed it).
 """
 
 from __future__ import annotations
@@ -33,10 +36,15 @@ from policies.vocabulary import Mechanism
 MAX_CERTIFICATE = 8192
 MAX_SIGNATURE = 1024
 BIO_DOMAIN = b"accessd/bio/v1\x00"
+PIN_DOMAIN = b"accessd/pin/v1\x00"
 _BIO_TAIL = struct.Struct(">?H")  # matched, score
 
 #: Mechanisms that count only when a proof establishes them.
 PROVABLE = frozenset({Mechanism.PKI_CAK, Mechanism.PKI_AUTH, Mechanism.BIO})
+#: What a reader's word alone never establishes where card proofs are required: the
+#: provable ones, a PIN (proven by PKI-AUTH or a signed claim) and secure messaging, which
+#: this service cannot check at all.
+UNPROVEN_CLAIMS = PROVABLE | {Mechanism.PIN, Mechanism.SM_AUTH}
 
 _PURPOSES: dict[Mechanism, Purpose] = {Mechanism.PKI_CAK: CARD_AUTH, Mechanism.PKI_AUTH: PIV_AUTH}
 
@@ -74,6 +82,14 @@ class BioProof:
 
 
 @dataclass(frozen=True, slots=True)
+class PinProof:
+    """A reader's signed statement that the card verified the holder's PIN (VERIFY
+    answered 9000) in this presentation; see `pin_message`."""
+
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Authenticated:
     """What the proofs established: the mechanisms, and the certificate that did it."""
 
@@ -88,6 +104,12 @@ class Authenticated:
 def bio_message(challenge: bytes, cert_sha256: str, matched: bool, score: int) -> bytes:
     """The bytes a reader signs to attest a biometric match for one card presentation."""
     return BIO_DOMAIN + challenge + bytes.fromhex(cert_sha256) + _BIO_TAIL.pack(matched, score)
+
+
+def pin_message(challenge: bytes, cert_sha256: str) -> bytes:
+    """The bytes a reader signs to attest that the card verified the PIN for one
+    presentation: the challenge and certificate bind it to this card, door and moment."""
+    return PIN_DOMAIN + challenge + bytes.fromhex(cert_sha256)
 
 
 class AttestationKeyUnsupported(Exception):
@@ -133,10 +155,14 @@ class Authenticator:
         return ProofRejected(detail, code=code)
 
     async def verify(
-        self, reader_id: int, proof: PkiProof, bio: BioProof | None = None
+        self,
+        reader_id: int,
+        proof: PkiProof,
+        bio: BioProof | None = None,
+        pin: PinProof | None = None,
     ) -> Authenticated:
-        """The mechanisms ``proof`` (and ``bio``) establish at ``reader_id``, or raise an
-        AuthnError (challenge or proof) or ValidationError saying exactly why not."""
+        """The mechanisms ``proof`` (and ``bio``, ``pin``) establish at ``reader_id``, or
+        raise an AuthnError (challenge or proof) or ValidationError saying exactly why not."""
         purpose = _PURPOSES.get(proof.mechanism)
         if purpose is None:
             raise self._reject(
@@ -164,11 +190,31 @@ class Authenticator:
         # Only now the expensive part; a warm certificate is a cache hit.
         validated = await self._validator.validate(proof.certificate, purpose)
         mechanisms = {proof.mechanism}
+        if pin is not None:
+            await self._check_pin(reader_id, proof.challenge, validated.sha256, pin)
+            mechanisms.add(Mechanism.PIN)
         if bio is not None:
             await self._check_bio(reader_id, proof.challenge, validated.sha256, bio)
             mechanisms.add(Mechanism.BIO)
         self.accepted += 1
         return Authenticated(frozenset(mechanisms), validated)
+
+    async def _check_pin(
+        self, reader_id: int, challenge: bytes, sha256: str, pin: PinProof
+    ) -> None:
+        key = await self._reader_keys(reader_id)
+        if key is None:
+            raise self._reject(
+                "pin_unattested", f"reader {reader_id} has no attestation key to sign a PIN claim"
+            )
+        if not 0 < len(pin.signature) <= MAX_SIGNATURE:
+            raise self._reject("pin_malformed", "PIN claim signature missing or too long")
+        try:
+            _verify_attestation(key, pin.signature, pin_message(challenge, sha256))
+        except (InvalidSignature, AttestationKeyUnsupported) as exc:
+            raise self._reject(
+                "pin_bad_signature", "the PIN claim is not signed by the reader's key"
+            ) from exc
 
     async def _check_bio(
         self, reader_id: int, challenge: bytes, sha256: str, bio: BioProof

@@ -1,8 +1,10 @@
 """Reader attestation keys, read from the database and kept for a few seconds.
 
-A BIO proof needs the key of the reader that signed it. Keys change rarely (a facility
-manager rotates one), so each is cached for ``ttl`` seconds: a rotation takes effect at
-the door within that time, and a decision costs no query while it is warm.
+A BIO proof or a signed PIN claim needs the key of the reader that signed it. Keys change
+rarely (a facility manager rotates one), so each is cached for ``ttl`` seconds: a rotation
+takes effect at the door within that time, and a decision costs no query while it is warm.
+While the database is away the last key read stands (no rotation can be written then), so
+such a door keeps deciding from the snapshot like the others.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from accessd.db.outage import is_unavailable
 from accessd.models import Reader
 
 log = logging.getLogger(__name__)
@@ -41,8 +44,15 @@ class ReaderKeys:
         hit = self._cache.get(reader_id)
         if hit is not None and hit[0] > now:
             return hit[1]
-        async with self._sessions() as session:
-            pem = await session.scalar(select(Reader.attestation_key).where(Reader.id == reader_id))
+        try:
+            async with self._sessions() as session:
+                pem = await session.scalar(
+                    select(Reader.attestation_key).where(Reader.id == reader_id)
+                )
+        except Exception as exc:
+            if hit is None or not is_unavailable(exc):
+                raise
+            return hit[1]
         key = None
         if pem:
             try:

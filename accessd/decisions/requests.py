@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 
 from accessd.authn.proofs import (
     PROVABLE,
+    UNPROVEN_CLAIMS,
     Authenticated,
     Authenticator,
     BioProof,
+    PinProof,
     PkiProof,
     certificate_sha256,
 )
@@ -53,6 +55,11 @@ def proofs_from(
     return pki, BioProof(matched, score, decode_b64(bio_signature, "bio.signature"))
 
 
+def pin_from(signature: str | None) -> PinProof | None:
+    """A signed PIN claim from its base64 signature; InvalidInput for bad base64."""
+    return None if signature is None else PinProof(decode_b64(signature, "pin.signature"))
+
+
 def normalised(kind: str, value: str) -> str:
     """Identifiers compare in lower case, badge numbers as printed."""
     return value if kind == "badge_number" else value.lower()
@@ -67,18 +74,24 @@ async def access_request(
     evidence: Iterable[Mechanism],
     proof: PkiProof | None = None,
     bio: BioProof | None = None,
-    require_proofs: bool = False,
+    pin: PinProof | None = None,
+    require_proofs: bool = True,
 ) -> AccessRequest:
-    """The request to decide; ``at`` must be aware."""
+    """The request to decide; ``at`` must be aware.
+
+    ``require_proofs`` (settings.require_card_proofs): the reader's word counts for
+    nothing a card or a signed claim can prove, nor for a PIN or secure messaging; off,
+    only a request with a proof has its provable claims taken from the proof alone."""
     proven = frozenset(evidence)
     kind, value = ("", "") if credential is None else (credential[0], normalised(*credential))
     failure = proven_by = None
-    if proof is not None or require_proofs:
-        # Provable mechanisms count only when proven.
+    if require_proofs:
+        proven -= UNPROVEN_CLAIMS
+    elif proof is not None:
         proven -= PROVABLE
     if proof is not None:
         try:
-            authenticated = await authn.verify(reader_id, proof, bio)
+            authenticated = await authn.verify(reader_id, proof, bio, pin)
         except AccessdError as exc:  # AuthnError or ValidationError: both say why
             failure = f"{exc.code}: {exc.detail}"
             kind, value = "cert_sha256", certificate_sha256(proof.certificate)

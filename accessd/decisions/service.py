@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from accessd.auth.token_cache import forget_everywhere
 from accessd.db.outage import DatabaseHealth, is_unavailable
 from accessd.decisions import loader
 from accessd.decisions.presence import PresenceStore
@@ -452,6 +453,11 @@ class DecisionService:
             self._pending_all_people |= entity in _PEOPLE_ENTITIES
         elif entity == Entity.CREDENTIAL and entity_id.isdigit():
             self._pending_credentials.add(int(entity_id))
+        elif entity == Entity.OPERATOR and entity_id.isdigit():
+            # A token revoked or an account changed, here or on another instance: this
+            # process's cached door-reader tokens of that operator are checked afresh, one
+            # poll later rather than at their recheck time (accessd/auth/token_cache.py).
+            forget_everywhere(operator_id=int(entity_id))
         elif entity == Entity.PERSON and entity_id.isdigit():
             self._pending_people.add(int(entity_id))
             ids = data.get("credential_ids")

@@ -115,10 +115,21 @@ async def seed(
             if fresh:
                 await seed_people(session, actors, cards or {}, date.today())
                 await _policy(session, actors[Role.FACILITY_MANAGER])
+            await _bind_door_reader(session, accounts[Role.DOOR_READER.value][0], system)
             await session.commit()
     finally:
         await engine.dispose()
     return accounts
+
+
+async def _bind_door_reader(session: AsyncSession, username: str, actor: Actor) -> None:
+    """The demo's HTTP door account serves the example sites' readers (a database seeded
+    before accounts were bound serves none until this runs)."""
+    op = await session.scalar(select(Operator).where(Operator.username == username))
+    if op is None or op.readers:
+        return
+    readers = list(await session.scalars(select(Reader.id).order_by(Reader.id)))
+    await operators.update_operator(session, actor, op.id, {"readers": readers}, op.version)
 
 
 async def _tokens(settings: Settings, usernames: list[str]) -> tuple[dict[str, str], int]:
@@ -527,10 +538,12 @@ def _print_intro(
     admin = tokens[accounts[Role.ADMIN.value][0]]
     door = tokens[accounts[Role.DOOR_READER.value][0]]
     auth = f"-H 'Authorization: Bearer {admin}'"
+    # A reader's bare claim: denied, and the reply says what the card must still prove
+    # (settings.require_card_proofs); the simulated panels answer accessd's challenges.
     ask = json.dumps(
         {
             "reader_id": reader,
-            "evidence": ["pki_auth"],
+            "evidence": ["pki_cak"],
             "credential": {"kind": "card_uuid", "value": card_uuid_of(example_people(), "E2001")},
         }
     )

@@ -3,7 +3,7 @@ accessd.auth.tokens'."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -47,7 +47,7 @@ def validate_roles(roles: Iterable[str]) -> list[str]:
 
 
 async def validate_readers(
-    session: AsyncSession, readers: Iterable[int], roles: Iterable[str]
+    session: AsyncSession, readers: Iterable[int], roles: Collection[str]
 ) -> list[int]:
     """The readers an account serves, sorted; only a door_reader serves any, and each must
     exist (a typo would otherwise bind a device to nothing, or to a reader added later)."""

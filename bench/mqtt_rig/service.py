@@ -34,6 +34,9 @@ class Service:
             mqtt_password=passwords[SERVICE_USER],
             mqtt_client_id="accessd-bench",
             gc_freeze=True,  # as `accessd serve` runs (accessd.heap)
+            # The load is readers' claims (no card answers challenges here): taken as given,
+            # so the decisions are the engine's whole path, not a factors_missing shortcut.
+            require_card_proofs=False,
         )
         self.decisions = DecisionService(self.sessions, bus)
         self.cards = build_card_authentication(settings, self.sessions)

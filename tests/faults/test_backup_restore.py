@@ -72,6 +72,13 @@ def trust_material(where: Path) -> tuple[Path, Path]:
 
 
 @pytest.fixture
+def settings(db_url: str) -> Settings:
+    """The decision compared across the restore is a reader's claim ("pki_cak" on its
+    word), which only a service that does not require card proofs takes."""
+    return Settings(database_url=db_url, require_card_proofs=False)
+
+
+@pytest.fixture
 async def empty_database(backend: str, tmp_path: Path) -> AsyncIterator[str]:
     """A URL for a database with no table at all, as a restore needs."""
     if backend == "sqlite":
@@ -94,7 +101,8 @@ async def test_a_backup_restores_into_a_new_database_and_the_service_answers_as_
     tmp_path: Path,
 ) -> None:
     site = await setup_site(client, ops, sessions)
-    reader = await ops.headers("door_reader", readers=[site["main"], site["office"]])
+    # An auditor too, so the replies name the person and card compared below.
+    reader = await ops.headers("door_reader", "auditor", readers=[site["main"], site["office"]])
     admin = await ops.headers("admin")
     question = ask(site["main"], MONDAY_10AM, "pki_cak")
     before = ok(await client.post("/v1/decisions", json=question, headers=reader))
@@ -128,6 +136,7 @@ async def test_a_backup_restores_into_a_new_database_and_the_service_answers_as_
         database_url=empty_database,
         trust_anchors=[files / "trust-anchors" / "root.pem"],
         crl_directory=files / "crls",
+        require_card_proofs=False,  # as the first service (the settings fixture below)
     )
     app = create_app(settings)
     async with (

@@ -21,7 +21,7 @@ from accessd.api.schemas.decisions import (
 from accessd.api.state import AppState
 from accessd.auth.permissions import Permission
 from accessd.db.outage import is_unavailable
-from accessd.decisions.requests import access_request, proofs_from
+from accessd.decisions.requests import access_request, pin_from, proofs_from
 from accessd.errors import InvalidInput, PermissionDenied
 from accessd.models import DecisionEvent
 from accessd.models.enums import Entity
@@ -122,9 +122,9 @@ async def decide(
     empty, and `not_authorized` for a denial that would tell of the person's security
     record (person_inactive, eligibility_suspended, insufficient_clearance, not_read_in).
 
-    With a `proof` the card's challenge-response (and a signed biometric result) is
-    verified here, certificate path and revocation included; a proof that fails is a stored
-    denial (`authentication_failed`) saying why, not an HTTP error.
+    With a `proof` the card's challenge-response (and a signed biometric result or PIN
+    claim) is verified here, certificate path and revocation included; a proof that fails
+    is a stored denial (`authentication_failed`) saying why, not an HTTP error.
     """
     await check_reader(state, actor, body.reader_id, "decision")
     at = body.at or datetime.now(UTC)
@@ -143,6 +143,7 @@ async def decide(
         evidence=body.evidence,
         proof=proof,
         bio=bio,
+        pin=pin_from(body.pin.signature if body.pin else None),
         require_proofs=state.settings.require_card_proofs,
     )
     decision = await state.decisions.decide_in_turn(request, source="api")

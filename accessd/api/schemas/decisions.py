@@ -42,16 +42,29 @@ class BioProofIn(Input):
     signature: Signature
 
 
+class PinProofIn(Input):
+    """The reader's claim that the card verified the holder's PIN in this presentation,
+    signed by the reader's attestation key over the proof's challenge and certificate (see
+    accessd.authn.proofs.pin_message). Unsigned, a PIN counts only through pki_auth."""
+
+    signature: Signature
+
+
 class DecisionRequest(Input):
     reader_id: Id
     #: How the reader identified the card; may be left out when `proof` carries the
     #: certificate (which then identifies it), must match it otherwise.
     credential: CredentialId | None = None
-    #: What the reader verified itself: pin, sm_auth, …; pki_cak, pki_auth and bio are
-    #: taken only from proofs when a proof is given.
-    evidence: list[Mechanism] = Field(default_factory=list, max_length=8)
+    evidence: list[Mechanism] = Field(
+        default_factory=list,
+        max_length=8,
+        description="What the reader says it verified. With require_card_proofs (the "
+        "default) only chuid and badge are taken on its word: pki_cak, pki_auth and bio "
+        "come from `proof` and `bio`, a PIN from pki_auth or a signed `pin`.",
+    )
     proof: PkiProofIn | None = None
     bio: BioProofIn | None = None
+    pin: PinProofIn | None = None
 
     @model_validator(mode="after")
     def _identified(self) -> DecisionRequest:
@@ -59,6 +72,8 @@ class DecisionRequest(Input):
             raise ValueError("give the credential, a proof, or both")
         if self.bio is not None and self.proof is None:
             raise ValueError("a biometric result is bound to a proof's challenge: give both")
+        if self.pin is not None and self.proof is None:
+            raise ValueError("a PIN claim is bound to a proof's challenge: give both")
         return self
 
     #: When the card was presented; now when omitted (panels replaying buffered reads set it).

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
+from accessd.config import Settings
 from tests.conftest import Operators
 from tests.helpers import (
     act,
@@ -55,6 +57,13 @@ async def site(client: httpx.AsyncClient, fm: dict[str, str]) -> dict[str, Any]:
         201,
     )
     return {"facility": fac, "area": area, "door": door, "reader": reader}
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    """These tests drive decisions with a reader's claim ("pki_cak" on its word) to see the
+    policy objects at work, so they allow such claims explicitly."""
+    return Settings(database_url=db_url, require_card_proofs=False)
 
 
 async def card_holder(client: httpx.AsyncClient, ops: Operators) -> dict[str, Any]:

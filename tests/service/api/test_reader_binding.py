@@ -28,7 +28,7 @@ async def test_a_door_reader_asking_at_a_reader_it_does_not_serve_is_403_audited
     client: httpx.AsyncClient, ops: Operators, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     site = await setup_site(client, ops, sessions)
-    reader_id, headers = await ops.make("door_reader", readers=[site["main"]])
+    account_id, headers = await ops.make("door_reader", readers=[site["main"]])
     served = ok(
         await client.post(
             "/v1/decisions", json=ask(site["main"], MONDAY_10AM, "pki_cak"), headers=headers
@@ -58,7 +58,7 @@ async def test_a_door_reader_asking_at_a_reader_it_does_not_serve_is_403_audited
     )
     ok(await client.post("/v1/challenges", json={"reader_id": site["main"]}, headers=headers), 201)
 
-    refusals = [e for e in await audit_actions(client, ops) if e["entity_id"] == str(reader_id)]
+    refusals = [e for e in await audit_actions(client, ops) if e["entity_id"] == str(account_id)]
     assert [(e["action"], e["data"]) for e in refusals if "refused" in str(e["action"])] == [
         ("decision.refused", {"reader_id": site["office"], "why": "reader_not_bound"}),
         ("challenge.refused", {"reader_id": site["office"], "why": "reader_not_bound"}),

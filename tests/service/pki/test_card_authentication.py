@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd.authn.challenges import ChallengeBook
 from accessd.authn.errors import ChallengeRejected
-from accessd.authn.proofs import bio_message
+from accessd.authn.proofs import bio_message, pin_message
 from accessd.events import EventBus
 from accessd.policyfile import loader as policy_loader
 from accessd.policyfile import versions
@@ -364,9 +364,75 @@ async def test_proofs_replace_what_a_reader_merely_claims(site: Site) -> None:
     # Claimed pki_auth next to a proven pki_cak does not make two factors.
     answer, _ = await present(site, "Office in", site.card, extra={"evidence": ["pki_auth"]})
     assert (answer["granted"], answer["required"]) == (False, ["pin"])
-    # The reader's own PIN check does add the second factor to PKI-CAK.
+    # Nor does the reader's word that the card checked the PIN (a signed claim does: below).
     pin, _ = await present(site, "Office in", site.card, extra={"evidence": ["pin"]})
-    assert pin["granted"], pin
+    assert (pin["granted"], pin["required"]) == (False, ["pin"]), pin
+
+
+async def test_an_unsigned_pin_claim_is_no_factor_a_signed_one_is_a_badly_signed_one_refused(
+    site: Site,
+) -> None:
+    office = site.readers["Office in"]
+    attestation = ec.generate_private_key(ec.SECP256R1())
+
+    async def with_pin(key: ec.EllipticCurvePrivateKey, sign_for: bytes | None = None) -> Any:
+        nonce = await challenge(site, office)
+        message = pin_message(sign_for or nonce, fingerprint(site.card, "9e"))
+        signature = key.sign(message, ec.ECDSA(hashes.SHA256()))
+        answer, _ = await present(
+            site,
+            "Office in",
+            site.card,
+            nonce=nonce,
+            extra={"evidence": ["pin"], "pin": {"signature": b64(signature)}},
+        )
+        return answer
+
+    unsigned, _ = await present(site, "Office in", site.card, extra={"evidence": ["pin"]})
+    assert (unsigned["granted"], unsigned["reason"], unsigned["required"]) == (
+        False,
+        "factors_missing",
+        ["pin"],
+    )
+    # A reader with no attestation key cannot vouch for a PIN at all.
+    unattested = await with_pin(attestation)
+    assert unattested["reason"] == "authentication_failed"
+    assert any("pin_unattested" in line for line in unattested["trail"]), unattested
+
+    pem = (
+        attestation.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    reader = ok(await site.client.get(f"/v1/readers/{office}", headers=site.fm_hdr))
+    ok(
+        await site.client.patch(
+            f"/v1/readers/{office}",
+            json={"attestation_key": pem},
+            headers=site.fm_hdr | {"If-Match": f'"{reader["version"]}"'},
+        )
+    )
+    site.state.authn._reader_keys.forget()
+
+    signed = await with_pin(attestation)
+    assert signed["granted"], signed
+    assert any("pin, pki_cak by card_auth certificate" in line for line in signed["trail"])
+    other_presentation = await with_pin(attestation, sign_for=b"another presentation")
+    assert other_presentation["reason"] == "authentication_failed"
+    assert any("pin_bad_signature" in line for line in other_presentation["trail"])
+    another_key = await with_pin(ec.generate_private_key(ec.SECP256R1()))
+    assert another_key["reason"] == "authentication_failed"
+    assert any("pin_bad_signature" in line for line in another_key["trail"])
+    assert site.state.authn.rejected["pin_bad_signature"] == 2
+
+
+async def test_a_pin_claim_without_a_proof_is_a_clear_error(site: Site) -> None:
+    body = {
+        "reader_id": site.readers["Office in"],
+        "credential": {"kind": "card_uuid", "value": site.card.card_uuid},
+        "pin": {"signature": "AAAA"},
+    }
+    problem(await site.client.post("/v1/decisions", json=body, headers=site.reader_hdr), 422)
 
 
 async def test_a_signed_biometric_match_is_the_third_factor(site: Site) -> None:
