@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +168,8 @@ class Rig:
     def another_instance(self, name: str) -> Accessd:
         """A second `accessd serve` on the same database and broker: its own client ids,
         the same shared request subscription (tests.faults: "one of two instances")."""
-        env = dict(self.accessd.env, ACCESSD_MQTT_CLIENT_ID=f"accessd-faults-{name}")
+        own = f"{self.accessd.env['ACCESSD_MQTT_CLIENT_ID']}-{name}"
+        env = dict(self.accessd.env, ACCESSD_MQTT_CLIENT_ID=own)
         return Accessd(env, self.tmp / f"accessd-{name}.log")
 
     async def start_panels(self, names: tuple[str, ...] = PANELS) -> None:
@@ -273,7 +275,10 @@ def accessd_env(db_url: str, broker: MosquittoBroker, users: dict[str, str]) -> 
         ACCESSD_MQTT_URL=f"mqtt://127.0.0.1:{broker.port}",
         ACCESSD_MQTT_USERNAME=SERVICE_USER,
         ACCESSD_MQTT_PASSWORD=users[SERVICE_USER],
-        ACCESSD_MQTT_CLIENT_ID="accessd-faults",
+        # Its own per rig: the broker (shared by a module's tests, and persistent) keeps
+        # accessd's session and its queue across a test's end; a later test's accessd that
+        # took the same client id would be handed the earlier test's events.
+        ACCESSD_MQTT_CLIENT_ID=f"accessd-faults-{uuid.uuid4().hex[:8]}",
         ACCESSD_LOG_LEVEL="warning",
         # Every wait on the database bounded, so a stop during an outage is quick.
         ACCESSD_DATABASE_CONNECT_TIMEOUT_SECONDS="1",
