@@ -58,3 +58,23 @@ def in_words(reason: str, trail: Sequence[str] = (), required: Sequence[str] = (
     if required:
         sentence += f"; still required: {', '.join(required)}"
     return sentence
+
+
+#: Denials that would tell whoever stands at the door about the person's security record
+#: (status, vetting, clearance, programs): a door, HTTP reader or MQTT panel, is told them
+#: all as one.
+PERSONAL_REASONS = frozenset(
+    {
+        Reason.PERSON_INACTIVE,
+        Reason.ELIGIBILITY_SUSPENDED,
+        Reason.INSUFFICIENT_CLEARANCE,
+        Reason.NOT_READ_IN,
+    }
+)
+#: The reason a door is given instead of one of those.
+NOT_AUTHORIZED = "not_authorized"
+
+
+def for_the_door(reason: Reason) -> str:
+    """The reason code a door is told (the decision log keeps the real one)."""
+    return NOT_AUTHORIZED if reason in PERSONAL_REASONS else reason.value

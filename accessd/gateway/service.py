@@ -62,6 +62,7 @@ from drivers.mqtt.replies import Pending, json_reply_id
 from drivers.mqtt.session import MqttSession
 from drivers.tasks import TaskSet
 from policies.decision import Decision
+from policies.reasons import for_the_door
 from policies.vocabulary import Mechanism
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class MqttGateway:
         authn: Authenticator,
         bus: EventBus,
         *,
-        require_proofs: bool = False,
+        require_proofs: bool = True,
         silence_limit: timedelta = SILENCE_LIMIT,
         leadership: Leadership | None = None,
         requests: MqttLink | None = None,
@@ -680,14 +681,16 @@ def _error_reply(msg: IncomingMessage, error: str, detail: str = "") -> m.ErrorR
 
 
 def _reply_of(request_id: str, d: Decision) -> m.DecideReply:
+    """What a panel is told: what it acts on, nothing of who the card belongs to (no trail,
+    which names people and their vetting; no personal reason), as an HTTP door is
+    (accessd.api.routes.decisions.public). The decision log keeps the rest."""
     return m.DecideReply(
         id=request_id,
         granted=d.granted,
-        reason=d.reason.value,
+        reason=for_the_door(d.reason),
         required=list(d.required),
         unlock_seconds=d.unlock_seconds,
         door=d.door_id,
-        trail=list(d.trail)[-6:],
     )
 
 

@@ -27,24 +27,12 @@ from accessd.models import DecisionEvent
 from accessd.models.enums import Entity
 from accessd.services import audit
 from accessd.services.actors import Actor
-from policies.decision import Decision, Reason
+from policies.decision import Decision
+from policies.reasons import for_the_door
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
-
-#: Denials that would tell whoever stands at the door about the person's security record
-#: (status, vetting, clearance, programs): a door shows them all as one.
-_PERSONAL_REASONS = frozenset(
-    {
-        Reason.PERSON_INACTIVE,
-        Reason.ELIGIBILITY_SUSPENDED,
-        Reason.INSUFFICIENT_CLEARANCE,
-        Reason.NOT_READ_IN,
-    }
-)
-#: The reason a door reader is given instead of one of those.
-NOT_AUTHORIZED = "not_authorized"
 
 
 def public(d: Decision, *, full: bool = True) -> DecisionPublic:
@@ -52,9 +40,7 @@ def public(d: Decision, *, full: bool = True) -> DecisionPublic:
     what it acts on (open, for how long, what to ask for next) and nothing about who the
     card belongs to: no person, credential, companions or trail, and no personal reason."""
     assert d.at is not None
-    reason = d.reason.value
-    if not full and d.reason in _PERSONAL_REASONS:
-        reason = NOT_AUTHORIZED
+    reason = d.reason.value if full else for_the_door(d.reason)
     return DecisionPublic(
         granted=d.granted,
         reason=reason,

@@ -9,8 +9,9 @@ from datetime import UTC, datetime
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from accessd.api.routes.decisions import NOT_AUTHORIZED, public
+from accessd.api.routes.decisions import public
 from policies.decision import Decision, Reason
+from policies.reasons import NOT_AUTHORIZED
 from tests.conftest import Operators
 from tests.helpers import ok, problem
 from tests.service.api.test_decisions_api import MONDAY_10AM, ask, setup_site
