@@ -40,7 +40,9 @@ def is_unavailable(error: BaseException) -> bool:
             return True
         # SQLAlchemy's asyncpg adapter wraps the driver's exception: look underneath.
         return any(_driver_unavailable(e) for e in _chain(error.orig))
-    return any(is_unavailable(e) for e in _chain(error.__cause__))
+    # Raised from (cause) or while handling (context) an outage: an error of the cleanup
+    # after a lost connection (a rollback on a closed one) is the outage too.
+    return any(is_unavailable(e) for e in _chain(error.__cause__ or error.__context__))
 
 
 def _chain(error: BaseException | None) -> list[BaseException]:

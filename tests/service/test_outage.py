@@ -63,3 +63,22 @@ def test_a_success_that_began_before_the_outage_does_not_end_it() -> None:
     assert not health.available
     health.succeeded(health.now())
     assert health.available
+
+
+def test_an_error_raised_while_cleaning_up_after_a_lost_connection_is_the_outage_too() -> None:
+    """A rollback on a connection the outage closed fails with an error of its own, raised
+    while the lost connection was being handled (its context, not its cause)."""
+    try:
+        try:
+            raise ConnectionResetError(104, "reset by peer")
+        except ConnectionResetError:
+            raise sa_exc.InvalidRequestError("cannot roll back: the connection is closed")  # noqa: B904
+    except sa_exc.InvalidRequestError as during_outage:
+        assert is_unavailable(during_outage)
+    try:
+        try:
+            raise KeyError("a bug")
+        except KeyError:
+            raise sa_exc.InvalidRequestError("a bug's cleanup")  # noqa: B904
+    except sa_exc.InvalidRequestError as after_a_bug:
+        assert not is_unavailable(after_a_bug)
