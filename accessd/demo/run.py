@@ -329,6 +329,10 @@ def _raise_exit(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 async def _serve(
     settings: Settings,
     host: str,
@@ -419,6 +423,12 @@ def run_demo(
     sim: subprocess.Popen[bytes] | None = None
     broker: DemoBroker | EmbeddedBroker | None = None
     previous_term = signal.signal(signal.SIGTERM, _raise_exit)
+    # Ctrl-C raises KeyboardInterrupt where it lands, as Python's own handler does, but
+    # installed here so that asyncio.run leaves it alone: its handler cancels the running
+    # task instead, and a cancellation swallowed on the way out (seen once under load)
+    # ended the demo with status 0 instead of 130. uvicorn, which takes both signals while
+    # it serves, hands them back to these handlers when it has shut down.
+    previous_int = signal.signal(signal.SIGINT, _raise_interrupt)
     try:
         cards: dict[str, dict[str, Any]] = {}
         ready: dict[str, Any] = {}
@@ -497,6 +507,7 @@ def run_demo(
         if broker is not None:
             broker.stop()
         signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def _print_intro(
