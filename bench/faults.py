@@ -55,28 +55,27 @@ async def kill_9_under_load(r: Rig, proxy: TcpProxy, args: argparse.Namespace) -
 
 
 async def sigterm_during_outage(r: Rig, proxy: TcpProxy, args: argparse.Namespace) -> float:
-    await r.accessd.start()
-    r.load(args.rate)
-    await asyncio.sleep(3.0)
-    await proxy.refuse()
-    await asyncio.sleep(10.0)
-    took = await r.accessd.terminate(60.0)
-    print(f"  SIGTERM during the outage: stopped in {took:.1f} s", flush=True)
-    await asyncio.sleep(2.0)
-    await r.stop_load()
-    await proxy.restore()
-    await r.accessd.start()
-    return await r.all_confirmed(300)
+    return await _sigterm_while(r, proxy, args, hang=False)
 
 
 async def sigterm_while_database_hangs(r: Rig, proxy: TcpProxy, args: argparse.Namespace) -> float:
+    return await _sigterm_while(r, proxy, args, hang=True)
+
+
+async def _sigterm_while(r: Rig, proxy: TcpProxy, args: argparse.Namespace, *, hang: bool) -> float:
+    """SIGTERM while the database refuses connections, or (``hang``) accepts them and never
+    answers: only accessd's own bounds end its shutdown."""
     await r.accessd.start()
     r.load(args.rate)
     await asyncio.sleep(3.0)
-    proxy.hang()
+    if hang:
+        proxy.hang()
+    else:
+        await proxy.refuse()
     await asyncio.sleep(10.0)
     took = await r.accessd.terminate(60.0)
-    print(f"  SIGTERM while the database hangs: stopped in {took:.1f} s", flush=True)
+    what = "while the database hangs" if hang else "during the outage"
+    print(f"  SIGTERM {what}: stopped in {took:.1f} s", flush=True)
     await asyncio.sleep(2.0)
     await r.stop_load()
     await proxy.restore()

@@ -407,20 +407,9 @@ async def test_two_service_instances_share_the_requests(site: Site, panel: Panel
 
 
 async def test_a_panel_cannot_have_its_answers_sent_to_another_panel(site: Site) -> None:
-    def login(name: str, client_id: str) -> MqttClient:
-        return MqttClient(
-            MqttConfig(
-                host="127.0.0.1",
-                port=site.broker.port,
-                client_id=client_id,
-                username=f"hq.{name}",
-                password=site.users[f"hq.{name}"],
-            )
-        )
-
     # Each login may use only its own client id.
-    victim = login("p1", panel_client_id("hq", "p1"))
-    attacker = login("p2", panel_client_id("hq", "p2"))
+    victim = _login(site, "p1", panel_client_id("hq", "p1"))
+    attacker = _login(site, "p2", panel_client_id("hq", "p2"))
     seen: list[tuple[str, bytes]] = []
     answered: list[bytes] = []
     qos: set[int] = set()
