@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd.authn.proofs import Authenticator
 from accessd.config import Settings
-from accessd.decisions.requests import access_request, proofs_from
+from accessd.decisions.requests import access_request, pin_from, proofs_from
 from accessd.decisions.service import DecisionService, SnapshotChange
 from accessd.errors import AccessdError, DeviceTimeout, DeviceUnavailable, InvalidInput
 from accessd.events import CredentialsRevoked, CredentialStateChanged, DomainEvent, EventBus
@@ -499,6 +499,7 @@ class MqttGateway:
                 else None,
                 (req.bio.matched, req.bio.score, req.bio.signature) if req.bio else None,
             )
+            pin = pin_from(req.pin.signature if req.pin else None)
         except InvalidInput as exc:
             await self._error(panel, msg, "req/decide", m.PayloadError("invalid", exc.detail))
             return
@@ -510,6 +511,7 @@ class MqttGateway:
             evidence=[Mechanism(e) for e in req.evidence],
             proof=proof,
             bio=bio,
+            pin=pin,
             require_proofs=self._require_proofs,
         )
         decision = await self._decisions.decide_in_turn(request, source="mqtt", request_id=req.id)

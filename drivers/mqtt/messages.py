@@ -122,6 +122,15 @@ class BioProof(Part):
     signature: Base64
 
 
+class PinClaim(Part):
+    """The reader's statement that the card verified the holder's PIN (VERIFY answered
+    9000) in this presentation, signed with the reader's attestation key over the domain,
+    the challenge of ``proof`` and its certificate's SHA-256 (accessd.authn.proofs.pin_message).
+    Without it, or without a reader key to check it, a PIN counts only through PKI-AUTH."""
+
+    signature: Base64
+
+
 class DecideRequest(Message):
     """``req/decide``: a card at a reader; the answer is a DecideReply."""
 
@@ -132,6 +141,7 @@ class DecideRequest(Message):
     evidence: list[Mechanism] = Field(default_factory=list, max_length=8)
     proof: PkiProof | None = None
     bio: BioProof | None = None
+    pin: PinClaim | None = None
     reply_to: Topic | None = None
 
 

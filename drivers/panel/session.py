@@ -50,6 +50,7 @@ from drivers.mqtt.messages import (
     Mechanism,
     Message,
     PayloadError,
+    PinClaim,
     PkiProof,
     Scalar,
     SnapshotRequest,
@@ -116,6 +117,8 @@ class Presentation:
     bio: BioProof | None = None
     #: The card accepted the PIN (VERIFY answered 9000): a factor the panel saw itself.
     pin_verified: bool = False
+    #: The reader's signed statement of it, which accessd counts as the PIN factor.
+    pin_claim: PinClaim | None = None
     #: Other identifiers read from the card, for the offline lookup.
     identifiers: tuple[CredentialRef, ...] = ()
     #: The proof signs a challenge of the panel's own, which only an offline check accepts.
@@ -537,6 +540,7 @@ class PanelSession:
             evidence=list(p.evidence),
             proof=p.proof,
             bio=p.bio,
+            pin=p.pin_claim,
             reply_to=self.topics.rsp,
         )
         return await self._request(

@@ -548,3 +548,77 @@ async def test_a_panel_cannot_take_the_services_client_ids(site: Site, panel: Pa
     assert lost == []
     results = [await _present(site, panel) for _ in range(5)]
     assert all(r.granted and not r.offline for r in results)
+
+
+async def test_a_pin_a_panels_reader_signs_counts_over_mqtt_and_an_unsigned_one_does_not(
+    site: Site, tmp_path: Path
+) -> None:
+    """Issue 15: a PIN the reader says the card verified counts only when the reader signs
+    that claim with its attestation key, over MQTT as over HTTP (otherwise only PKI-AUTH
+    proves the PIN). The dock door is made card-and-PIN; the card is read with PKI-CAK."""
+    import base64
+    from dataclasses import replace
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from accessd.authn.proofs import pin_message
+    from drivers.mqtt.messages import PinClaim
+
+    fm = await site.ops.headers("facility_manager")
+    client = site.svc.client
+    state = site.svc.app.state.accessd
+    door = ok(await client.get(f"/v1/doors/{site.doors['Dock door']}", headers=fm))
+    ok(
+        await client.patch(
+            f"/v1/doors/{door['id']}",
+            json={"mode": "card_and_pin"},
+            headers=fm | {"If-Match": f'"{door["version"]}"'},
+        )
+    )
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    rid = site.readers["Dock in"]
+    reader = ok(await client.get(f"/v1/readers/{rid}", headers=fm))
+    ok(
+        await client.patch(
+            f"/v1/readers/{rid}",
+            json={"attestation_key": pem},
+            headers=fm | {"If-Match": f'"{reader["version"]}"'},
+        )
+    )
+    state.authn._reader_keys.forget()
+    await state.decisions.refresh()
+    session = await _panel(site, tmp_path, "p2", "Dock door", "Dock in")
+    try:
+
+        async def with_pin(signer: ec.EllipticCurvePrivateKey | None) -> Any:
+            await until(lambda: session.challenges_held(rid) > 0)
+            read = await read_card(session, rid, VirtualPivCard(site.card))
+            assert read.proof is not None and read.proof.mechanism == "pki_cak"
+            claim = None
+            if signer is not None:
+                challenge = base64.b64decode(read.proof.challenge)
+                message = pin_message(challenge, fingerprint(site.card, "9e"))
+                signature = signer.sign(message, ec.ECDSA(hashes.SHA256()))
+                claim = PinClaim(signature=base64.b64encode(signature).decode())
+            said = replace(read, evidence=("pki_cak", "pin"), pin_verified=True, pin_claim=claim)
+            return await session.present(said)
+
+        unsigned = await with_pin(None)
+        assert (unsigned.granted, unsigned.reason, unsigned.offline) == (
+            False,
+            "factors_missing",
+            False,
+        )
+        signed = await with_pin(key)
+        assert (signed.granted, signed.reason, signed.offline) == (True, "granted", False)
+        forged = await with_pin(ec.generate_private_key(ec.SECP256R1()))
+        assert (forged.granted, forged.reason) == (False, "authentication_failed")
+    finally:
+        await session.close()
+        session.buffer.close()
