@@ -14,6 +14,7 @@ from accessd.config import Settings
 from accessd.db.outage import DatabaseHealth
 from accessd.decisions.service import DecisionService
 from accessd.events import EventBus
+from accessd.gateway.budget import MalformedBudget
 from accessd.gateway.service import MqttGateway
 
 
@@ -36,3 +37,11 @@ class AppState:
     #: Door-reader tokens verified lately (accessd/auth/token_cache.py); the app sets its
     #: recheck time from settings.reader_token_recheck_seconds.
     tokens: TokenCache = field(default_factory=lambda: TokenCache(0.0))
+    #: How many refused requests at readers an account does not serve are audited: a
+    #: misconfigured or hostile device asking thousands a second must not fill the audit
+    #: log (the rest are counted and said in the log once a minute).
+    reader_refusals: MalformedBudget = field(
+        default_factory=lambda: MalformedBudget(
+            subject="account", what="requests at readers it does not serve"
+        )
+    )

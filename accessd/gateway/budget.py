@@ -61,7 +61,12 @@ class MalformedBudget:
         burst: int = BURST,
         report_every: float = REPORT_EVERY,
         clock: Callable[[], float] = time.monotonic,
+        subject: str = "panel",
+        what: str = "malformed or spoofed messages",
     ) -> None:
+        #: Who sends (the log line's first word), and what it sends too much of.
+        self.subject = subject
+        self.what = what
         self.rate = rate
         self.burst = burst
         self.report_every = report_every
@@ -85,10 +90,11 @@ class MalformedBudget:
         state.dropped += 1
         if state.reported is None or now - state.reported >= self.report_every:
             log.warning(
-                "panel %s sends malformed or spoofed messages past its budget (%d, then %g "
-                "a second): %d dropped unrecorded since the last report, the rest of the "
-                "next %g s are only counted",
+                "%s %s sends %s past its budget (%d, then %g a second): %d dropped "
+                "unrecorded since the last report, the rest of the next %g s are only counted",
+                self.subject,
                 name,
+                self.what,
                 self.burst,
                 self.rate,
                 state.dropped,

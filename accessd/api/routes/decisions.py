@@ -64,6 +64,10 @@ async def check_reader(state: AppState, actor: Actor, reader_id: int, what: str)
     before anything about the card is looked at."""
     if actor.may_use_reader(reader_id):
         return
+    if not state.reader_refusals.allow(actor.operator_id or 0, actor.label):
+        # Past the account's budget: refused all the same, counted, not audited again.
+        state.metrics.rejected.labels(reason="reader_not_bound_unaudited").inc()
+        raise _not_bound(reader_id)
     try:
         async with state.sessions() as session:
             await audit.record(
@@ -87,7 +91,11 @@ async def check_reader(state: AppState, actor: Actor, reader_id: int, what: str)
             what,
             reader_id,
         )
-    raise PermissionDenied(
+    raise _not_bound(reader_id)
+
+
+def _not_bound(reader_id: int) -> PermissionDenied:
+    return PermissionDenied(
         f"this account does not serve reader {reader_id}",
         code="reader_not_bound",
         permission=Permission.DECISIONS_REQUEST.value,

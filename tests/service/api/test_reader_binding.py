@@ -166,3 +166,52 @@ def test_a_door_is_not_told_of_the_persons_security_record() -> None:
         "factors_missing",
         ["pin"],
     )
+
+
+async def test_a_flood_of_refused_requests_fills_the_audit_log_only_to_the_accounts_budget(
+    client: httpx.AsyncClient, ops: Operators, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """A device asking again and again at a reader it does not serve is refused every time,
+    but audited only up to its account's budget (20, then one a second); the rest are
+    counted. Another account's budget is its own."""
+    import time
+
+    from accessd.gateway import budget
+
+    site = await setup_site(client, ops, sessions)
+    flooder, headers = await ops.make("door_reader", readers=[site["main"]])
+    other, other_headers = await ops.make("door_reader", readers=[site["main"]])
+    flood = 40
+    started = time.monotonic()
+    for _ in range(flood):
+        problem(
+            await client.post(
+                "/v1/decisions", json=ask(site["office"], MONDAY_10AM, "pki_cak"), headers=headers
+            ),
+            403,
+            "reader_not_bound",
+        )
+    elapsed = time.monotonic() - started
+    problem(
+        await client.post(
+            "/v1/decisions", json=ask(site["office"], MONDAY_10AM, "pki_cak"), headers=other_headers
+        ),
+        403,
+        "reader_not_bound",
+    )
+    entries = await audit_actions(client, ops)
+
+    def refusals_of(account: int) -> list[dict[str, object]]:
+        mine = [e for e in entries if e["entity_id"] == str(account)]
+        return [e for e in mine if "refused" in str(e["action"])]
+
+    audited = refusals_of(flooder)
+    assert budget.BURST <= len(audited) <= budget.BURST + budget.RATE * elapsed + 1
+    assert refusals_of(other)
+    admin = await ops.headers("admin")
+    metrics = (await client.get("/metrics", headers=admin)).text
+    unaudited = flood - len(audited)
+    assert (
+        f'accessd_rejected_requests_total{{reason="reader_not_bound_unaudited"}} {unaudited}.0'
+        in metrics
+    )
