@@ -198,12 +198,9 @@ class DecisionService:
 
         From this instance's presence alone: where another instance may be deciding the
         same person, area or door at once, `decide_in_turn` is the one to call."""
-        decision = evaluate(request, self.snapshot, self.presence)
-        change = self._presence_change(decision, request)
-        if change is not None:
-            self.presence_store.add(change)
-        self._stored(decision, request, source, request_id)
-        return decision
+        return self._record(
+            evaluate(request, self.snapshot, self.presence), request, source, request_id
+        )
 
     async def decide_in_turn(
         self, request: AccessRequest, *, source: str = "api", request_id: str | None = None
@@ -215,14 +212,11 @@ class DecisionService:
         turn cannot be had in time or the database is away (counted in `turns.missed`)."""
         first = evaluate(request, self.snapshot, self.presence)
         keys = turns(self.snapshot, first) if self.turns.serializes else ()
-        if not keys:
-            change = self._presence_change(first, request)
-            if change is not None:
-                self.presence_store.add(change)
-            return self._stored(first, request, source, request_id)
-        if not self.health.available:
+        if keys and not self.health.available:
             self.turns.missed += 1
-            return self.decide(request, source=source, request_id=request_id)
+        if not keys or not self.health.available:
+            # Nothing awaited since `first`: it is this instance's decision as it stands.
+            return self._record(first, request, source, request_id)
         turn = _Turn()
         started = self.health.now()
         # Past twice the lock wait the panel has decided alone anyway; a database that hangs
@@ -267,6 +261,16 @@ class DecisionService:
                     await self.presence_store.write(session, [turn.change])
         except Exception as exc:  # the database's or the lock's; the decider says which
             turn.error = exc
+
+    def _record(
+        self, decision: Decision, request: AccessRequest, source: str, request_id: str | None
+    ) -> Decision:
+        """Applies ``decision`` to presence (queuing the change for the others) and queues
+        its row."""
+        change = self._presence_change(decision, request)
+        if change is not None:
+            self.presence_store.add(change)
+        return self._stored(decision, request, source, request_id)
 
     def _presence_change(self, decision: Decision, request: AccessRequest) -> Change | None:
         """Applies the decision to this instance's presence; the change, for the others."""
