@@ -10,11 +10,11 @@ from accessd.api.metrics import ApiMetrics
 from accessd.auth.throttle import LoginThrottle
 from accessd.auth.token_cache import TokenCache
 from accessd.authn.proofs import Authenticator
+from accessd.budget import RecordBudget
 from accessd.config import Settings
 from accessd.db.outage import DatabaseHealth
 from accessd.decisions.service import DecisionService
 from accessd.events import EventBus
-from accessd.gateway.budget import MalformedBudget
 from accessd.gateway.service import MqttGateway
 
 
@@ -40,8 +40,8 @@ class AppState:
     #: How many refused requests at readers an account does not serve are audited: a
     #: misconfigured or hostile device asking thousands a second must not fill the audit
     #: log (the rest are counted and said in the log once a minute).
-    reader_refusals: MalformedBudget = field(
-        default_factory=lambda: MalformedBudget(
+    reader_refusals: RecordBudget = field(
+        default_factory=lambda: RecordBudget(
             subject="account", what="requests at readers it does not serve"
         )
     )

@@ -9,7 +9,7 @@ whose topic names a panel accessd does not know, or names a reader or door that 
 panel's own, is dropped and reported as a ``spoofed`` event (the broker's ACL should
 already stop a panel writing another's topics; this catches a misconfigured one). A
 malformed payload is answered with an ErrorReply where it has a reply topic, counted,
-stored as an ``error`` event within its panel's budget (`accessd.gateway.budget`: past it,
+stored as an ``error`` event within its panel's budget (`accessd.budget`: past it,
 only counted), and never stops the gateway. A request whose handling fails
 (the decision path can reach the database) is answered with an ``internal`` ErrorReply at
 once, so the panel need not wait out its deadline, and logged and counted as a failed task.
@@ -42,12 +42,12 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from accessd.authn.proofs import Authenticator
+from accessd.budget import RecordBudget
 from accessd.config import Settings
 from accessd.decisions.requests import access_request, pin_from, proofs_from
 from accessd.decisions.service import DecisionService, SnapshotChange
 from accessd.errors import AccessdError, DeviceTimeout, DeviceUnavailable, InvalidInput
 from accessd.events import CredentialsRevoked, CredentialStateChanged, DomainEvent, EventBus
-from accessd.gateway.budget import MalformedBudget
 from accessd.gateway.cache import CachePublisher
 from accessd.gateway.directory import PanelDirectory, PanelInfo
 from accessd.gateway.events import PanelEventStore
@@ -158,7 +158,7 @@ class MqttGateway:
         self.presence: dict[int, PanelPresence] = {}
         self.counters: Counter[str] = Counter()
         #: How many malformed messages a panel may have stored as rows.
-        self.malformed_budget = MalformedBudget()
+        self.malformed_budget = RecordBudget()
         self._tasks = TaskSet("mqtt gateway", logger=log)
         self._commands: Pending[tuple[int, str], m.CommandResult] = Pending()
         self._unsubscribe: Callable[[], None] | None = None

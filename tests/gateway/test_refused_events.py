@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from accessd.gateway import budget as budget_module
+from accessd import budget as budget_module
 from accessd.gateway import events as events_module
 from accessd.models import PanelEvent
 from drivers.mqtt.access import panel_client_id

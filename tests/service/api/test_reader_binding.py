@@ -176,7 +176,7 @@ async def test_a_flood_of_refused_requests_fills_the_audit_log_only_to_the_accou
     counted. Another account's budget is its own."""
     import time
 
-    from accessd.gateway import budget
+    from accessd import budget
 
     site = await setup_site(client, ops, sessions)
     flooder, headers = await ops.make("door_reader", readers=[site["main"]])

@@ -1,4 +1,4 @@
-"""accessd.gateway.budget: each panel's malformed messages recorded up to a token bucket,
+"""accessd.budget: each panel's malformed messages recorded up to a token bucket,
 the rest counted, and said in the log once per panel per interval."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from accessd.gateway.budget import MalformedBudget, TokenBucket
+from accessd.budget import RecordBudget, TokenBucket
 
 
 class Clock:
@@ -28,9 +28,9 @@ def test_a_bucket_gives_its_burst_then_refills_at_its_rate() -> None:
 def test_past_its_budget_a_panel_is_counted_and_logged_once_an_interval_others_unaffected(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="accessd.gateway.budget")
+    caplog.set_level(logging.WARNING, logger="accessd.budget")
     clock = Clock()
-    budget = MalformedBudget(rate=1.0, burst=5, report_every=60.0, clock=clock)
+    budget = RecordBudget(rate=1.0, burst=5, report_every=60.0, clock=clock)
     allowed = [budget.allow(1, "hq/p1") for _ in range(1000)]
     assert sum(allowed) == 5 and budget.dropped == 995
     assert all(budget.allow(2, "hq/p2") for _ in range(5))  # its own bucket

@@ -1,11 +1,12 @@
-"""How many malformed (or spoofed: naming another panel's door, reader or topic) messages
-from one panel become database rows: a token bucket each.
+"""How many of one source's bad messages become records: a token bucket each.
 
-Every malformed message is evidence worth a row, until a panel (broken firmware, or a
-stolen panel login) sends thousands a second: then each is a write that every other
-panel's events queue behind. Past its budget a panel's malformed messages are counted
-and dropped, and said in the log once per panel per ``report_every`` seconds with the
-count since the last line, never once a message. Other panels keep their own budgets.
+Every malformed or spoofed panel message (the MQTT gateway), and every request a door
+reader account makes at a reader it does not serve (the API's audit), is evidence worth a
+record, until one source (broken firmware, a stolen login) sends thousands a second: then
+each is a write that everything else queues behind, or an audit log filled with one line.
+Past its budget a source's messages are counted and not recorded, and said in the log once
+per source per ``report_every`` seconds with the count since the last line, never once a
+message. Other sources keep their own budgets.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ class _Panel:
     reported: float | None = None
 
 
-class MalformedBudget:
-    """Per panel, whether its next malformed message may be recorded (see the module)."""
+class RecordBudget:
+    """Per source, whether its next bad message may be recorded (see the module)."""
 
     def __init__(
         self,
