@@ -131,8 +131,10 @@ class Leadership:
             await work.close()
             if self.leading and conn is not None:
                 # Stopped cleanly: the next holder need not wait for this one.
+                # Bounded by the same 2 s as the lock's release below, not by the check
+                # interval: a loaded loop missed a 0.2 s bound, and the next holder waited.
                 with contextlib.suppress(Exception):
-                    async with asyncio.timeout(min(self._retry, 2.0)):
+                    async with asyncio.timeout(2.0):
                         await conn.execute(_STOOD_DOWN)
                         await conn.commit()
             self.leading = False
