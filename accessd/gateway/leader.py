@@ -129,17 +129,29 @@ class Leadership:
             # Stop the work first, then let the lock go: another instance may lead only
             # once this one has stopped publishing.
             await work.close()
-            if self.leading and conn is not None:
-                # Stopped cleanly: the next holder need not wait for this one.
-                # Bounded by the same 2 s as the lock's release below, not by the check
-                # interval: a loaded loop missed a 0.2 s bound, and the next holder waited.
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(2.0):
-                        await conn.execute(_STOOD_DOWN)
-                        await conn.commit()
+            if self.leading:
+                await self._stand_down(conn)
             self.leading = False
             if conn is not None:
                 await _discard(conn)
+
+    async def _stand_down(self, conn: AsyncConnection | None) -> None:
+        """Clears the heartbeat after the work stopped, so the next holder need not wait.
+        On the lock's connection, or, when a stop cancelled a statement on it midway and
+        left it unusable (seen under load), on a fresh one; 2 s each at most."""
+        for fresh in (False, True):
+            try:
+                async with asyncio.timeout(2.0):
+                    if fresh or conn is None:
+                        async with self._engine.connect() as other:
+                            await other.execute(_STOOD_DOWN)
+                            await other.commit()
+                    else:
+                        await conn.execute(_STOOD_DOWN)
+                        await conn.commit()
+                return
+            except Exception as exc:  # the next holder waits out the grace instead
+                log.info("cache lead: heartbeat not cleared (%s)", type(exc).__name__)
 
     async def _beat(self, conn: AsyncConnection) -> None:
         """The heartbeat, on the lock's connection. Bounded: a database that hangs must end
